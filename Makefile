@@ -1,0 +1,71 @@
+# dagtrigger developer entry points. `make demo` and `make test` install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_VERSION ?= 3.12
+STACK_DIR      := .stack
+UV_VERSION     := 0.13.8
+UV             := $(STACK_DIR)/uv/bin/uv
+VENV           := .venv
+SAM_VENV       := .venv-sam
+PY             := $(VENV)/bin/python
+SAM            := $(SAM_VENV)/bin/sam
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help venv sam-venv lint format test test-unit test-template test-contract test-e2e \
+        validate build demo up down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	@mkdir -p $(STACK_DIR)
+	python3 -m venv $(STACK_DIR)/uv
+	$(STACK_DIR)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) pyproject.toml layers/core/requirements.txt requirements/dev.lock
+	@test -x $(PY) || $(UV) venv --quiet --python "$$(scripts/find-python $(PYTHON_VERSION))" $(VENV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet requirements/dev.lock
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps -e .
+	@touch $@
+
+venv: $(VENV)/.installed ## the development virtual environment (.venv)
+
+$(SAM_VENV)/.installed: $(UV) requirements/sam.txt
+	@test -x $(SAM_VENV)/bin/python || $(UV) venv --quiet --python "$$(scripts/find-python $(PYTHON_VERSION))" $(SAM_VENV)
+	VIRTUAL_ENV=$(SAM_VENV) $(UV) pip install --quiet -r requirements/sam.txt
+	@touch $@
+
+sam-venv: $(SAM_VENV)/.installed ## the SAM CLI in its own environment (it pins boto3 and cfn-lint)
+
+requirements/dev.lock: pyproject.toml layers/core/requirements.txt | $(UV)
+	$(UV) pip compile --quiet --python-version $(PYTHON_VERSION) --extra dev \
+	  pyproject.toml layers/core/requirements.txt -o $@
+
+lint: venv ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy layers/core/dagtrigger functions devstack
+
+format: venv ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: venv sam-venv ## every test: unit, template, contract (real Airflow 2 and 3) and end to end
+	$(PY) -m pytest
+
+test-unit: venv ## unit tests only (no network, no processes)
+	$(PY) -m pytest tests/unit
+
+test-template: venv sam-venv ## sam validate --lint, cfn-lint and sam build
+	$(PY) -m pytest tests/template
+
+validate: sam-venv ## sam validate --lint
+	$(SAM) validate --lint
+
+build: sam-venv ## sam build (python3.12 runtime)
+	PATH="$$(dirname "$$(scripts/find-python $(PYTHON_VERSION))"):$$PATH" $(SAM) build
+
+clean: ## remove build output and the local stack's state (not the virtual environments)
+	rm -rf .aws-sam $(STACK_DIR)/state

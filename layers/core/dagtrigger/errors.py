@@ -1,0 +1,47 @@
+"""Exceptions shared across the package. Each carries enough to be recorded in the ledger."""
+
+from __future__ import annotations
+
+
+class DagTriggerError(Exception):
+    """Base class for every error dagtrigger raises on purpose."""
+
+
+class SettingsError(DagTriggerError):
+    """An environment variable is missing or malformed (raised at cold start)."""
+
+
+class RoutesConfigError(DagTriggerError):
+    """The routes file is invalid. The message names the field and line at fault."""
+
+
+class RejectedError(DagTriggerError):
+    """A permanent problem with one event: recorded as REJECTED, never retried.
+
+    ``code`` is a short machine-readable reason (``conf_not_object``, ``dag_not_found`` ...),
+    ``str(exc)`` the human explanation, keeping Airflow's own message where there is one.
+    """
+
+    def __init__(self, code: str, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+class TransientTriggerError(DagTriggerError):
+    """A failure worth retrying: throttling, 5xx, timeouts, connection errors, a busy CLI."""
+
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+
+
+class TriggerFailedError(DagTriggerError):
+    """Transient failures outlasted the retry budget; the event is retried later by SQS."""
+
+    def __init__(self, message: str, *, attempts: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.attempts = attempts

@@ -1,0 +1,53 @@
+"""The one settings model, read from environment variables and validated once per cold start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dagtrigger.errors import SettingsError
+
+
+class Settings(BaseSettings):
+    """Every environment variable dagtrigger reads. Names are the upper-cased field names."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    table_name: str = Field(min_length=3, max_length=255, description="DynamoDB trigger history table")
+    routes_location: str = Field(
+        default="bundled:routes.yaml",
+        description="bundled:NAME (file in the layer), file:PATH, ssm:/PARAMETER/NAME or s3://BUCKET/KEY",
+    )
+    routes_cache_seconds: int = Field(default=60, ge=0, le=3600)
+    record_ignored: bool = Field(default=True, description="record unrouted objects as IGNORED")
+    ignored_ttl_days: int = Field(default=7, ge=1, le=3650)
+    history_ttl_days: int = Field(default=90, ge=1, le=3650)
+    conf_max_bytes: int = Field(default=32 * 1024, ge=2, le=256 * 1024)
+    trigger_budget_seconds: float = Field(
+        default=20.0, gt=0, le=600, description="time allowed for retries of one trigger"
+    )
+    rest_api_max_tps: float = Field(
+        default=5.0, gt=0, le=100, description="InvokeRestApi/REST calls per second per Lambda instance"
+    )
+    cli_lock_seconds: int = Field(
+        default=30, ge=1, le=900, description="lease on an environment's CLI while a command runs"
+    )
+    mwaa_inject_host_prefix: bool = Field(
+        default=True, description="false only when AWS_ENDPOINT_URL_MWAA points at an emulator"
+    )
+    aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the validated settings; a missing or malformed variable fails here, by name."""
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper() or "environment"
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

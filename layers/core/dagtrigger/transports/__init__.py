@@ -1,0 +1,1 @@
+"""Transports to Airflow: one interface (``AirflowTransport``), chosen per environment."""
