@@ -1,0 +1,17 @@
+"""S3 ``Object Created`` events from SQS: one DAG run per routed object, partial batch failures."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dagtrigger.dependencies import get_dependencies
+from dagtrigger.observability import logger, metrics, tracer
+from dagtrigger.s3_service import process_s3_batch
+from dagtrigger.settings import get_settings
+
+get_settings()  # a missing or malformed variable fails the cold start, by name
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return process_s3_batch(event, context, get_dependencies())

@@ -1,0 +1,66 @@
+"""Deterministic identifiers: the same event always gets the same trigger id and DAG run id.
+
+The trigger id keys the ledger record (a redelivery finds it instead of starting again); the
+DAG run id carries the same identity into Airflow, which refuses a second run with it even if
+the ledger write was lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from datetime import UTC, datetime
+
+#: Airflow's default ``run_id`` pattern (``[scheduler] allowed_run_id_pattern``)
+AIRFLOW_RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.~:+-]+$")
+MAX_RUN_ID_LENGTH = 250
+
+_RUN_ID_PREFIX = "dagtrigger"
+_SEPARATOR = "__"
+_HASH_LENGTH = 12
+_MAX_KIND_LENGTH = 32  # keeps room for the readable part whatever the source type
+_DISALLOWED = re.compile(r"[^A-Za-z0-9_.~:+-]+")
+_REPEATED_UNDERSCORES = re.compile(r"_{2,}")
+
+
+def trigger_id(source_identity: str, route_name: str) -> str:
+    """``t-`` and 32 hex digits of SHA-256 over the identity and the route.
+
+    One event fanning out to several routes gets one trigger per route. The two inputs are
+    hashed as a JSON array, so no pair of inputs can be spelled like another pair.
+    """
+    canonical = json.dumps(
+        ["dagtrigger.trigger.v1", source_identity, route_name],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return "t-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def dag_run_id(source_type: str, readable: str, when: datetime, trigger_id: str) -> str:
+    """A readable, time-ordered run id Airflow accepts, unique through the trigger id's hash.
+
+    ``dagtrigger__s3__sales-2026-11-21.csv__20261121T101500Z__1f2e3d4c5b6a``: only characters
+    of Airflow's ``^[A-Za-z0-9_.~:+-]+$``, at most 250 of them. A long readable part is cut
+    (keeping its end, where a file name is); the hash never is.
+    """
+    moment = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    timestamp = moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    digest = hashlib.sha256(trigger_id.encode("utf-8")).hexdigest()[:_HASH_LENGTH]
+    kind = _sanitize(source_type)[:_MAX_KIND_LENGTH] or "event"
+    head = f"{_RUN_ID_PREFIX}{_SEPARATOR}{kind}{_SEPARATOR}"
+    tail = f"{timestamp}{_SEPARATOR}{digest}"
+    room = MAX_RUN_ID_LENGTH - len(head) - len(_SEPARATOR) - len(tail)
+    label = _sanitize(readable)[-room:].lstrip("_.-")
+    return f"{head}{label}{_SEPARATOR}{tail}" if label else f"{head}{tail}"
+
+
+def _sanitize(text: str) -> str:
+    """ASCII-fold (``é`` -> ``e``), ``/`` -> ``-``, anything else Airflow refuses -> ``_``."""
+    folded = unicodedata.normalize("NFKD", text)
+    ascii_only = "".join(char for char in folded if not unicodedata.combining(char))
+    replaced = _DISALLOWED.sub("_", ascii_only.replace("/", "-"))
+    # "__" separates the run id's parts; keep it out of the parts themselves.
+    return _REPEATED_UNDERSCORES.sub("_", replaced).strip("_")

@@ -1,0 +1,23 @@
+"""Declarative routes: which events start which DAG runs (see ``routes.yaml`` in the layer)."""
+
+from dagtrigger.routing.config import (
+    EnvironmentConfig,
+    RouteBase,
+    RoutesFile,
+    S3Route,
+)
+from dagtrigger.routing.loader import RoutesLoader, parse_location, parse_routes
+from dagtrigger.routing.match import RouteMatch, is_folder_placeholder, match_s3_routes
+
+__all__ = [
+    "EnvironmentConfig",
+    "RouteBase",
+    "RouteMatch",
+    "RoutesFile",
+    "RoutesLoader",
+    "S3Route",
+    "is_folder_placeholder",
+    "match_s3_routes",
+    "parse_location",
+    "parse_routes",
+]

@@ -1,0 +1,187 @@
+"""Fixtures for the S3 path: a moto history table, a routes file and a recording transport."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
+
+from dagtrigger.dependencies import Dependencies
+from dagtrigger.errors import RejectedError, TransientTriggerError
+from dagtrigger.ledger import TriggerLedger
+from dagtrigger.ledger.schema import create_table
+from dagtrigger.models import TriggerRequest, TriggerResult
+from dagtrigger.ratelimit import RateLimiter
+from dagtrigger.routing.loader import RoutesLoader
+from dagtrigger.settings import Settings
+
+REPO = Path(__file__).resolve().parents[3]
+EVENTS = REPO / "events" / "s3_events"
+_tables = itertools.count(1)
+
+ROUTES_YAML = """\
+version: 1
+environments:
+  prod:
+    name: analytics-prod
+    transport: invoke_rest_api
+    airflow_major: 3
+s3:
+  - name: sales-csv
+    buckets: [landing]
+    prefix: sales/
+    suffix: .csv
+    environment: prod
+    dag_id: ingest_sales
+    conf:
+      bucket: "{{ bucket }}"
+      key: "{{ key }}"
+      size: "{{ size }}"
+      version_id: "{{ version_id }}"
+  - name: archive-everything
+    buckets: [archive]
+    environment: prod
+    dag_id: archive_objects
+    paused: true
+  - name: bad-conf
+    buckets: [landing]
+    prefix: broken/
+    environment: prod
+    dag_id: never_runs
+    conf_template: '["not", "an", "object"]'
+"""
+
+
+@dataclass
+class RecordingTransport:
+    """Stands in for Airflow: records each trigger and answers with what the test scripts."""
+
+    answers: list[Callable[[TriggerRequest], TriggerResult]] = field(default_factory=list)
+    calls: list[TriggerRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def trigger(self, request: TriggerRequest) -> TriggerResult:
+        with self.lock:
+            self.calls.append(request)
+            answer = self.answers.pop(0) if self.answers else None
+        if answer is not None:
+            return answer(request)
+        return TriggerResult(dag_run_id=request.dag_run_id, logical_date=None, state="queued")
+
+    def get_dag_run_state(self, dag_id: str, dag_run_id: str) -> str | None:
+        return None
+
+
+def already_exists(request: TriggerRequest) -> TriggerResult:
+    return TriggerResult(
+        dag_run_id=request.dag_run_id, logical_date=None, state="running", already_existed=True
+    )
+
+
+def server_error(request: TriggerRequest) -> TriggerResult:
+    raise TransientTriggerError("Airflow answered 503 Service Unavailable", http_status=503)
+
+
+def throttled(request: TriggerRequest) -> TriggerResult:
+    raise TransientTriggerError("ThrottlingException: Rate exceeded", http_status=429)
+
+
+def dag_not_found(request: TriggerRequest) -> TriggerResult:
+    raise RejectedError(
+        "dag_not_found", f"The Dag with ID: `{request.dag_id}` was not found", http_status=404
+    )
+
+
+class Answers:
+    """Scripted Airflow answers for ``RecordingTransport.answers``."""
+
+    already_exists = staticmethod(already_exists)
+    server_error = staticmethod(server_error)
+    throttled = staticmethod(throttled)
+    dag_not_found = staticmethod(dag_not_found)
+
+
+@pytest.fixture
+def answers() -> type[Answers]:
+    return Answers
+
+
+@pytest.fixture
+def events_dir() -> Path:
+    return EVENTS
+
+
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("dynamodb", region_name="us-east-1")
+
+
+@pytest.fixture
+def atomic_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serialise moto requests: real DynamoDB serialises writes to one item, moto does not."""
+    lock = threading.Lock()
+    process_request = BotocoreStubber.process_request
+
+    def serialised(self: BotocoreStubber, request: Any) -> Any:
+        with lock:
+            return process_request(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", serialised)
+
+
+@pytest.fixture
+def table(dynamodb: Any) -> Iterator[Any]:
+    name = f"dagtrigger-s3-test-{next(_tables)}"
+    create_table(dynamodb, name)
+    yield boto3.resource("dynamodb", region_name="us-east-1").Table(name)
+    dynamodb.delete_table(TableName=name)
+
+
+@pytest.fixture
+def transport() -> RecordingTransport:
+    return RecordingTransport()
+
+
+@pytest.fixture
+def routes_file(tmp_path: Path) -> Path:
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES_YAML, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def make_deps(
+    table: Any, transport: RecordingTransport, routes_file: Path
+) -> Callable[..., Dependencies]:
+    def factory(**settings_overrides: Any) -> Dependencies:
+        settings = Settings(
+            table_name=table.name,
+            routes_location=f"file:{routes_file}",
+            trigger_budget_seconds=0.5,
+            **settings_overrides,
+        )
+        return Dependencies(
+            settings=settings,
+            ledger=TriggerLedger(table),
+            routes=RoutesLoader(settings.routes_location, cache_seconds=60),
+            transport_for=lambda environment: transport,
+            limiter=RateLimiter(rate_per_second=1000),
+        )
+
+    return factory
+
+
+@pytest.fixture
+def deps(make_deps: Callable[..., Dependencies]) -> Dependencies:
+    return make_deps()
+
+
