@@ -30,7 +30,7 @@ def client(service: str) -> Any:
             inject_host_prefix=get_settings().mwaa_inject_host_prefix,
         )
         return boto3.client("mwaa", config=config)
-    return boto3.client(service, config=_STANDARD)  # type: ignore[call-overload]
+    return boto3.client(service, config=_STANDARD)
 
 
 @cache

@@ -46,7 +46,7 @@ def get_dependencies() -> Dependencies:
             history_ttl_days=settings.history_ttl_days,
             ignored_ttl_days=settings.ignored_ttl_days,
             conf_max_bytes=settings.conf_max_bytes,
-            lease_seconds=int(settings.trigger_budget_seconds) + 30,
+            lease_seconds=settings.trigger_lease_seconds,
         ),
         routes=RoutesLoader(
             settings.routes_location,

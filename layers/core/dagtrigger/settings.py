@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     rest_api_max_tps: float = Field(
         default=5.0, gt=0, le=100, description="InvokeRestApi/REST calls per second per Lambda instance"
     )
+    trigger_lease_seconds: int = Field(
+        default=120,
+        ge=10,
+        le=3600,
+        description="how long a claimed trigger is owned before a redelivery may take it over; "
+        "at least the function timeout",
+    )
     cli_lock_seconds: int = Field(
         default=30, ge=1, le=900, description="lease on an environment's CLI while a command runs"
     )
@@ -44,7 +51,7 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Return the validated settings; a missing or malformed variable fails here, by name."""
     try:
-        return Settings()  # type: ignore[call-arg]
+        return Settings()
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

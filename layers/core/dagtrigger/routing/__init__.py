@@ -5,6 +5,9 @@ from dagtrigger.routing.config import (
     RouteBase,
     RoutesFile,
     S3Route,
+    ScheduleRoute,
+    WebhookHmacConfig,
+    WebhookRoute,
 )
 from dagtrigger.routing.loader import RoutesLoader, parse_location, parse_routes
 from dagtrigger.routing.match import RouteMatch, is_folder_placeholder, match_s3_routes
@@ -16,6 +19,9 @@ __all__ = [
     "RoutesFile",
     "RoutesLoader",
     "S3Route",
+    "ScheduleRoute",
+    "WebhookHmacConfig",
+    "WebhookRoute",
     "is_folder_placeholder",
     "match_s3_routes",
     "parse_location",

@@ -247,17 +247,100 @@ class S3Route(RouteBase):
         return DEFAULT_S3_CONF_TEMPLATE if spec is None else spec
 
 
+class WebhookHmacConfig(_Strict):
+    """The generic HMAC scheme: where the signature is and how it is computed."""
+
+    header: str = Field(min_length=1, max_length=128, description="header carrying the signature")
+    algorithm: Literal["sha256", "sha512", "sha1"] = Field(default="sha256")
+    encoding: Literal["hex", "base64"] = Field(default="hex")
+    prefix: str = Field(default="", max_length=32, description="e.g. 'sha256=' before the digest")
+    timestamp_header: str | None = Field(
+        default=None,
+        max_length=128,
+        description="when set, the signed content is '<timestamp>.<body>' and the timestamp "
+        "must be within tolerance_seconds",
+    )
+    tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    delivery_id_header: str | None = Field(
+        default=None, max_length=128, description="header with the sender's delivery id"
+    )
+
+
+class WebhookRoute(RouteBase):
+    """A signed webhook, received at POST /v1/webhooks/{name}, that starts a DAG run."""
+
+    scheme: Literal["standard-webhooks", "github", "hmac"] = Field(
+        description="Standard Webhooks, GitHub X-Hub-Signature-256, or a generic HMAC"
+    )
+    secret: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="Secrets Manager name or ARN holding the signing secret(s)",
+    )
+    hmac: WebhookHmacConfig | None = Field(default=None, description="scheme hmac only")
+    filter: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="JMESPath over {payload, headers}; a falsy result records the delivery as "
+        "IGNORED instead of starting a run",
+    )
+    conf_jmespath: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="JMESPath over {payload, headers} that builds the conf object "
+        "(instead of conf/conf_template)",
+    )
+
+    @field_validator("filter", "conf_jmespath")
+    @classmethod
+    def _jmespath_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            import jmespath
+            from jmespath.exceptions import JMESPathError
+
+            try:
+                jmespath.compile(value)
+            except JMESPathError as exc:
+                raise ValueError(f"not a valid JMESPath expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _scheme_fields_agree(self) -> WebhookRoute:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        if self.scheme == "hmac" and self.hmac is None:
+            problems.append((("hmac",), "scheme hmac needs an hmac: section"))
+        if self.scheme != "hmac" and self.hmac is not None:
+            problems.append((("hmac",), f"only for scheme hmac, not {self.scheme}"))
+        if self.conf_jmespath is not None and (
+            self.conf is not None or self.conf_template is not None
+        ):
+            problems.append((("conf_jmespath",), "give one of conf, conf_template, conf_jmespath"))
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+
+class ScheduleRoute(RouteBase):
+    """A DAG started by EventBridge Scheduler; the schedule's input names this route."""
+
+
 class RoutesFile(_Strict):
     """The whole routes file."""
 
     #: the list fields that hold routes; route names are unique across all of them
-    ROUTE_LISTS: ClassVar[tuple[str, ...]] = ("s3",)
+    ROUTE_LISTS: ClassVar[tuple[str, ...]] = ("s3", "webhooks", "schedules")
 
     version: Literal[1] = Field(description="format version of this file; only 1 exists")
     environments: dict[Name, EnvironmentConfig] = Field(
         min_length=1, description="Airflow environments by alias"
     )
     s3: list[S3Route] = Field(default_factory=list, description="routes for S3 Object Created")
+    webhooks: list[WebhookRoute] = Field(
+        default_factory=list, description="signed webhooks at POST /v1/webhooks/{name}"
+    )
+    schedules: list[ScheduleRoute] = Field(
+        default_factory=list, description="targets for EventBridge Scheduler schedules"
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> RoutesFile:

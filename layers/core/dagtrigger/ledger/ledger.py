@@ -1,0 +1,574 @@
+"""The trigger history ledger: one DynamoDB item per trigger, changed by conditional writes only.
+
+``claim`` is what makes "one run per event" hold: a conditional put decides which delivery
+owns a trigger; every later delivery finds the record and is counted, unless the earlier
+attempt gave up (TRIGGER_FAILED) or crashed (its lease ran out), in which case exactly one
+redelivery takes it over. Items past ``expires_at`` count as absent, because DynamoDB's TTL
+deletes them days late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Final
+
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
+from botocore.exceptions import ClientError
+
+from dagtrigger.ledger.cursor import decode_cursor, encode_cursor
+from dagtrigger.ledger.encoding import (
+    cap_text,
+    encode_conf,
+    encode_source_ref,
+    from_low_level,
+    to_record,
+)
+from dagtrigger.ledger.errors import (
+    InvalidTransitionError,
+    LedgerContentionError,
+    TriggerNotFoundError,
+)
+from dagtrigger.ledger.expressions import UpdateExpression
+from dagtrigger.ledger.records import Claim, ClaimOutcome, NewTrigger, Page, dag_key
+from dagtrigger.ledger.schema import (
+    INDEX_BY_DAG,
+    INDEX_BY_DAY,
+    INDEX_BY_SOURCE,
+    INDEX_BY_STATUS,
+    INDEX_PARTITION_KEYS,
+    PARTITION_KEY,
+    SORT_ATTRIBUTE,
+    TTL_ATTRIBUTE,
+)
+from dagtrigger.ledger.timestamps import to_day, to_epoch_seconds, to_timestamp, utc_now
+from dagtrigger.models import TriggerResult, TriggerStatus
+
+S = TriggerStatus
+
+#: the state machine: each status and the statuses it may be reached from
+ALLOWED_FROM: Final[dict[TriggerStatus, frozenset[TriggerStatus]]] = {
+    S.TRIGGERED: frozenset({S.RECEIVED}),
+    S.REJECTED: frozenset({S.RECEIVED}),
+    S.TRIGGER_FAILED: frozenset({S.RECEIVED}),
+    S.RUNNING: frozenset({S.TRIGGERED}),
+    S.SUCCESS: frozenset({S.TRIGGERED, S.RUNNING}),
+    S.FAILED: frozenset({S.TRIGGERED, S.RUNNING}),
+}
+RUN_STATES: Final = frozenset({S.RUNNING, S.SUCCESS, S.FAILED})
+FINAL_RECORD_STATES: Final = frozenset({S.REJECTED, S.IGNORED})
+
+MAX_TRANSITIONS: Final = 50
+MAX_ERRORS: Final = 5
+MAX_ERROR_CHARS: Final = 1000
+#: conditional writes tried before concluding that other writers keep winning
+MAX_CONDITIONAL_WRITES: Final = 5
+MAX_PAGE_SIZE: Final = 1000
+
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One conditional status change of an existing record."""
+
+    to: TriggerStatus
+    #: server-side precondition on the current record, and the same test in Python
+    precondition: ConditionBase
+    accepts: Callable[[dict[str, Any]], bool]
+    allowed_from: frozenset[TriggerStatus]
+    set_values: dict[str, Any] = field(default_factory=dict)
+    add_values: dict[str, int] = field(default_factory=dict)
+    remove: tuple[str, ...] = ()
+    error_entry: dict[str, str] | None = None
+
+
+class TriggerLedger:
+    """Reads and writes trigger records in the history table (a boto3 ``Table`` resource)."""
+
+    def __init__(
+        self,
+        table: Any,
+        *,
+        history_ttl_days: int = 90,
+        ignored_ttl_days: int = 7,
+        conf_max_bytes: int = 32768,
+        lease_seconds: int = 60,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        for name, value in (
+            ("history_ttl_days", history_ttl_days),
+            ("ignored_ttl_days", ignored_ttl_days),
+            ("conf_max_bytes", conf_max_bytes),
+            ("lease_seconds", lease_seconds),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1 (got {value})")
+        self._table = table
+        self._history_ttl = timedelta(days=history_ttl_days)
+        self._ignored_ttl = timedelta(days=ignored_ttl_days)
+        self._conf_max_bytes = conf_max_bytes
+        self._lease = timedelta(seconds=lease_seconds)
+        self._clock = clock
+
+    # ----------------------------------------------------------------- claiming
+
+    def claim(self, new: NewTrigger) -> Claim:
+        """Record a delivery and say whether the caller owns the trigger (NEW, RETRY) or not."""
+        now = self._clock()
+        item = self._new_item(new, S.RECEIVED, now, ttl=self._history_ttl)
+        item["lease_until"] = to_timestamp(now + self._lease)
+        for _ in range(MAX_CONDITIONAL_WRITES):
+            existing = self._put_if_absent(item, now)
+            if existing is None:
+                return Claim(ClaimOutcome.NEW, to_record(item, PARTITION_KEY))
+            if self._is_retryable(existing, now):
+                try:
+                    return Claim(ClaimOutcome.RETRY, self._take_over(new.trigger_id, now))
+                except InvalidTransitionError:
+                    continue  # another delivery took it over first: look again
+            record = self._count_delivery(new.trigger_id, now)
+            if record is not None:
+                return Claim(ClaimOutcome.DUPLICATE, record)
+        raise LedgerContentionError(new.trigger_id, MAX_CONDITIONAL_WRITES)
+
+    def record_final(
+        self, new: NewTrigger, *, status: TriggerStatus, code: str, message: str
+    ) -> Claim:
+        """Record a trigger that ends where it starts: REJECTED or IGNORED (shorter TTL)."""
+        if status not in FINAL_RECORD_STATES:
+            raise ValueError(f"record_final takes REJECTED or IGNORED, not {status}")
+        now = self._clock()
+        ttl = self._ignored_ttl if status is S.IGNORED else self._history_ttl
+        item = self._new_item(new, status, now, ttl=ttl)
+        item["reject_code"] = cap_text(code, 100)
+        item["reason"] = cap_text(message)
+        for _ in range(MAX_CONDITIONAL_WRITES):
+            if self._put_if_absent(item, now) is None:
+                return Claim(ClaimOutcome.NEW, to_record(item, PARTITION_KEY))
+            record = self._count_delivery(new.trigger_id, now)
+            if record is not None:
+                return Claim(ClaimOutcome.DUPLICATE, record)
+        raise LedgerContentionError(new.trigger_id, MAX_CONDITIONAL_WRITES)
+
+    # ---------------------------------------------------------- status changes
+
+    def mark_triggered(
+        self, trigger_id: str, *, result: TriggerResult, attempts: int
+    ) -> dict[str, Any]:
+        now = self._clock()
+        values: dict[str, Any] = {
+            "dag_run_id": result.dag_run_id,
+            "already_existed": result.already_existed,
+            "triggered_at": to_timestamp(now),
+        }
+        optional = {
+            "logical_date": result.logical_date,
+            "airflow_state": result.state,
+            "dag_paused": result.dag_paused,
+        }
+        values.update({name: value for name, value in optional.items() if value is not None})
+        change = self._status_change(S.TRIGGERED, values, attempts=attempts)
+        return self._apply(trigger_id, change, now)
+
+    def mark_rejected(
+        self, trigger_id: str, *, code: str, message: str, attempts: int
+    ) -> dict[str, Any]:
+        values = {"reject_code": cap_text(code, 100), "reason": cap_text(message)}
+        change = self._status_change(S.REJECTED, values, attempts=attempts)
+        return self._apply(trigger_id, change, self._clock())
+
+    def mark_trigger_failed(
+        self, trigger_id: str, *, message: str, attempts: int
+    ) -> dict[str, Any]:
+        now = self._clock()
+        error = cap_text(message, MAX_ERROR_CHARS)
+        change = self._status_change(
+            S.TRIGGER_FAILED,
+            {"last_error": error},
+            attempts=attempts,
+            error_entry={"at": to_timestamp(now), "message": error},
+        )
+        return self._apply(trigger_id, change, now)
+
+    def update_run_state(
+        self,
+        trigger_id: str,
+        *,
+        status: TriggerStatus,
+        airflow_state: str,
+        start_date: str | None = None,
+        end_date: str | None = None,
+    ) -> dict[str, Any]:
+        """Record what the reconciler saw of the DAG run: RUNNING, SUCCESS or FAILED."""
+        if status not in RUN_STATES:
+            raise ValueError(f"update_run_state takes RUNNING, SUCCESS or FAILED, not {status}")
+        values = {"airflow_state": cap_text(airflow_state, 100)}
+        dates = {"start_date": start_date, "end_date": end_date}
+        values.update({name: cap_text(value, 64) for name, value in dates.items() if value})
+        change = self._status_change(status, values)
+        return self._apply(trigger_id, change, self._clock())
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, trigger_id: str) -> dict[str, Any] | None:
+        """The record, or None when there is none or it has expired (TTL deletes lag)."""
+        item = self._read_raw(trigger_id)
+        if item is None or _is_expired(item, self._clock()):
+            return None
+        return to_record(item, PARTITION_KEY)
+
+    def query_by_dag(
+        self,
+        environment: str,
+        dag_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        newest_first: bool = True,
+    ) -> Page:
+        return self._query(
+            INDEX_BY_DAG, dag_key(environment, dag_id), since, until, limit, cursor, newest_first
+        )
+
+    def query_by_source(
+        self,
+        source_key: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        newest_first: bool = True,
+    ) -> Page:
+        return self._query(INDEX_BY_SOURCE, source_key, since, until, limit, cursor, newest_first)
+
+    def query_by_status(
+        self,
+        status: TriggerStatus,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        newest_first: bool = True,
+    ) -> Page:
+        return self._query(
+            INDEX_BY_STATUS, str(TriggerStatus(status)), since, until, limit, cursor, newest_first
+        )
+
+    def query_by_day(
+        self,
+        day: date,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        newest_first: bool = True,
+    ) -> Page:
+        return self._query(INDEX_BY_DAY, day.isoformat(), since, until, limit, cursor, newest_first)
+
+    # ---------------------------------------------------------------- internals
+
+    def _new_item(
+        self, new: NewTrigger, status: TriggerStatus, now: datetime, *, ttl: timedelta
+    ) -> dict[str, Any]:
+        stamp = to_timestamp(now)
+        optional: dict[str, Any] = {
+            "route": new.route,
+            "environment": new.environment,
+            "dag_id": new.dag_id,
+            "dag_key": new.dag_key,
+            "dag_run_id": new.dag_run_id,
+            "event_time": new.event_time and to_timestamp(new.event_time, "event_time"),
+            "scheduled_time": new.scheduled_time
+            and to_timestamp(new.scheduled_time, "scheduled_time"),
+            "replay_of": new.replay_of,
+            "request_fingerprint": new.request_fingerprint,
+            "note": new.note and cap_text(new.note),
+        }
+        return {
+            PARTITION_KEY: new.trigger_id,
+            "trigger_id": new.trigger_id,
+            "status": str(status),
+            "source_type": str(new.source_type),
+            "source_key": new.source_key,
+            "source_identity": cap_text(new.source_identity),
+            "source_ref": encode_source_ref(new.source_ref),
+            **{name: value for name, value in optional.items() if value is not None},
+            **encode_conf(new.conf, self._conf_max_bytes),
+            SORT_ATTRIBUTE: stamp,
+            "updated_at": stamp,
+            "created_day": to_day(now),
+            TTL_ATTRIBUTE: to_epoch_seconds(now + ttl),
+            "deliveries": 1,
+            "attempts": 0,
+            "revision": 1,
+            "transitions": [{"status": str(status), "at": stamp}],
+        }
+
+    def _put_if_absent(self, item: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+        """Write ``item`` unless a live record exists; return that record (raw) if one does."""
+        absent = Attr(PARTITION_KEY).not_exists() | Attr(TTL_ATTRIBUTE).lt(to_epoch_seconds(now))
+        try:
+            self._table.put_item(
+                Item=item,
+                ConditionExpression=absent,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            # DynamoDB returns ALL_OLD here; the read covers an emulator that does not
+            return _condition_failure_item(exc) or self._read_raw(item[PARTITION_KEY]) or {}
+        return None
+
+    def _read_raw(self, trigger_id: str) -> dict[str, Any] | None:
+        response = self._table.get_item(Key={PARTITION_KEY: trigger_id}, ConsistentRead=True)
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def _count_delivery(self, trigger_id: str, now: datetime) -> dict[str, Any] | None:
+        """Add one delivery to a live record; None if it vanished or expired meanwhile."""
+        try:
+            response = self._table.update_item(
+                Key={PARTITION_KEY: trigger_id},
+                UpdateExpression="ADD deliveries :one SET last_delivery_at = :now",
+                ConditionExpression=_is_live(now),
+                ExpressionAttributeValues={":one": 1, ":now": to_timestamp(now)},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise
+        return to_record(response["Attributes"], PARTITION_KEY)
+
+    def _is_retryable(self, item: dict[str, Any], now: datetime) -> bool:
+        status = item.get("status")
+        if status == S.TRIGGER_FAILED:
+            return True
+        lease_until = item.get("lease_until")
+        return status == S.RECEIVED and (lease_until is None or lease_until < to_timestamp(now))
+
+    def _take_over(self, trigger_id: str, now: datetime) -> dict[str, Any]:
+        """Give a failed or crashed attempt's record to this delivery (raises if it lost)."""
+        stamp = to_timestamp(now)
+        lease_expired = Attr("lease_until").not_exists() | Attr("lease_until").lt(stamp)
+        precondition = Attr("status").eq(S.TRIGGER_FAILED) | (
+            Attr("status").eq(S.RECEIVED) & lease_expired
+        )
+        change = _Change(
+            to=S.RECEIVED,
+            precondition=precondition,
+            accepts=lambda record: self._is_retryable(record, now),
+            allowed_from=frozenset({S.TRIGGER_FAILED, S.RECEIVED}),
+            set_values={
+                "lease_until": to_timestamp(now + self._lease),
+                "last_delivery_at": stamp,
+                TTL_ATTRIBUTE: to_epoch_seconds(now + self._history_ttl),
+            },
+            add_values={"deliveries": 1},
+        )
+        return self._apply(trigger_id, change, now)
+
+    def _status_change(
+        self,
+        to: TriggerStatus,
+        values: dict[str, Any],
+        *,
+        attempts: int | None = None,
+        error_entry: dict[str, str] | None = None,
+    ) -> _Change:
+        allowed = ALLOWED_FROM[to]
+        adds = {}
+        if attempts is not None:
+            if attempts < 0:
+                raise ValueError(f"attempts must not be negative (got {attempts})")
+            adds["attempts"] = attempts
+        return _Change(
+            to=to,
+            precondition=Attr("status").is_in([str(status) for status in sorted(allowed)]),
+            accepts=lambda record: record.get("status") in allowed,
+            allowed_from=allowed,
+            set_values=values,
+            add_values=adds,
+            remove=("lease_until",),
+            error_entry=error_entry,
+        )
+
+    def _apply(self, trigger_id: str, change: _Change, now: datetime) -> dict[str, Any]:
+        """Apply ``change`` conditionally, keeping ``transitions`` and ``errors`` bounded.
+
+        The usual write appends to both lists in place. Once a list is full, the record is
+        rewritten with the oldest entries dropped, guarded by the revision just read, so a
+        concurrent writer makes us start over instead of being overwritten.
+        """
+        transition = {"status": str(change.to), "at": to_timestamp(now)}
+        for _ in range(MAX_CONDITIONAL_WRITES):
+            appended = self._conditional_update(
+                trigger_id, change, now, transition, replace_lists_of=None
+            )
+            if appended.succeeded:
+                return appended.record
+            current = appended.record
+            if not current:
+                raise TriggerNotFoundError(trigger_id)
+            if not change.accepts(current):
+                raise InvalidTransitionError(
+                    trigger_id,
+                    current=current.get("status"),
+                    requested=change.to,
+                    allowed_from=change.allowed_from,
+                    record=to_record(current, PARTITION_KEY),
+                )
+            rewritten = self._conditional_update(
+                trigger_id, change, now, transition, replace_lists_of=current
+            )
+            if rewritten.succeeded:
+                return rewritten.record
+        raise LedgerContentionError(trigger_id, MAX_CONDITIONAL_WRITES)
+
+    def _conditional_update(
+        self,
+        trigger_id: str,
+        change: _Change,
+        now: datetime,
+        transition: dict[str, str],
+        *,
+        replace_lists_of: dict[str, Any] | None,
+    ) -> _UpdateOutcome:
+        """One update_item for ``change``: appending to the lists, or replacing them trimmed."""
+        expression = _base_expression(change, now)
+        lists = {"transitions": (transition, MAX_TRANSITIONS)}
+        if change.error_entry is not None:
+            lists["errors"] = (change.error_entry, MAX_ERRORS)
+        condition = change.precondition & Attr(PARTITION_KEY).exists()
+        if replace_lists_of is None:
+            for name, (entry, capacity) in lists.items():
+                expression.append(name, entry)
+                condition &= Attr(name).not_exists() | Attr(name).size().lt(capacity)
+        else:
+            for name, (entry, capacity) in lists.items():
+                kept = list(replace_lists_of.get(name) or [])[-(capacity - 1) :]
+                expression.set(name, [*kept, entry])
+            condition &= _has_revision(replace_lists_of.get("revision"))
+        try:
+            response = self._table.update_item(
+                Key={PARTITION_KEY: trigger_id},
+                ConditionExpression=condition,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **expression.render(),
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            return _UpdateOutcome(succeeded=False, record=_condition_failure_item(exc) or {})
+        return _UpdateOutcome(
+            succeeded=True, record=to_record(response["Attributes"], PARTITION_KEY)
+        )
+
+    def _query(
+        self,
+        index_name: str,
+        partition_value: str,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        cursor: str | None,
+        newest_first: bool,
+    ) -> Page:
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE} (got {limit})")
+        partition_attribute = INDEX_PARTITION_KEYS[index_name]
+        key_condition = Key(partition_attribute).eq(partition_value)
+        time_range = _time_range(since, until)
+        if time_range is not None:
+            key_condition = key_condition & time_range
+        arguments: dict[str, Any] = {
+            "IndexName": index_name,
+            "KeyConditionExpression": key_condition,
+            "FilterExpression": _is_live(self._clock()),
+            "Limit": limit,
+            "ScanIndexForward": not newest_first,
+        }
+        if cursor is not None:
+            arguments["ExclusiveStartKey"] = decode_cursor(
+                cursor,
+                expected_key={
+                    PARTITION_KEY: None,
+                    partition_attribute: partition_value,
+                    SORT_ATTRIBUTE: None,
+                },
+            )
+        response = self._table.query(**arguments)
+        return Page(
+            items=[to_record(item, PARTITION_KEY) for item in response.get("Items", [])],
+            next_cursor=encode_cursor(response.get("LastEvaluatedKey")),
+        )
+
+
+@dataclass(frozen=True)
+class _UpdateOutcome:
+    succeeded: bool
+    record: dict[str, Any]  # the new record, or the current one (raw) when the condition failed
+
+
+def _base_expression(change: _Change, now: datetime) -> UpdateExpression:
+    """Status, timestamps, values and counters of ``change``; every change bumps ``revision``."""
+    expression = UpdateExpression()
+    expression.set("status", str(change.to))
+    expression.set("updated_at", to_timestamp(now))
+    for name, value in change.set_values.items():
+        expression.set(name, value)
+    for name, amount in {**change.add_values, "revision": 1}.items():
+        expression.add(name, amount)
+    for name in change.remove:
+        if name not in change.set_values:
+            expression.remove(name)
+    return expression
+
+
+def _has_revision(revision: Any) -> ConditionBase:
+    return Attr("revision").not_exists() if revision is None else Attr("revision").eq(revision)
+
+
+def _is_live(now: datetime) -> ConditionBase:
+    """Exists and has not passed its TTL (the opposite of what ``_put_if_absent`` overwrites)."""
+    return Attr(PARTITION_KEY).exists() & (
+        Attr(TTL_ATTRIBUTE).not_exists() | Attr(TTL_ATTRIBUTE).gte(to_epoch_seconds(now))
+    )
+
+
+def _is_expired(item: dict[str, Any], now: datetime) -> bool:
+    expires_at = item.get(TTL_ATTRIBUTE)
+    return expires_at is not None and int(expires_at) < to_epoch_seconds(now)
+
+
+def _time_range(since: datetime | None, until: datetime | None) -> ConditionBase | None:
+    start = since and to_timestamp(since, "since")
+    end = until and to_timestamp(until, "until")
+    if start and end:
+        if start > end:
+            raise ValueError(f"since ({start}) is after until ({end})")
+        return Key(SORT_ATTRIBUTE).between(start, end)
+    if start:
+        return Key(SORT_ATTRIBUTE).gte(start)
+    if end:
+        return Key(SORT_ATTRIBUTE).lte(end)
+    return None
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == _CONDITION_FAILED
+
+
+def _condition_failure_item(exc: ClientError) -> dict[str, Any] | None:
+    """The current item DynamoDB returns with a failed condition (ALL_OLD), resource-style."""
+    item = exc.response.get("Item")
+    return from_low_level(item) if item else None

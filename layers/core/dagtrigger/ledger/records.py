@@ -1,0 +1,88 @@
+"""What goes into the ledger and what comes back out of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from dagtrigger.models import SourceType
+
+#: DynamoDB allows 2,048 bytes in a partition key (table or index)
+MAX_KEY_BYTES = 2048
+
+
+def _require_key_text(value: str, field_name: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"NewTrigger.{field_name} must be a non-empty string")
+    size = len(value.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise ValueError(
+            f"NewTrigger.{field_name} is {size} bytes; a DynamoDB key holds at most {MAX_KEY_BYTES}"
+        )
+
+
+@dataclass(frozen=True)
+class NewTrigger:
+    """Everything known about one trigger when it is first recorded."""
+
+    trigger_id: str
+    source_type: SourceType
+    source_key: str  # what the source is (s3://bucket/key, schedule ARN ...): history by source
+    source_identity: str  # what makes two deliveries the same event
+    source_ref: dict[str, Any]  # JSON-able facts of the source event
+    route: str | None
+    environment: str | None
+    dag_id: str | None
+    dag_run_id: str | None
+    conf: dict[str, Any] | None
+    event_time: datetime | None = None
+    scheduled_time: datetime | None = None
+    replay_of: str | None = None
+    request_fingerprint: str | None = None
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_key_text(self.trigger_id, "trigger_id")
+        _require_key_text(self.source_key, "source_key")
+        if not isinstance(self.source_ref, dict):
+            raise ValueError("NewTrigger.source_ref must be a JSON object (dict)")
+        if self.conf is not None and not isinstance(self.conf, dict):
+            raise ValueError("NewTrigger.conf must be a JSON object (dict) or None")
+        if self.dag_key is not None:
+            _require_key_text(self.dag_key, "environment and dag_id (together)")
+
+    @property
+    def dag_key(self) -> str | None:
+        """Partition value of the ``by_dag`` index, when both environment and DAG are known."""
+        if self.environment and self.dag_id:
+            return dag_key(self.environment, self.dag_id)
+        return None
+
+
+def dag_key(environment: str, dag_id: str) -> str:
+    return f"{environment}#{dag_id}"
+
+
+class ClaimOutcome(StrEnum):
+    NEW = "NEW"  # first delivery: the caller owns the trigger
+    RETRY = "RETRY"  # an earlier attempt failed or crashed: the caller owns it again
+    DUPLICATE = "DUPLICATE"  # another delivery owns or finished it: do nothing
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    record: dict[str, Any]
+
+    @property
+    def owned(self) -> bool:
+        """True when the caller should go on and trigger the DAG run."""
+        return self.outcome is not ClaimOutcome.DUPLICATE
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None  # opaque; pass back as ``cursor`` for the next page
