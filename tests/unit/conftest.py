@@ -1,4 +1,4 @@
-"""Fixtures for the S3 path: a moto history table, a routes file and a recording transport."""
+"""Service-level fixtures: a moto history table, a routes file and a recording transport."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from dagtrigger.ratelimit import RateLimiter
 from dagtrigger.routing.loader import RoutesLoader
 from dagtrigger.settings import Settings
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events" / "s3_events"
 _tables = itertools.count(1)
 
@@ -66,6 +66,7 @@ class RecordingTransport:
 
     answers: list[Callable[[TriggerRequest], TriggerResult]] = field(default_factory=list)
     calls: list[TriggerRequest] = field(default_factory=list)
+    run_states: dict[str, str] = field(default_factory=dict)  # dag_run_id -> Airflow state
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def trigger(self, request: TriggerRequest) -> TriggerResult:
@@ -77,7 +78,10 @@ class RecordingTransport:
         return TriggerResult(dag_run_id=request.dag_run_id, logical_date=None, state="queued")
 
     def get_dag_run_state(self, dag_id: str, dag_run_id: str) -> str | None:
-        return None
+        state = self.run_states.get(dag_run_id)
+        if state == "unreachable":
+            raise TransientTriggerError("Airflow answered 503 Service Unavailable", http_status=503)
+        return state
 
 
 def already_exists(request: TriggerRequest) -> TriggerResult:

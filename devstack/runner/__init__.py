@@ -1,0 +1,310 @@
+"""The local stack's Lambda runner: the real handlers, driven by ``template.yaml``.
+
+Development tooling only, never deployed. ``LambdaRunner`` reads the template, creates its
+resources in moto and DynamoDB Local, and then runs the functions in this process: SQS event
+sources are polled, HTTP API routes are served on a loopback port and schedules fire on time.
+See `devstack.runner.invoke` for how functions share this one process.
+
+    with LambdaRunner(Path("template.yaml"), moto_endpoint=..., dynamodb_endpoint=...,
+                      parameter_overrides={"MwaaEnvironmentName": "local"}) as runner:
+        runner.invoke("S3EventsFunction", event)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+from devstack.runner.cfn_yaml import TemplateError
+from devstack.runner.http_api import HttpApiServer, Route
+from devstack.runner.intrinsics import DEFAULT_REGION, DEFAULT_STACK_NAME, Pseudo
+from devstack.runner.invoke import (
+    InvocationResult,
+    Invoker,
+    ProcessEnvironment,
+    differing_variables,
+    forget_layer_caches,
+)
+from devstack.runner.moto_fidelity import MotoS3EventFidelity
+from devstack.runner.provision import (
+    LocalStackResources,
+    Provisioner,
+    aws_client,
+    stack_environment,
+)
+from devstack.runner.scheduler import ScheduledTarget, ScheduleFiring, ScheduleRunner
+from devstack.runner.sqs_poller import SqsPoller
+from devstack.runner.template import LocalTemplate, discover, verify_layer_importable
+
+__all__ = [
+    "InvocationResult",
+    "LambdaRunner",
+    "LocalStackResources",
+    "ScheduleFiring",
+    "TemplateError",
+]
+
+logger = logging.getLogger(__name__)
+_DEFAULT_MAX_POLLERS: Final = 2
+
+
+class LambdaRunner:
+    """Provision, start, invoke and stop the template's functions against the local stack."""
+
+    def __init__(
+        self,
+        template_path: Path,
+        *,
+        moto_endpoint: str,
+        dynamodb_endpoint: str,
+        extra_env: Mapping[str, str] | None = None,
+        parameter_overrides: Mapping[str, str | list[str]] | None = None,
+        stack_name: str = DEFAULT_STACK_NAME,
+        region: str = DEFAULT_REGION,
+        poll_wait_seconds: int = 1,
+        max_pollers_per_source: int = _DEFAULT_MAX_POLLERS,
+        batching_window_seconds: float | None = None,
+        async_retry_delays: tuple[float, ...] = (1.0, 2.0),
+        http_port: int = 0,
+    ) -> None:
+        """`batching_window_seconds` caps the template's batching windows (None keeps them);
+        `max_pollers_per_source` caps ScalingConfig.MaximumConcurrency to spare the CPU."""
+        self.template: LocalTemplate = discover(
+            template_path,
+            parameter_overrides=parameter_overrides,
+            pseudo=Pseudo(stack_name=stack_name, region=region, sqs_endpoint=moto_endpoint),
+        )
+        for layer in {layer for spec in self.template.functions.values() for layer in spec.layers}:
+            verify_layer_importable(layer)
+        differing = differing_variables(self.template.functions)
+        if differing:
+            logger.info(
+                "variables that differ between functions (a module shared by them keeps the "
+                "value of the first function that imports it): %s",
+                ", ".join(sorted(differing)),
+            )
+        self._moto_endpoint = moto_endpoint
+        self._dynamodb_endpoint = dynamodb_endpoint
+        self._region = region
+        self._shared_env = stack_environment(
+            moto_endpoint=moto_endpoint,
+            dynamodb_endpoint=dynamodb_endpoint,
+            region=region,
+            extra_env=extra_env,
+        )
+        self._poll_wait_seconds = poll_wait_seconds
+        self._max_pollers = max_pollers_per_source
+        self._batching_window = batching_window_seconds
+        self._async_retry_delays = async_retry_delays
+        self._http_port = http_port
+        self._environment = ProcessEnvironment()
+        self._env_applied = False
+        self._invoker = Invoker(
+            self.template.functions, region=region, environment=self._environment
+        )
+        self._fidelity = MotoS3EventFidelity()
+        self._resources: LocalStackResources | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._http_servers: dict[str, HttpApiServer] = {}
+        self._schedules: ScheduleRunner | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def resources(self) -> LocalStackResources:
+        if self._resources is None:
+            raise RuntimeError("call provision() first")
+        return self._resources
+
+    def provision(self) -> LocalStackResources:
+        """Create the template's resources and set the shared environment in this process."""
+        self._resources = Provisioner(
+            self.template,
+            moto_endpoint=self._moto_endpoint,
+            dynamodb_endpoint=self._dynamodb_endpoint,
+        ).provision()
+        if not self._env_applied:
+            self._environment.push(self._shared_env)
+            self._env_applied = True
+            forget_layer_caches()  # a fresh instance, with this stack's endpoints
+        return self._resources
+
+    def start(self) -> None:
+        """Start the SQS pollers, the HTTP API servers and the schedules."""
+        resources = self.resources
+        self._stop.clear()
+        self._start_pollers(resources)
+        self._start_http_apis()
+        self._start_schedules(resources)
+
+    def stop(self) -> None:
+        """Stop every thread and server, and put the process environment back."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+        for server in self._http_servers.values():
+            server.stop()
+        self._http_servers.clear()
+        if self._schedules is not None:
+            self._schedules.stop()
+            self._schedules = None
+        if self._env_applied:
+            self._environment.pop()
+            self._env_applied = False
+            forget_layer_caches()
+
+    def __enter__(self) -> Self:
+        self.provision()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def invoke(self, function_logical_id: str, event: Any) -> InvocationResult:
+        """Invoke one function synchronously with `event` (as ``aws lambda invoke`` would)."""
+        self.template.function(function_logical_id)
+        return self._invoker.invoke(function_logical_id, event)
+
+    @property
+    def http_api_urls(self) -> dict[str, str]:
+        """HttpApi logical id -> its local base URL (after start())."""
+        return {logical_id: server.url for logical_id, server in self._http_servers.items()}
+
+    @property
+    def http_api_url(self) -> str:
+        """The base URL of the template's only HTTP API."""
+        urls = self.http_api_urls
+        if len(urls) != 1:
+            raise RuntimeError(f"expected one running HTTP API, found {sorted(urls) or 'none'}")
+        return next(iter(urls.values()))
+
+    def fire_schedule(
+        self, schedule_name: str, scheduled_time: datetime | None = None
+    ) -> ScheduleFiring:
+        """Deliver one schedule now, as if it fired at `scheduled_time` (default: now)."""
+        return self._schedule_runner().fire(schedule_name, scheduled_time)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _start_pollers(self, resources: LocalStackResources) -> None:
+        for spec in self.template.functions.values():
+            for source in spec.sqs_sources:
+                if not source.enabled:
+                    continue
+                count = min(source.maximum_concurrency or 1, self._max_pollers)
+                for index in range(count):
+                    poller = SqsPoller(
+                        sqs_client=aws_client(
+                            "sqs", endpoint_url=self._moto_endpoint, region=self._region
+                        ),
+                        queue_url=resources.queue_url(source.queue_arn),
+                        source=source,
+                        region=self._region,
+                        invoke=functools.partial(self.invoke, spec.logical_id),
+                        fidelity=self._fidelity,
+                        poll_wait_seconds=self._poll_wait_seconds,
+                        batching_window_seconds=self._batching_window,
+                    )
+                    thread = threading.Thread(
+                        target=poller.run_until,
+                        args=(self._stop,),
+                        name=f"sqs-{spec.logical_id}-{source.event_id}-{index}",
+                        daemon=True,
+                    )
+                    thread.start()
+                    self._threads.append(thread)
+
+    def _start_http_apis(self) -> None:
+        routes_by_api: dict[str, list[Route]] = {}
+        for spec in self.template.functions.values():
+            for route in spec.http_routes:
+                routes_by_api.setdefault(route.api_logical_id, []).append(
+                    Route(route, spec.logical_id)
+                )
+        pseudo = self.template.resolver.pseudo
+        for index, (api_logical_id, routes) in enumerate(sorted(routes_by_api.items())):
+            api_id = (
+                self.template.resource(api_logical_id).ref
+                if api_logical_id in self.template.resolver.resources_section
+                else "localapi00"
+            )
+            server = HttpApiServer(
+                api_id=api_id,
+                routes=routes,
+                invoke=self.invoke,
+                account_id=pseudo.account_id,
+                region=pseudo.region,
+                port=self._http_port + index if self._http_port else 0,
+            )
+            server.start()
+            self._http_servers[api_logical_id] = server
+
+    def _start_schedules(self, resources: LocalStackResources) -> None:
+        runner = self._schedule_runner()
+        if runner.targets:
+            runner.start()
+
+    def _schedule_runner(self) -> ScheduleRunner:
+        if self._schedules is None:
+            targets = [
+                ScheduledTarget(
+                    spec=schedule,
+                    function_logical_id=spec.logical_id,
+                    maximum_retries=spec.async_maximum_retries,
+                    dead_letter_queue_url=(
+                        self.resources.queue_url(spec.dead_letter_queue_arn)
+                        if spec.dead_letter_queue_arn
+                        else None
+                    ),
+                )
+                for spec in self.template.functions.values()
+                for schedule in spec.schedules
+            ]
+            pseudo = self.template.resolver.pseudo
+            self._schedules = ScheduleRunner(
+                targets=targets,
+                invoke=self.invoke,
+                send_dead_letter=self._send_dead_letter,
+                account_id=pseudo.account_id,
+                region=pseudo.region,
+                retry_delays=self._async_retry_delays,
+            )
+        return self._schedules
+
+    def _send_dead_letter(self, queue_url: str, event: Any, result: InvocationResult) -> None:
+        """Lambda's asynchronous dead-letter message: the event, the error in attributes."""
+        error = result.error or {}
+        sqs = aws_client("sqs", endpoint_url=self._moto_endpoint, region=self._region)
+        sqs.send_message(
+            QueueUrl=queue_url,
+            MessageBody=json.dumps(event),
+            MessageAttributes={
+                "RequestID": {"DataType": "String", "StringValue": result.request_id},
+                "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+                "ErrorMessage": {
+                    "DataType": "String",
+                    "StringValue": str(error.get("errorMessage", ""))[:1024] or "error",
+                },
+            },
+        )

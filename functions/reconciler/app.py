@@ -1,0 +1,19 @@
+"""Every minute: follow open triggers to the final state of their DAG runs."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dagtrigger.dependencies import get_dependencies
+from dagtrigger.observability import logger, metrics, tracer
+from dagtrigger.reconcile_service import reconcile_open_triggers
+from dagtrigger.settings import get_settings
+
+get_settings()  # a missing or malformed variable fails the cold start, by name
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    # Leave 10 s of the function's time for the last update and the metrics flush.
+    budget = max(1.0, context.get_remaining_time_in_millis() / 1000 - 10)
+    return reconcile_open_triggers(get_dependencies(), budget_seconds=budget).as_dict()
