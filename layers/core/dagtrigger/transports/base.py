@@ -22,5 +22,8 @@ class AirflowTransport(Protocol):
     def trigger(self, request: TriggerRequest) -> TriggerResult: ...
 
     def get_dag_run_state(self, dag_id: str, dag_run_id: str) -> str | None:
-        """Airflow's state of one run (``queued``, ``running``, ``success``, ``failed``), or None if absent."""
+        """Airflow's state of one run (``queued``, ``running``, ``success``, ``failed``).
+
+        None when Airflow has no such run.
+        """
         ...

@@ -1,0 +1,314 @@
+"""Airflow's stable REST API semantics, shared by the InvokeRestApi and direct REST transports.
+
+Both transports reach the same endpoints (``/dags/{dag_id}/dagRuns`` relative to ``/api/v1`` on
+Airflow 2 or ``/api/v2`` on Airflow 3); they differ only in how one call is carried. A carrier
+(``AirflowApi``) makes one call and returns Airflow's status and body, raising
+``TransientTriggerError`` only for faults of the carrier itself (throttling, timeouts, lost
+connections). ``AirflowApiTrigger`` holds everything about what Airflow's answers mean.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from dagtrigger.errors import DagTriggerError, RejectedError, TransientTriggerError
+from dagtrigger.models import TriggerRequest, TriggerResult
+from dagtrigger.observability import logger
+from dagtrigger.transports.ids import mentions_run_id, validate_dag_id, validate_dag_run_id
+
+#: how many fresh logical dates to try when another run holds ours (Airflow 2)
+LOGICAL_DATE_COLLISION_RETRIES = 3
+#: seconds a DAG's paused flag is reused before it is read again
+PAUSED_CACHE_SECONDS = 30.0
+#: Airflow's largest page of DAG runs (``[api] maximum_page_limit`` default)
+RUNS_PAGE_LIMIT = 100
+_MESSAGE_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class ApiReply:
+    status: int
+    body: Any = None  # parsed JSON when the answer was JSON, else its text
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class AirflowApi(Protocol):
+    """One call to Airflow's REST API, paths relative to the versioned API root."""
+
+    #: the longest path the carrier can send (MWAA InvokeRestApi: 64), None for no limit
+    max_path_length: int | None
+
+    def airflow_major(self) -> int: ...
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+    ) -> ApiReply: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def airflow_message(body: Any) -> str:
+    """Airflow's own explanation from an error body (connexion problem+json or FastAPI detail)."""
+    if isinstance(body, Mapping):
+        detail = body.get("detail")
+        title = body.get("title")
+        if isinstance(detail, list):  # FastAPI validation errors (Airflow 3, HTTP 422)
+            text = "; ".join(_validation_problem(problem) for problem in detail)
+        elif isinstance(detail, Mapping):  # Airflow 3 database errors
+            text = "; ".join(str(detail[key]) for key in ("reason", "message") if detail.get(key))
+        elif detail is not None:
+            text = str(detail)
+        else:
+            text = str(dict(body))
+        if isinstance(title, str) and title and title not in text:
+            text = f"{title}: {text}"
+        return text[:_MESSAGE_LIMIT]
+    return str(body if body is not None else "")[:_MESSAGE_LIMIT]
+
+
+def _validation_problem(problem: Any) -> str:
+    if not isinstance(problem, Mapping):
+        return str(problem)
+    location = ".".join(str(part) for part in problem.get("loc", ()))
+    return f"{location}: {problem.get('msg', '')}" if location else str(problem.get("msg", ""))
+
+
+def error_for_status(reply: ApiReply, *, doing: str) -> DagTriggerError:
+    """Classify a non-success answer from Airflow (other than the 409 a trigger handles)."""
+    message = f"Airflow refused to {doing}: HTTP {reply.status}: {airflow_message(reply.body)}"
+    status = reply.status
+    if status == 429 or status == 408 or status >= 500:
+        return TransientTriggerError(message, http_status=status)
+    if status == 404:
+        return RejectedError("dag_not_found", message, http_status=status)
+    if status in (400, 422):
+        code = "conf_rejected" if "conf" in message.lower() else "bad_request"
+        return RejectedError(code, message, http_status=status)
+    if status in (401, 403):
+        return RejectedError("unauthorized", message, http_status=status)
+    return RejectedError("airflow_error", message, http_status=status)
+
+
+def iso_timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def trigger_body(
+    request: TriggerRequest, *, airflow_major: int, logical_date: datetime | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"dag_run_id": request.dag_run_id, "conf": dict(request.conf)}
+    if airflow_major >= 3 or logical_date is not None:
+        # Airflow 3 requires the key (null: no logical date, so no collision is possible).
+        body["logical_date"] = iso_timestamp(logical_date) if logical_date is not None else None
+    if request.note is not None:
+        body["note"] = request.note
+    return body
+
+
+def result_from_run(
+    run: Mapping[str, Any], *, dag_run_id: str, already_existed: bool
+) -> TriggerResult:
+    logical_date = run.get("logical_date") or run.get("execution_date")
+    state = run.get("state")
+    return TriggerResult(
+        dag_run_id=str(run.get("dag_run_id") or dag_run_id),
+        logical_date=str(logical_date) if logical_date else None,
+        state=str(state) if state else None,
+        already_existed=already_existed,
+    )
+
+
+@dataclass
+class _Attempt:
+    logical_date: datetime | None
+    collisions: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class AirflowApiTrigger:
+    """Trigger and state queries over any ``AirflowApi`` carrier, for Airflow 2 and 3."""
+
+    def __init__(
+        self,
+        api: AirflowApi,
+        *,
+        path_too_long_code: str = "path_too_long",
+        now: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        paused_cache_seconds: float = PAUSED_CACHE_SECONDS,
+    ) -> None:
+        self._api = api
+        self._path_too_long_code = path_too_long_code
+        self._now = now
+        self._monotonic = monotonic
+        self._paused_cache_seconds = paused_cache_seconds
+        self._paused: dict[str, tuple[bool, float]] = {}  # dag_id -> (is_paused, read at)
+
+    def trigger(self, request: TriggerRequest) -> TriggerResult:
+        dag_id = validate_dag_id(request.dag_id)
+        validate_dag_run_id(request.dag_run_id)
+        path = self._checked_path(f"/dags/{dag_id}/dagRuns", what=f"dag_id {dag_id!r}")
+        major = self._api.airflow_major()
+        result = self._post_until_settled(request, path, major)
+        return replace(result, dag_paused=self.dag_paused(dag_id))
+
+    def get_dag_run_state(self, dag_id: str, dag_run_id: str) -> str | None:
+        run = self.find_run(validate_dag_id(dag_id), validate_dag_run_id(dag_run_id))
+        state = run.get("state") if run else None
+        return str(state) if state else None
+
+    def dag_paused(self, dag_id: str) -> bool | None:
+        """Whether the DAG is paused (its runs stay queued); None when Airflow cannot say.
+
+        Known answers are reused for a short while, so a burst of triggers for one DAG does not
+        double the calls to the web server.
+        """
+        known = self._paused.get(dag_id)
+        if known is not None and self._monotonic() - known[1] < self._paused_cache_seconds:
+            return known[0]
+        paused = self._read_paused(dag_id)
+        if paused is not None:
+            self._paused[dag_id] = (paused, self._monotonic())
+        return paused
+
+    def _read_paused(self, dag_id: str) -> bool | None:
+        path = f"/dags/{dag_id}"
+        if not self._fits(path):
+            return None
+        try:
+            reply = self._api.call("GET", path)
+        except DagTriggerError as exc:
+            logger.info("could not tell whether the DAG is paused", extra={"reason": str(exc)})
+            return None
+        paused = (
+            reply.body.get("is_paused") if reply.ok and isinstance(reply.body, Mapping) else None
+        )
+        return paused if isinstance(paused, bool) else None
+
+    def find_run(self, dag_id: str, dag_run_id: str) -> Mapping[str, Any] | None:
+        """The run with this id, or None when Airflow has none (raises when it cannot tell)."""
+        path = f"/dags/{dag_id}/dagRuns/{dag_run_id}"
+        if self._fits(path):
+            reply = self._api.call("GET", path)
+            if reply.status == 404:
+                return None
+            if not reply.ok or not isinstance(reply.body, Mapping):
+                raise error_for_status(reply, doing=f"read DAG run {dag_run_id!r}")
+            return reply.body
+        return self._search_recent_runs(dag_id, dag_run_id)
+
+    def _post_until_settled(self, request: TriggerRequest, path: str, major: int) -> TriggerResult:
+        attempt = _Attempt(logical_date=self._logical_date_for(request, major))
+        while True:
+            body = trigger_body(request, airflow_major=major, logical_date=attempt.logical_date)
+            reply = self._api.call("POST", path, body=body)
+            if reply.ok and isinstance(reply.body, Mapping):
+                result = result_from_run(
+                    reply.body, dag_run_id=request.dag_run_id, already_existed=False
+                )
+                return replace(result, details=attempt.details)
+            if reply.ok:  # a success without the run in it: unknown outcome, safe to repeat
+                raise TransientTriggerError(
+                    f"Airflow's answer to the trigger was not a DAG run: {reply.body!r:.200}"
+                )
+            if reply.status != 409:
+                raise error_for_status(reply, doing=f"trigger DAG {request.dag_id!r}")
+            existing = self._existing_run_after_conflict(request, reply, major, attempt)
+            if existing is not None:
+                return existing
+            self._next_logical_date(request, attempt)
+
+    def _logical_date_for(self, request: TriggerRequest, major: int) -> datetime | None:
+        if request.logical_date is not None:
+            return request.logical_date
+        # Airflow 2 needs a logical date; "now" with microseconds makes a collision detectable.
+        return None if major >= 3 else self._now()
+
+    def _existing_run_after_conflict(
+        self, request: TriggerRequest, reply: ApiReply, major: int, attempt: _Attempt
+    ) -> TriggerResult | None:
+        """Our run when the 409 was about our run id; None when another run holds the date."""
+        names_our_run = mentions_run_id(airflow_message(reply.body), request.dag_run_id)
+        only_run_id_can_clash = major >= 3 and attempt.logical_date is None
+        if names_our_run or only_run_id_can_clash:
+            return self._already_triggered(request, self._run_details_if_possible(request))
+        run = self.find_run(request.dag_id, request.dag_run_id)
+        return self._already_triggered(request, run) if run is not None else None
+
+    def _run_details_if_possible(self, request: TriggerRequest) -> Mapping[str, Any]:
+        try:
+            return self.find_run(request.dag_id, request.dag_run_id) or {}
+        except DagTriggerError as exc:
+            logger.info("run exists, but its details are unavailable", extra={"reason": str(exc)})
+            return {}
+
+    @staticmethod
+    def _already_triggered(request: TriggerRequest, run: Mapping[str, Any]) -> TriggerResult:
+        return result_from_run(run, dag_run_id=request.dag_run_id, already_existed=True)
+
+    def _next_logical_date(self, request: TriggerRequest, attempt: _Attempt) -> None:
+        if request.logical_date is not None:
+            raise RejectedError(
+                "logical_date_taken",
+                f"DAG {request.dag_id!r} already has another run at the requested logical date "
+                f"{iso_timestamp(request.logical_date)}",
+                http_status=409,
+            )
+        if attempt.collisions >= LOGICAL_DATE_COLLISION_RETRIES:
+            raise TransientTriggerError(
+                f"DAG {request.dag_id!r}: {attempt.collisions + 1} logical dates in a row were "
+                "taken by other runs",
+                http_status=409,
+            )
+        attempt.collisions += 1
+        attempt.logical_date = self._now()
+        attempt.details["logical_date_collisions"] = attempt.collisions
+        logger.info("logical date taken by another run, trying a new one")
+
+    def _search_recent_runs(self, dag_id: str, dag_run_id: str) -> Mapping[str, Any] | None:
+        """Find a run whose id makes its path too long for the carrier among the newest runs.
+
+        Airflow lists runs oldest first by default, so read the total, then the last page. A run
+        older than the newest ``RUNS_PAGE_LIMIT`` is not found (reported as absent).
+        """
+        path = self._checked_path(f"/dags/{dag_id}/dagRuns", what=f"dag_id {dag_id!r}")
+        total = self._list_runs(path, limit=1, offset=0).get("total_entries")
+        offset = max(0, int(total) - RUNS_PAGE_LIMIT) if isinstance(total, int) else 0
+        page = self._list_runs(path, limit=RUNS_PAGE_LIMIT, offset=offset)
+        for run in page.get("dag_runs") or ():
+            if isinstance(run, Mapping) and run.get("dag_run_id") == dag_run_id:
+                return run
+        return None
+
+    def _list_runs(self, path: str, *, limit: int, offset: int) -> Mapping[str, Any]:
+        reply = self._api.call("GET", path, query={"limit": limit, "offset": offset})
+        if not reply.ok or not isinstance(reply.body, Mapping):
+            raise error_for_status(reply, doing="list DAG runs")
+        return reply.body
+
+    def _fits(self, path: str) -> bool:
+        limit = self._api.max_path_length
+        return limit is None or len(path) <= limit
+
+    def _checked_path(self, path: str, *, what: str) -> str:
+        if not self._fits(path):
+            raise RejectedError(
+                self._path_too_long_code,
+                f"{what} makes the API path {len(path)} characters long; this transport allows "
+                f"{self._api.max_path_length}: use a shorter dag_id or another transport",
+            )
+        return path

@@ -1,0 +1,252 @@
+"""Direct Airflow REST: ``/api/v1`` with basic auth (Airflow 2), ``/api/v2`` with a JWT (Airflow 3).
+
+``EnvironmentRef.base_url`` is the Airflow root (``https://airflow.example.com``); Airflow 3's
+token comes from ``POST {base}/auth/token`` and is cached until Airflow answers 401.
+Credentials (``{"username": ..., "password": ...}``) come from a Secrets Manager secret through
+Powertools parameters, or from any injected provider.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import requests
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import (
+    GetParameterError,
+    TransformParameterError,
+)
+from requests.auth import AuthBase, HTTPBasicAuth
+
+from dagtrigger.errors import RejectedError, TransientTriggerError
+from dagtrigger.models import EnvironmentRef, TriggerRequest, TriggerResult
+from dagtrigger.transports.airflow_api import AirflowApiTrigger, ApiReply, utc_now
+
+#: (connect, read) seconds for one call to Airflow
+DEFAULT_TIMEOUT = (5.0, 15.0)
+#: how long fetched credentials are reused before Secrets Manager is asked again
+SECRET_MAX_AGE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class AirflowCredentials:
+    username: str
+    password: str = field(repr=False)
+
+
+#: secret name -> credentials; raises ``DagTriggerError`` subclasses when it cannot provide them
+CredentialsProvider = Callable[[str], AirflowCredentials]
+
+
+def secrets_manager_credentials(secret_name: str) -> AirflowCredentials:
+    """Read ``{"username", "password"}`` from Secrets Manager, cached for a few minutes."""
+    try:
+        value = parameters.get_secret(secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
+    except TransformParameterError:
+        raise TransientTriggerError(f"secret {secret_name!r} does not hold JSON") from None
+    except GetParameterError as exc:
+        raise TransientTriggerError(f"cannot read secret {secret_name!r}: {exc}") from None
+    return credentials_from_secret(secret_name, value)
+
+
+def credentials_from_secret(secret_name: str, value: Any) -> AirflowCredentials:
+    if isinstance(value, Mapping):
+        username, password = value.get("username"), value.get("password")
+        if isinstance(username, str) and username and isinstance(password, str) and password:
+            return AirflowCredentials(username, password)
+    # A configuration fault: transient, so the trigger is replayable once the secret is fixed.
+    raise TransientTriggerError(
+        f'secret {secret_name!r} must be a JSON object {{"username": "...", "password": "..."}}'
+    )
+
+
+class BearerAuth(AuthBase):
+    """``Authorization: Bearer`` for Airflow 3; its repr never shows the token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(<redacted>)"
+
+
+class AirflowRestCarrier:
+    """Calls to one Airflow web/API server, authenticated for its major version."""
+
+    max_path_length: int | None = None
+
+    def __init__(
+        self,
+        environment: EnvironmentRef,
+        session: requests.Session,
+        *,
+        credentials_provider: CredentialsProvider = secrets_manager_credentials,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        if not environment.base_url:
+            raise ValueError(
+                f"environment {environment.alias!r} uses airflow_rest but has no base_url"
+            )
+        self._environment = environment
+        self._root = environment.base_url.rstrip("/")
+        self._session = session
+        self._credentials_provider = credentials_provider
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._major: int | None = environment.airflow_major
+        self._token: str | None = None
+
+    def airflow_major(self) -> int:
+        with self._lock:
+            if self._major is None:
+                self._major = self._detect_major()
+            return self._major
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+    ) -> ApiReply:
+        major = self.airflow_major()
+        url = f"{self._root}{'/api/v2' if major >= 3 else '/api/v1'}{path}"
+        reply = self._send(method, url, body=body, query=query, auth=self._auth_for(major))
+        if reply.status == 401 and major >= 3 and self._token is not None:
+            # Expired or revoked: one fresh token, then Airflow's answer stands.
+            self._forget_token()
+            reply = self._send(method, url, body=body, query=query, auth=self._auth_for(major))
+        return reply
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        auth: AuthBase | None = None,
+    ) -> ApiReply:
+        try:
+            response = self._session.request(
+                method,
+                url,
+                json=dict(body) if body is not None else None,
+                params=dict(query) if query is not None else None,
+                headers={"Accept": "application/json"},
+                auth=auth,
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise TransientTriggerError(
+                f"Airflow at {self._root} did not answer {method}: {exc}"
+            ) from None
+        except requests.RequestException as exc:
+            raise RejectedError("airflow_base_url_invalid", f"cannot call {url}: {exc}") from None
+        return ApiReply(response.status_code, _body_of(response))
+
+    def _credentials(self) -> AirflowCredentials | None:
+        secret = self._environment.credentials_secret
+        return self._credentials_provider(secret) if secret else None
+
+    def _auth_for(self, major: int) -> AuthBase | None:
+        if major < 3:
+            credentials = self._credentials()
+            return (
+                HTTPBasicAuth(credentials.username, credentials.password) if credentials else None
+            )
+        token = self._bearer_token()
+        return BearerAuth(token) if token else None
+
+    def _bearer_token(self) -> str | None:
+        with self._lock:
+            if self._token is None:
+                credentials = self._credentials()
+                if credentials is None:
+                    return None  # an Airflow without authentication (local development)
+                self._token = self._fetch_token(credentials)
+            return self._token
+
+    def _forget_token(self) -> None:
+        with self._lock:
+            self._token = None
+
+    def _fetch_token(self, credentials: AirflowCredentials) -> str:
+        url = f"{self._root}/auth/token"
+        try:
+            response = self._session.post(
+                url,
+                json={"username": credentials.username, "password": credentials.password},
+                headers={"Accept": "application/json"},
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise TransientTriggerError(f"Airflow at {self._root} gave no token: {exc}") from None
+        if response.status_code in (401, 403):
+            raise RejectedError(
+                "unauthorized",
+                f"Airflow at {self._root} refused the credentials of secret "
+                f"{self._environment.credentials_secret!r} (HTTP {response.status_code})",
+                http_status=response.status_code,
+            )
+        body = _body_of(response)
+        token = body.get("access_token") if isinstance(body, Mapping) else None
+        if response.status_code not in (200, 201) or not isinstance(token, str) or not token:
+            raise TransientTriggerError(
+                f"Airflow at {self._root} gave no token (HTTP {response.status_code})",
+                http_status=response.status_code,
+            )
+        return token
+
+    def _detect_major(self) -> int:
+        """Airflow 3 answers ``/api/v2/monitor/health``, Airflow 2 ``/api/v1/health`` (public)."""
+        for major, path in ((3, "/api/v2/monitor/health"), (2, "/api/v1/health")):
+            reply = self._send("GET", f"{self._root}{path}")
+            if reply.ok:
+                return major
+            if reply.status >= 500 or reply.status == 429:
+                break
+        raise TransientTriggerError(f"cannot tell the Airflow version at {self._root}")
+
+
+def _body_of(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+class AirflowRestTransport:
+    """``AirflowTransport`` over an Airflow's own REST API for one environment."""
+
+    def __init__(
+        self,
+        environment: EnvironmentRef,
+        session: requests.Session,
+        *,
+        credentials_provider: CredentialsProvider = secrets_manager_credentials,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.environment = environment
+        carrier = AirflowRestCarrier(
+            environment, session, credentials_provider=credentials_provider, timeout=timeout
+        )
+        self._api = AirflowApiTrigger(carrier, now=now)
+
+    def trigger(self, request: TriggerRequest) -> TriggerResult:
+        return self._api.trigger(request)
+
+    def get_dag_run_state(self, dag_id: str, dag_run_id: str) -> str | None:
+        return self._api.get_dag_run_state(dag_id, dag_run_id)

@@ -1,0 +1,102 @@
+"""Retries of one trigger inside a time budget: exponential backoff with full jitter (tenacity).
+
+Only ``TransientTriggerError`` is retried. ``RejectedError`` propagates at once, carrying the
+number of attempts made (``exc.attempts``). When the next wait would not fit in the budget,
+``TriggerFailedError`` reports the last failure and the attempt count; the event's queue then
+delivers it again later (a replay is safe: the ``dag_run_id`` is deterministic).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
+
+from dagtrigger.errors import RejectedError, TransientTriggerError, TriggerFailedError
+from dagtrigger.models import TriggerRequest, TriggerResult
+from dagtrigger.observability import MetricName, count, logger, record_latency
+from dagtrigger.ratelimit import RateLimiter
+from dagtrigger.transports.base import AirflowTransport
+
+#: the first backoff is drawn from [0, 0.5] s, doubling per retry up to [0, 8] s
+INITIAL_WAIT_SECONDS = 0.5
+MAX_WAIT_SECONDS = 8.0
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    result: TriggerResult
+    attempts: int
+
+
+def trigger_with_retries(
+    transport: AirflowTransport,
+    request: TriggerRequest,
+    *,
+    budget_seconds: float,
+    limiter: RateLimiter | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> RetryOutcome:
+    """Trigger ``request`` through ``transport``, retrying transient failures within the budget."""
+    started = clock()
+    attempts = 0
+
+    def remaining() -> float:
+        return budget_seconds - (clock() - started)
+
+    def attempt() -> TriggerResult:
+        nonlocal attempts
+        if limiter is not None and not limiter.acquire(
+            request.environment.alias, timeout=max(0.0, remaining())
+        ):
+            raise TriggerFailedError(
+                f"rate limit of environment {request.environment.alias!r} left no slot within "
+                f"the {budget_seconds:g} s budget",
+                attempts=attempts,
+            )
+        attempts += 1
+        attempt_started = clock()
+        try:
+            return transport.trigger(request)
+        finally:
+            record_latency((clock() - attempt_started) * 1000)
+
+    def next_wait_exceeds_budget(state: RetryCallState) -> bool:
+        return (state.upcoming_sleep or 0.0) > remaining()
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(TransientTriggerError),
+        wait=wait_random_exponential(multiplier=INITIAL_WAIT_SECONDS, max=MAX_WAIT_SECONDS),
+        stop=next_wait_exceeds_budget,
+        sleep=sleep,
+        before_sleep=lambda state: _note_retry(request, state),
+        reraise=True,
+    )
+    try:
+        result = retrying(attempt)
+    except TransientTriggerError as last:
+        raise TriggerFailedError(last.message, attempts=attempts) from last
+    except RejectedError as rejected:
+        rejected.attempts = attempts  # type: ignore[attr-defined]
+        rejected.add_note(f"rejected after {attempts} attempt(s)")
+        raise
+    return RetryOutcome(result=result, attempts=attempts)
+
+
+def _note_retry(request: TriggerRequest, state: RetryCallState) -> None:
+    count(MetricName.TRIGGER_RETRY)
+    failure = state.outcome.exception() if state.outcome is not None else None
+    logger.warning(
+        "transient trigger failure, retrying",
+        extra={
+            "environment": request.environment.alias,
+            "dag_id": request.dag_id,
+            "dag_run_id": request.dag_run_id,
+            "attempt": state.attempt_number,
+            "wait_seconds": round(state.upcoming_sleep, 3),
+            "reason": str(failure) if failure is not None else None,
+        },
+    )
