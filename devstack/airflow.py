@@ -1,0 +1,449 @@
+"""Real Apache Airflow (3.x and 2.10) for the local stack: install, start on loopback, stop.
+
+Each major version lives in its own virtual environment (.stack/venvs/airflow-<major>), installed
+from a pinned lock file with uv. A server is a set of ManagedProcesses sharing one AIRFLOW_HOME,
+SQLite database and environment; `AirflowServer.cli_env()` lets other code run the same Airflow's
+CLI (the MWAA emulator's /aws_mwaa/cli does).
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from devstack.paths import DAGS_DIR, FIND_PYTHON, LOCKS_DIR, PACKAGE_DIR, UV_BIN, VENVS_DIR
+from devstack.processes import (
+    LOOPBACK,
+    ManagedProcess,
+    StackError,
+    child_env,
+    free_port,
+    group_pids,
+    pss_bytes,
+    run_to_completion,
+    stop_all,
+    wait_for_http,
+    wait_until,
+)
+
+AIRFLOW_VERSIONS = {3: "3.3.2", 2: "2.10.5"}
+PYTHON_VERSION = "3.12"
+ADMIN_USER = ("admin", "admin")
+# A least-privilege account (role "User" on 2.x, "user" on 3.x): enough to trigger DAG runs.
+TRIGGER_USER = ("user", "user")
+READY_TIMEOUT = 180.0
+MIGRATE_TIMEOUT = 300.0
+_STAMP_NAME = ".devstack-lock-sha256"
+AIRFLOW2_ACCOUNTS_SCRIPT = PACKAGE_DIR / "airflow2_accounts.py"
+
+
+@dataclass
+class AirflowServer:
+    """A running Airflow: where it answers, who may log in, and the processes behind it."""
+
+    major: int
+    version: str
+    base_url: str
+    username: str
+    password: str = field(repr=False)
+    home: Path
+    venv: Path
+    port: int
+    user_username: str = TRIGGER_USER[0]
+    user_password: str = field(default=TRIGGER_USER[1], repr=False)
+    processes: list[ManagedProcess] = field(default_factory=list, repr=False)
+    # Holds the JWT and Flask secrets: never put it in a repr or a log line.
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def airflow_bin(self) -> Path:
+        return self.venv / "bin" / "airflow"
+
+    def cli_env(self) -> dict[str, str]:
+        """Environment for this Airflow's `airflow` CLI: the same home, database and config."""
+        return dict(self.env)
+
+    def api_prefix(self) -> str:
+        return "/api/v2" if self.major >= 3 else "/api/v1"
+
+    def api_url(self, path: str) -> str:
+        """Absolute URL of a REST path given relative to the API prefix, e.g. "/dags/x"."""
+        return f"{self.base_url}{self.api_prefix()}{path}"
+
+    def api_session(
+        self, username: str | None = None, password: str | None = None
+    ) -> requests.Session:
+        """A requests.Session authenticated as the admin (or the given user) for the REST API."""
+        session = requests.Session()
+        user = username or self.username
+        secret = password if password is not None else self.password
+        if self.major >= 3:
+            session.headers["Authorization"] = f"Bearer {self._fetch_jwt(user, secret)}"
+        else:
+            session.auth = (user, secret)
+        return session
+
+    def is_running(self) -> bool:
+        return bool(self.processes) and all(process.is_running() for process in self.processes)
+
+    def pids(self) -> list[int]:
+        """Every live process of every component's process group."""
+        return [pid for process in self.processes if process.pid for pid in group_pids(process.pid)]
+
+    def memory_pss_bytes(self) -> int:
+        """Proportional set size summed over all the server's process groups."""
+        return pss_bytes(self.pids())
+
+    def stop(self) -> None:
+        """Stop every component at once (SIGTERM, then SIGKILL after 10 s). Idempotent."""
+        stop_all(self.processes)
+
+    def _fetch_jwt(self, username: str, password: str) -> str:
+        response = requests.post(
+            f"{self.base_url}/auth/token",
+            json={"username": username, "password": password},
+            timeout=10,
+        )
+        if response.status_code not in (200, 201):
+            raise StackError(
+                f"Airflow {self.version}: POST /auth/token for {username!r} answered "
+                f"{response.status_code}: {response.text[:200]}"
+            )
+        token: str = response.json()["access_token"]
+        return token
+
+
+def venv_path(major: int) -> Path:
+    return VENVS_DIR / f"airflow-{_check_major(major)}"
+
+
+def lock_path(major: int) -> Path:
+    return LOCKS_DIR / f"airflow-{_check_major(major)}.lock"
+
+
+def ensure_airflow_venv(major: int) -> Path:
+    """Install Airflow `major` from its lock into .stack/venvs/airflow-<major> (once per lock)."""
+    venv, lock = venv_path(major), lock_path(major)
+    wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
+    stamp = venv / _STAMP_NAME
+    if _read_text(stamp) == wanted:
+        return venv
+    with _exclusive_lock(venv.with_name(venv.name + ".install-lock")):
+        if _read_text(stamp) == wanted:  # another process finished the install while we waited
+            return venv
+        _install_venv(venv, lock, f"Airflow {AIRFLOW_VERSIONS[major]}")
+        stamp.write_text(wanted)
+    return venv
+
+
+def start_airflow(
+    major: int,
+    *,
+    state_dir: Path,
+    dags_folder: Path = DAGS_DIR,
+    port: int | None = None,
+    parallelism: int = 2,
+    extra_env: Mapping[str, str] | None = None,
+    ready_timeout: float = READY_TIMEOUT,
+) -> AirflowServer:
+    """Install if needed, migrate the DB, start every component on 127.0.0.1, wait for the API.
+
+    `extra_env` is added to every component's environment (e.g. DAGTRIGGER_CONF_SINK for the
+    sample DAGs). On failure, whatever was started is stopped before StackError is raised.
+    """
+    venv = ensure_airflow_venv(major)
+    port = port or free_port()
+    home = state_dir / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    server = AirflowServer(
+        major=major,
+        version=AIRFLOW_VERSIONS[major],
+        base_url=f"http://{LOOPBACK}:{port}",
+        username=ADMIN_USER[0],
+        password=ADMIN_USER[1],
+        home=home,
+        venv=venv,
+        port=port,
+    )
+    secrets_ = _persistent_secrets(state_dir)
+    settings = _airflow3_settings if major >= 3 else _airflow2_settings
+    server.env = child_env(
+        {**settings(server, state_dir, dags_folder, parallelism, secrets_), **(extra_env or {})}
+    )
+    try:
+        _prepare_database(server, state_dir)
+        server.processes = _components(server, state_dir)
+        for process in server.processes:
+            process.start()
+        wait_for_http(
+            _health_url(server),
+            ready_timeout,
+            process=server.processes,
+            accept=lambda response: response.status_code == 200,
+        )
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def wait_for_dag(server: AirflowServer, dag_id: str, timeout: float = 120.0) -> None:
+    """Wait until the DAG has been parsed and the REST API knows it."""
+    session = server.api_session()
+
+    def dag_is_known() -> bool:
+        try:
+            return bool(session.get(server.api_url(f"/dags/{dag_id}"), timeout=5).ok)
+        except requests.RequestException:
+            return False
+
+    wait_until(
+        dag_is_known,
+        timeout=timeout,
+        interval=1.0,
+        what=f"DAG {dag_id!r} in Airflow {server.version}",
+        process=server.processes,
+    )
+
+
+def _check_major(major: int) -> int:
+    if major not in AIRFLOW_VERSIONS:
+        raise StackError(
+            f"Airflow major version {major!r} is not one of {sorted(AIRFLOW_VERSIONS)}"
+        )
+    return major
+
+
+def _install_venv(venv: Path, lock: Path, what: str) -> None:
+    if not UV_BIN.exists():
+        raise StackError(f"uv is missing at {UV_BIN}: run `make venv` first")
+    started = time.monotonic()
+    _progress(f"installing {what} into {venv} from {lock.name} ...")
+    if not (venv / "bin" / "python").exists():
+        python = _find_python()
+        _run_checked([str(UV_BIN), "venv", "--quiet", "--python", python, str(venv)], what)
+    _run_checked(
+        [str(UV_BIN), "pip", "sync", "--quiet", "--compile-bytecode", str(lock)],
+        what,
+        env={**child_env(), "VIRTUAL_ENV": str(venv)},
+    )
+    _progress(f"installed {what} in {time.monotonic() - started:.0f} s")
+
+
+def _find_python() -> str:
+    result = subprocess.run(
+        [str(FIND_PYTHON), PYTHON_VERSION], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise StackError(result.stderr.strip() or f"no Python {PYTHON_VERSION} found")
+    return result.stdout.strip()
+
+
+def _run_checked(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        raise StackError(f"installing {what}: {argv[0]} {argv[1]} failed:\n{result.stderr[-2000:]}")
+
+
+def _progress(message: str) -> None:
+    print(f"devstack: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _persistent_secrets(state_dir: Path) -> dict[str, str]:
+    """Secrets made once per state directory, so restarts keep sessions, tokens and Variables."""
+    path = state_dir / "secrets.json"
+    existing = json.loads(path.read_text()) if path.exists() else {}
+    made = {
+        "jwt_secret": existing.get("jwt_secret") or secrets.token_hex(32),  # 64 bytes of hex
+        "secret_key": existing.get("secret_key") or secrets.token_hex(32),
+        "fernet_key": existing.get("fernet_key")
+        or base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    }
+    if made != existing:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(made))
+    return made
+
+
+def _common_settings(
+    server: AirflowServer, dags_folder: Path, parallelism: int, secrets_: dict[str, str]
+) -> dict[str, str]:
+    return {
+        "AIRFLOW_HOME": str(server.home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+        "AIRFLOW__CORE__FERNET_KEY": secrets_["fernet_key"],
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{server.home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(server.home / "logs"),
+        "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "PATH": f"{server.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "NO_PROXY": LOOPBACK,
+        "no_proxy": LOOPBACK,
+    }
+
+
+def _airflow3_settings(
+    server: AirflowServer,
+    state_dir: Path,
+    dags_folder: Path,
+    parallelism: int,
+    secrets_: dict[str, str],
+) -> dict[str, str]:
+    passwords_file = state_dir / "simple_auth_manager_passwords.json"
+    passwords_file.touch(mode=0o600)
+    passwords_file.write_text(json.dumps(dict([ADMIN_USER, TRIGGER_USER])))
+    return {
+        **_common_settings(server, dags_folder, parallelism, secrets_),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{server.base_url}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER[0]}:admin,{TRIGGER_USER[0]}:user",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+        "AIRFLOW__API__HOST": LOOPBACK,
+        "AIRFLOW__API__PORT": str(server.port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__BASE_URL": server.base_url,
+        "AIRFLOW__API__SECRET_KEY": secrets_["secret_key"],
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets_["jwt_secret"],
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+    }
+
+
+def _airflow2_settings(
+    server: AirflowServer,
+    state_dir: Path,
+    dags_folder: Path,
+    parallelism: int,
+    secrets_: dict[str, str],
+) -> dict[str, str]:
+    del state_dir  # Airflow 2 keeps its users in the metadata DB
+    return {
+        **_common_settings(server, dags_folder, parallelism, secrets_),
+        "AIRFLOW__CORE__EXECUTOR": "SequentialExecutor",  # the only one SQLite allows on 2.x
+        "AIRFLOW__API__AUTH_BACKENDS": (
+            "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session"
+        ),
+        "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": LOOPBACK,
+        "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(server.port),
+        "AIRFLOW__WEBSERVER__BASE_URL": server.base_url,
+        "AIRFLOW__WEBSERVER__WORKERS": "1",
+        "AIRFLOW__WEBSERVER__SECRET_KEY": secrets_["secret_key"],
+        "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+    }
+
+
+def _prepare_database(server: AirflowServer, state_dir: Path) -> None:
+    """Migrate the DB and create the accounts, unless this state dir already has both."""
+    done_stamp = state_dir / f".prepared-{server.version}"
+    if done_stamp.exists() and (server.home / "airflow.db").exists():
+        return  # each CLI start-up costs seconds; a restart on the same state needs neither
+    airflow = str(server.airflow_bin)
+    logs = state_dir / "logs"
+    run_to_completion(
+        f"airflow-{server.major} db migrate",
+        [airflow, "db", "migrate"],
+        env=server.env,
+        cwd=server.home,
+        log_path=logs / "db-migrate.log",
+        timeout=MIGRATE_TIMEOUT,
+    )
+    if server.major < 3:
+        accounts_file = state_dir / "accounts.json"
+        accounts_file.touch(mode=0o600)
+        accounts_file.write_text(json.dumps(_airflow2_accounts()))
+        run_to_completion(
+            f"airflow-{server.major} create accounts",
+            [
+                str(server.venv / "bin" / "python"),
+                "-P",  # keep devstack/ off sys.path: its airflow.py would shadow the real one
+                str(AIRFLOW2_ACCOUNTS_SCRIPT),
+                str(accounts_file),
+            ],
+            env=server.env,
+            cwd=server.home,
+            log_path=logs / "create-accounts.log",
+            timeout=MIGRATE_TIMEOUT,
+        )
+    done_stamp.touch()
+
+
+def _airflow2_accounts() -> list[dict[str, str]]:
+    return [
+        {
+            "username": username,
+            "password": password,
+            "role": role,
+            "firstname": username.title(),
+            "lastname": "Devstack",
+            "email": f"{username}@devstack.invalid",
+        }
+        for (username, password), role in ((ADMIN_USER, "Admin"), (TRIGGER_USER, "User"))
+    ]
+
+
+def _components(server: AirflowServer, state_dir: Path) -> list[ManagedProcess]:
+    """The API/web server first (readiness is judged on it), then the background components."""
+    airflow = str(server.airflow_bin)
+    if server.major >= 3:
+        commands = {
+            "api-server": [airflow, "api-server"],
+            "scheduler": [airflow, "scheduler", "--skip-serve-logs"],
+            "dag-processor": [airflow, "dag-processor"],
+        }
+    else:
+        commands = {
+            "webserver": [airflow, "webserver", "-w", "1", "-H", LOOPBACK, "-p", str(server.port)],
+            "scheduler": [airflow, "scheduler", "--skip-serve-logs"],
+        }
+    return [
+        ManagedProcess(
+            f"airflow-{server.major} {name}",
+            argv,
+            env=server.env,
+            cwd=server.home,
+            log_path=state_dir / "logs" / f"{name}.log",
+        )
+        for name, argv in commands.items()
+    ]
+
+
+def _health_url(server: AirflowServer) -> str:
+    if server.major >= 3:
+        return f"{server.base_url}/api/v2/monitor/health"
+    return f"{server.base_url}/health"

@@ -1,0 +1,197 @@
+"""The whole local stack in one object: DynamoDB Local, moto, real Airflow, the MWAA emulator
+and the Lambda runner driving the handlers from template.yaml.
+
+    with LocalStack(StackConfig()) as stack:
+        stack.s3.put_object(Bucket="landing", Key="sales/2026-11-21.csv", Body=b"...")
+
+Everything binds to 127.0.0.1; ``stop()`` stops every process and thread it started.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import boto3
+from botocore.config import Config
+
+from devstack.airflow import AirflowServer, start_airflow, wait_for_dag
+from devstack.dynamodb_local import DynamoDBLocal, ensure_dynamodb_local, start_dynamodb_local
+from devstack.moto_server import MotoServer, start_moto
+from devstack.mwaa_emulator import MwaaEmulator
+from devstack.paths import REPO_ROOT, STATE_DIR
+from devstack.runner import LambdaRunner
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_ROUTES = DEMO_DIR / "routes.yaml"
+TEMPLATE = REPO_ROOT / "template.yaml"
+REGION = "us-east-1"
+_DUMMY_CREDENTIALS = {
+    "aws_access_key_id": "devstack",
+    "aws_secret_access_key": "devstack",
+    "region_name": REGION,
+}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    airflow_major: int = 3
+    mwaa_environment: str = "dagtrigger-demo"
+    routes_file: Path = DEMO_ROUTES
+    source_bucket: str = "landing"
+    state_dir: Path = STATE_DIR / "stack"
+    #: shorter than the template's batching window so the demo does not sit waiting
+    batching_window_seconds: float = 1.0
+    extra_function_env: dict[str, str] = field(default_factory=dict)
+    conf_sink: Path | None = None  # where the sample DAGs write the conf they received
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig, *, progress: Callable[[str], None] = print) -> None:
+        self.config = config
+        self._progress = progress
+        self.dynamodb_local: DynamoDBLocal | None = None
+        self.moto: MotoServer | None = None
+        self.airflow: AirflowServer | None = None
+        self.emulator: MwaaEmulator | None = None
+        self.runner: LambdaRunner | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start every part; on any failure stop what was started and re-raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        config = self.config
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        airflow_box: dict[str, AirflowServer] = {}
+        airflow_error: list[BaseException] = []
+
+        def boot_airflow() -> None:
+            try:
+                extra = {"DAGTRIGGER_CONF_SINK": str(config.conf_sink)} if config.conf_sink else {}
+                airflow_box["server"] = start_airflow(
+                    config.airflow_major,
+                    state_dir=config.state_dir / f"airflow-{config.airflow_major}",
+                    extra_env=extra,
+                )
+            except BaseException as exc:  # reported on the main thread
+                airflow_error.append(exc)
+
+        self._progress(
+            f"starting Apache Airflow {config.airflow_major} (api-server, scheduler, "
+            "dag-processor) on 127.0.0.1"
+        )
+        airflow_thread = threading.Thread(target=boot_airflow, name="airflow-boot", daemon=True)
+        airflow_thread.start()
+
+        self._progress("starting DynamoDB Local (Amazon's jar, Java 17)")
+        ensure_dynamodb_local()
+        self.dynamodb_local = start_dynamodb_local(state_dir=config.state_dir / "dynamodb")
+        self._progress("starting moto server (S3, SQS, EventBridge, Scheduler)")
+        self.moto = start_moto(state_dir=config.state_dir / "moto")
+
+        airflow_thread.join()
+        if airflow_error:
+            raise airflow_error[0]
+        self.airflow = airflow_box["server"]
+        self._progress(f"Airflow {self.airflow.version} is up at {self.airflow.base_url}")
+        wait_for_dag(self.airflow, "ingest_sales")
+
+        self._progress("starting the MWAA emulator in front of Airflow")
+        self.emulator = MwaaEmulator(config.state_dir / "mwaa")
+        self.emulator.start()
+        self.emulator.add_environment(
+            config.mwaa_environment,
+            self.airflow,
+            # InvokeRestApi runs as the Airflow role of the caller: "User" is enough to trigger.
+            rest_api_credentials=(self.airflow.user_username, self.airflow.user_password),
+        )
+
+        self._progress("provisioning template.yaml's resources and starting the Lambda runner")
+        function_env = {
+            **self.emulator.client_environment(),
+            "MWAA_INJECT_HOST_PREFIX": "false",
+            "ROUTES_LOCATION": f"file:{config.routes_file}",
+            "ROUTES_CACHE_SECONDS": "0",
+            **config.extra_function_env,
+        }
+        self.runner = LambdaRunner(
+            TEMPLATE,
+            moto_endpoint=self.moto.endpoint_url,
+            dynamodb_endpoint=self.dynamodb_local.endpoint_url,
+            extra_env=function_env,
+            parameter_overrides={
+                "MwaaEnvironmentName": config.mwaa_environment,
+                "SourceBucketNames": config.source_bucket,
+                "CreateSourceBucket": "false",
+            },
+            batching_window_seconds=config.batching_window_seconds,
+        )
+        self.runner.provision()
+        self.runner.start()
+        self.s3.put_bucket_versioning(
+            Bucket=config.source_bucket, VersioningConfiguration={"Status": "Enabled"}
+        )
+
+    def stop(self) -> None:
+        """Stop the runner's threads, the emulator and every process. Safe to call twice."""
+        for part in (self.runner, self.emulator, self.airflow, self.moto, self.dynamodb_local):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception as exc:  # keep stopping the rest
+                    self._progress(f"warning: stopping {type(part).__name__} failed: {exc}")
+        self.runner = self.emulator = self.airflow = None
+        self.moto = self.dynamodb_local = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ clients
+
+    def _moto_client(self, service: str) -> Any:
+        assert self.moto is not None, "the stack is not started"
+        return boto3.client(service, endpoint_url=self.moto.endpoint_url, **_DUMMY_CREDENTIALS)
+
+    @property
+    def s3(self) -> Any:
+        return self._moto_client("s3")
+
+    @property
+    def sqs(self) -> Any:
+        return self._moto_client("sqs")
+
+    @property
+    def events(self) -> Any:
+        return self._moto_client("events")
+
+    def history_table(self) -> Any:
+        assert self.dynamodb_local is not None
+        assert self.runner is not None
+        resources = self.runner.resources
+        resource = boto3.resource(
+            "dynamodb",
+            endpoint_url=self.dynamodb_local.endpoint_url,
+            config=Config(retries={"mode": "standard"}),
+            **_DUMMY_CREDENTIALS,
+        )
+        return resource.Table(resources["TriggerHistoryTable"].name)
