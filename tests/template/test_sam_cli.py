@@ -1,0 +1,210 @@
+"""The SAM CLI's own checks: `sam validate --lint`, cfn-lint (+ serverless rules), `sam build`."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.template
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+LAYER_SOURCE = REPO_ROOT / "layers" / "core"
+FUNCTION_SOURCE = REPO_ROOT / "functions" / "s3_events"
+PIN = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(?P<version>[^\s;#]+)")
+
+
+def run_tool(
+    command: list[str], env: dict[str, str], *, path_prefix: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(env)
+    if path_prefix:
+        env["PATH"] = f"{path_prefix}:{env.get('PATH', '')}"
+    started = time.monotonic()
+    completed = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=900,
+    )
+    print(f"{' '.join(command[:2])}: {time.monotonic() - started:.1f}s")  # timing for the report
+    return completed
+
+
+def describe_failure(completed: subprocess.CompletedProcess[str]) -> str:
+    return (
+        f"`{' '.join(completed.args)}` exited {completed.returncode}\n"
+        f"--- stdout ---\n{completed.stdout[-6000:]}\n--- stderr ---\n{completed.stderr[-6000:]}"
+    )
+
+
+def python_312_directory() -> str:
+    completed = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "find-python"), "3.12"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        pytest.fail(f"sam build needs Python 3.12 (the Lambda runtime): {completed.stderr.strip()}")
+    return str(Path(completed.stdout.strip()).parent)
+
+
+def pinned_requirements(requirements: Path) -> dict[str, str]:
+    pins = {}
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        match = PIN.match(line.strip())
+        if match:
+            pins[match["name"]] = match["version"]
+    return pins
+
+
+def normalized_distribution(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def test_sam_validate_with_lint_accepts_the_template(
+    sam_tool: Callable[[str], Path], sam_environment: dict[str, str]
+) -> None:
+    # Given the template, When sam validate lints it
+    completed = run_tool(
+        [str(sam_tool("sam")), "validate", "--lint", "--template-file", str(TEMPLATE_PATH)],
+        sam_environment,
+    )
+
+    # Then it is valid
+    assert completed.returncode == 0, describe_failure(completed)
+    assert "is a valid SAM Template" in completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize(
+    "extra_rules",
+    [
+        pytest.param([], id="cfn-lint"),
+        pytest.param(["--append-rules", "cfn_lint_serverless.rules"], id="cfn-lint-serverless"),
+    ],
+)
+def test_cfn_lint_reports_nothing(
+    sam_tool: Callable[[str], Path], sam_environment: dict[str, str], extra_rules: list[str]
+) -> None:
+    # Given the template, When cfn-lint checks it (errors, warnings and informational findings)
+    completed = run_tool(
+        [str(sam_tool("cfn-lint")), *extra_rules, "--", str(TEMPLATE_PATH)], sam_environment
+    )
+
+    # Then it has nothing to say
+    assert completed.returncode == 0, describe_failure(completed)
+    assert completed.stdout.strip() == "", describe_failure(completed)
+
+
+def layer_source_files() -> list[Path]:
+    return sorted(
+        path.relative_to(LAYER_SOURCE)
+        for path in LAYER_SOURCE.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    )
+
+
+@dataclass(frozen=True)
+class Build:
+    directory: Path
+    #: the layer's source files when the build started (the checkout may change meanwhile)
+    layer_sources: list[Path]
+
+
+@pytest.fixture(scope="module")
+def build(
+    sam_tool: Callable[[str], Path],
+    sam_environment: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Build:
+    """Run `sam build` once into a temporary directory (never .aws-sam in the checkout)."""
+    work = tmp_path_factory.mktemp("sam-build")
+    layer_sources = layer_source_files()
+    completed = run_tool(
+        [
+            str(sam_tool("sam")),
+            "build",
+            "--template-file",
+            str(TEMPLATE_PATH),
+            "--build-dir",
+            str(work / "build"),
+            "--cache-dir",
+            str(work / "cache"),
+            # samconfig.toml asks for cached builds; their dependency folder is .aws-sam/deps in
+            # the working directory, so the test opts out to leave the checkout untouched.
+            "--no-cached",
+        ],
+        sam_environment,
+        path_prefix=python_312_directory(),
+    )
+    assert completed.returncode == 0, describe_failure(completed)
+    return Build(work / "build", layer_sources)
+
+
+@pytest.fixture(scope="module")
+def build_dir(build: Build) -> Path:
+    return build.directory
+
+
+def test_build_puts_the_whole_core_package_in_the_layer(build: Build) -> None:
+    # Given the built layer
+    layer = build.directory / "CoreLayer" / "python"
+
+    # Then every source file of layers/core is there, under python/ where Lambda looks for it
+    assert Path("dagtrigger/__init__.py") in build.layer_sources
+    missing = [str(source) for source in build.layer_sources if not (layer / source).is_file()]
+    assert missing == []
+
+
+def test_build_installs_every_pinned_dependency_at_its_version(build_dir: Path) -> None:
+    # Given the pins of layers/core/requirements.txt and the built layer
+    pins = pinned_requirements(LAYER_SOURCE / "requirements.txt")
+    layer = build_dir / "CoreLayer" / "python"
+    installed = {
+        normalized_distribution(path.name.removesuffix(".dist-info").rsplit("-", 1)[0]): (
+            path.name.removesuffix(".dist-info").rsplit("-", 1)[1]
+        )
+        for path in layer.glob("*.dist-info")
+    }
+
+    # Then each pinned distribution is installed at the pinned version
+    assert "pydantic" in pins
+    for name, version in pins.items():
+        assert installed.get(normalized_distribution(name)) == version, f"{name}=={version}"
+
+
+def test_build_fetches_compiled_dependencies_for_the_lambda_platform(build_dir: Path) -> None:
+    # Given the built layer, When we look at pydantic_core's compiled extension
+    extensions = list(
+        (build_dir / "CoreLayer" / "python" / "pydantic_core").glob("_pydantic_core*.so")
+    )
+
+    # Then it was built for CPython 3.12 on Linux x86_64, as the function runs
+    assert [path.name for path in extensions] == ["_pydantic_core.cpython-312-x86_64-linux-gnu.so"]
+
+
+def test_build_packages_the_s3_events_handler(
+    build_dir: Path, cloudformation_yaml: Callable[[Path], dict[str, Any]]
+) -> None:
+    # Given the built function and the built template
+    function = build_dir / "S3EventsFunction"
+    built_template = cloudformation_yaml(build_dir / "template.yaml")
+
+    # Then the handler module is there and the template points at the built folders
+    assert (function / "app.py").read_text(encoding="utf-8") == (
+        FUNCTION_SOURCE / "app.py"
+    ).read_text(encoding="utf-8")
+    resources = built_template["Resources"]
+    assert resources["S3EventsFunction"]["Properties"]["CodeUri"] == "S3EventsFunction"
+    assert resources["CoreLayer"]["Properties"]["ContentUri"] == "CoreLayer"

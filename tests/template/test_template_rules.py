@@ -1,0 +1,833 @@
+"""Rules template.yaml must keep, read from the YAML itself (no AWS, no SAM CLI except for IAM).
+
+Conditions and intrinsic functions are evaluated by a small resolver for a given set of parameter
+values, so a rule is checked for each deployment shape (transport, routes location, buckets).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dagtrigger.settings import Settings
+
+pytestmark = pytest.mark.template
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+PSEUDO_PARAMETERS = {
+    "AWS::Partition": "aws",
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT,
+    "AWS::StackName": "dagtrigger",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+# Resource types that have an ARN (or a name that stands for one) a user needs after deploying.
+ARN_BEARING_TYPES = {
+    "AWS::DynamoDB::Table",
+    "AWS::SQS::Queue",
+    "AWS::Serverless::Function",
+    "AWS::Lambda::Function",
+    "AWS::Serverless::LayerVersion",
+    "AWS::Lambda::LayerVersion",
+    "AWS::Events::Rule",
+    "AWS::S3::Bucket",
+    "AWS::CloudWatch::Alarm",
+    "AWS::Logs::LogGroup",
+    "AWS::SNS::Topic",
+    "AWS::IAM::Role",
+    "AWS::Serverless::HttpApi",
+    "AWS::Scheduler::ScheduleGroup",
+}
+# Actions that support no resource-level permissions, for which Resource "*" is the only choice.
+ACTIONS_WITHOUT_RESOURCE_SCOPE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+SETTINGS_NOT_SET_BY_THE_TEMPLATE = {
+    "aws_region",  # Lambda sets AWS_REGION
+    "mwaa_inject_host_prefix",  # only false for the local MWAA emulator
+}
+REQUIRED_PARAMETERS = {"MwaaEnvironmentName": "analytics-prod"}
+SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:airflow-AbCdEf"
+NO_VALUE = object()
+
+
+# ---------------------------------------------------------------------------------------------
+# A resolver for the intrinsic functions and conditions the template uses
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ResolvedStack:
+    """The template as CloudFormation would see it for one set of parameter values.
+
+    References to resources resolve to placeholders: ``<Name>`` for Ref, ``<Name.Attr>`` for
+    GetAtt (so tests can tell which resource a value points at).
+    """
+
+    template: dict[str, Any]
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.parameters: dict[str, Any] = {}
+        for name, spec in self.template["Parameters"].items():
+            raw = self.overrides.get(name, spec.get("Default"))
+            if raw is None:
+                raise AssertionError(f"parameter {name} has no default and no test value")
+            raw = str(raw)
+            self.parameters[name] = raw.split(",") if spec["Type"] == "CommaDelimitedList" else raw
+        self._conditions: dict[str, bool] = {}
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            self._conditions[name] = bool(self.resolve(self.template["Conditions"][name]))
+        return self._conditions[name]
+
+    def exists(self, logical_id: str) -> bool:
+        declared = self.template["Resources"][logical_id].get("Condition")
+        return declared is None or self.condition(declared)
+
+    def resources(self, *types: str) -> dict[str, dict[str, Any]]:
+        """Resources of these types that this deployment creates, with properties resolved."""
+        return {
+            logical_id: {**resource, "Properties": self.resolve(resource.get("Properties", {}))}
+            for logical_id, resource in self.template["Resources"].items()
+            if resource["Type"] in types and self.exists(logical_id)
+        }
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in (self.resolve(v) for v in value) if item is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                return self._ref(argument)
+            if key == "Condition":
+                return self.condition(argument)
+            if key == "Fn::GetAtt":
+                return f"<{argument[0]}.{argument[1]}>"
+            if key == "Fn::If":
+                name, if_true, if_false = argument
+                return self.resolve(if_true if self.condition(name) else if_false)
+            if key == "Fn::Equals":
+                left, right = (self.resolve(v) for v in argument)
+                return left == right
+            if key == "Fn::Not":
+                return not self.resolve(argument[0])
+            if key == "Fn::And":
+                return all(self.resolve(v) for v in argument)
+            if key == "Fn::Or":
+                return any(self.resolve(v) for v in argument)
+            if key == "Fn::Join":
+                delimiter, items = argument
+                return delimiter.join(self.resolve(items))
+            if key == "Fn::Split":
+                delimiter, text = argument
+                return self.resolve(text).split(delimiter)
+            if key == "Fn::Select":
+                index, items = argument
+                return self.resolve(items)[int(index)]
+            if key == "Fn::Sub":
+                return self._sub(argument)
+        return {
+            k: resolved
+            for k, resolved in ((k, self.resolve(v)) for k, v in value.items())
+            if resolved is not NO_VALUE
+        }
+
+    def _ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in PSEUDO_PARAMETERS:
+            return PSEUDO_PARAMETERS[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        assert name in self.template["Resources"], f"Ref to unknown {name}"
+        return f"<{name}>"
+
+    def _sub(self, argument: str | list[Any]) -> str:
+        text, variables = (argument, {}) if isinstance(argument, str) else argument
+        resolved_variables = {name: self.resolve(v) for name, v in variables.items()}
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match[1]
+            if name in resolved_variables:
+                return str(resolved_variables[name])
+            if "." in name and not name.startswith("AWS::"):
+                return f"<{name}>"
+            return str(self._ref(name))
+
+        return re.sub(r"\$\{([^}!]+)\}", substitute, text)
+
+
+def stack(template: dict[str, Any], **overrides: str) -> ResolvedStack:
+    return ResolvedStack(template, {**REQUIRED_PARAMETERS, **overrides})
+
+
+def policy_documents(resolved: ResolvedStack) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every IAM policy document in the deployment: role, function and resource policies."""
+    for logical_id, role in resolved.resources("AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            yield logical_id, policy["PolicyDocument"]
+    for logical_id, resource in resolved.resources(
+        "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"
+    ).items():
+        yield logical_id, resource["Properties"]["PolicyDocument"]
+    for logical_id, resource in resolved.resources(
+        "AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy"
+    ).items():
+        yield logical_id, resource["Properties"]["PolicyDocument"]
+    for logical_id, function in resolved.resources("AWS::Serverless::Function").items():
+        for policy in function["Properties"].get("Policies", []):
+            if isinstance(policy, dict) and "Statement" in policy:
+                yield logical_id, policy
+
+
+def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    found = document["Statement"]
+    return found if isinstance(found, list) else [found]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def role_of_function(resolved: ResolvedStack, function_id: str) -> dict[str, Any]:
+    role_reference = resolved.resources("AWS::Serverless::Function")[function_id]["Properties"][
+        "Role"
+    ]
+    role_id = role_reference.strip("<>").removesuffix(".Arn")
+    return resolved.resources("AWS::IAM::Role")[role_id]
+
+
+def allowed_actions(role: dict[str, Any]) -> dict[str, list[str]]:
+    """action -> resources it is allowed on, over every inline policy of the role."""
+    allowed: dict[str, list[str]] = {}
+    for policy in role["Properties"].get("Policies", []):
+        for statement in statements(policy["PolicyDocument"]):
+            if statement["Effect"] != "Allow":
+                continue
+            for action in as_list(statement["Action"]):
+                allowed.setdefault(action, []).extend(as_list(statement["Resource"]))
+    return allowed
+
+
+def function_timeout(resolved: ResolvedStack, function: dict[str, Any]) -> int:
+    timeout = function["Properties"].get(
+        "Timeout", resolved.template["Globals"]["Function"]["Timeout"]
+    )
+    return int(timeout)
+
+
+def number_parameter_floor(resolved: ResolvedStack, value: Any) -> int:
+    """The least a property can be: itself, or its Number parameter's MinValue or Default."""
+    for name, spec in resolved.template["Parameters"].items():
+        if value == resolved.parameters[name] and spec["Type"] == "Number" and "MinValue" in spec:
+            return min(int(spec["MinValue"]), int(spec["Default"]))
+    return int(value)
+
+
+ALL_SHAPES = [
+    pytest.param({}, id="defaults"),
+    pytest.param({"MwaaTransport": "cli", "SourceBucketNames": "landing"}, id="cli"),
+    pytest.param(
+        {
+            "MwaaTransport": "airflow_rest",
+            "CreateSourceBucket": "true",
+            "AirflowCredentialsSecretArn": SECRET_ARN,
+            "RoutesLocation": "ssm:/dagtrigger/routes",
+            "AlarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:ops",
+        },
+        id="airflow_rest-ssm",
+    ),
+    pytest.param(
+        {
+            "SourceBucketNames": "landing,archive",
+            "RoutesLocation": "s3://config-bucket/routes.yaml",
+        },
+        id="s3-routes",
+    ),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Logs, queues, table
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides", ALL_SHAPES)
+def test_every_function_logs_to_its_own_log_group_with_retention(
+    raw_template: dict[str, Any], overrides: dict[str, str]
+) -> None:
+    # Given a deployment shape
+    resolved = stack(raw_template, **overrides)
+    log_groups = resolved.resources("AWS::Logs::LogGroup")
+    global_logging = resolved.resolve(raw_template["Globals"]["Function"].get("LoggingConfig", {}))
+    functions = resolved.resources("AWS::Serverless::Function")
+    assert functions
+
+    for function_id, function in functions.items():
+        # When we follow the function's LoggingConfig to its log group
+        logging = {**global_logging, **function["Properties"].get("LoggingConfig", {})}
+        log_group_id = logging.get("LogGroup", "").strip("<>")
+
+        # Then it is a log group of this template with a retention, written as JSON
+        assert log_group_id in log_groups, f"{function_id} has no log group of its own"
+        assert int(log_groups[log_group_id]["Properties"]["RetentionInDays"]) > 0
+        assert logging["LogFormat"] == "JSON"
+
+
+def test_log_retention_parameter_offers_only_valid_cloudwatch_values(
+    raw_template: dict[str, Any],
+) -> None:
+    valid = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557}
+    valid |= {2922, 3288, 3653}
+    spec = raw_template["Parameters"]["LogRetentionDays"]
+    assert {int(days) for days in spec["AllowedValues"]} <= valid
+    assert int(spec["Default"]) in valid
+
+
+def test_queue_visibility_covers_six_function_timeouts_plus_the_batching_window(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given every SQS event source of every function
+    resolved = stack(raw_template)
+    queues = resolved.resources("AWS::SQS::Queue")
+    sources = 0
+    for function_id, function in resolved.resources("AWS::Serverless::Function").items():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] != "SQS":
+                continue
+            sources += 1
+            queue_id = event["Properties"]["Queue"].strip("<>").removesuffix(".Arn")
+            needed = 6 * function_timeout(resolved, function) + int(
+                event["Properties"].get("MaximumBatchingWindowInSeconds", 0)
+            )
+
+            # Then the queue hides a received message long enough for retries inside Lambda
+            visibility = int(queues[queue_id]["Properties"]["VisibilityTimeout"])
+            assert visibility >= needed, f"{queue_id} of {function_id}: {visibility} < {needed}"
+    assert sources >= 1
+
+
+def test_function_timeout_covers_a_full_batch_of_trigger_budgets(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given the trigger budget every function gets and each SQS event source's batch size
+    resolved = stack(raw_template)
+    variables = resolved.resolve(raw_template["Globals"]["Function"]["Environment"])["Variables"]
+    budget = float(variables["TRIGGER_BUDGET_SECONDS"])
+    for function_id, function in resolved.resources("AWS::Serverless::Function").items():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] != "SQS":
+                continue
+            # Then a batch whose records all exhaust their budget still ends before the timeout
+            worst_case = int(event["Properties"]["BatchSize"]) * budget
+            assert function_timeout(resolved, function) > worst_case, function_id
+
+
+def test_trigger_lease_outlasts_every_function_timeout(raw_template: dict[str, Any]) -> None:
+    # Given the lease a claimed trigger keeps, When any function runs to its timeout
+    resolved = stack(raw_template)
+    variables = resolved.resolve(raw_template["Globals"]["Function"]["Environment"])["Variables"]
+    lease = int(variables["TRIGGER_LEASE_SECONDS"])
+
+    # Then no redelivery can take over a trigger its claimer may still be working on
+    for function_id, function in resolved.resources("AWS::Serverless::Function").items():
+        assert lease >= function_timeout(resolved, function), function_id
+
+
+def test_consumed_queues_move_a_failing_message_to_the_dead_letter_queue_after_five_receives(
+    raw_template: dict[str, Any],
+) -> None:
+    resolved = stack(raw_template)
+    queues = resolved.resources("AWS::SQS::Queue")
+    dead_letter_targets = set()
+    for queue_id, queue in queues.items():
+        redrive = queue["Properties"].get("RedrivePolicy")
+        if redrive is None:
+            continue
+        target = redrive["deadLetterTargetArn"].strip("<>").removesuffix(".Arn")
+        dead_letter_targets.add(target)
+        assert target in queues, f"{queue_id} redrives to an unknown queue"
+        assert number_parameter_floor(resolved, redrive["maxReceiveCount"]) >= 5
+
+    consumed = {
+        event["Properties"]["Queue"].strip("<>").removesuffix(".Arn")
+        for function in resolved.resources("AWS::Serverless::Function").values()
+        for event in function["Properties"].get("Events", {}).values()
+        if event["Type"] == "SQS"
+    }
+    assert consumed
+    for queue_id in consumed:
+        assert "RedrivePolicy" in queues[queue_id]["Properties"], f"{queue_id} has no DLQ"
+    # Every queue is either consumed with a redrive policy or is a dead-letter queue.
+    assert set(queues) == consumed | dead_letter_targets
+
+
+def test_dead_letter_queue_accepts_redrive_only_from_its_source_queue(
+    raw_template: dict[str, Any],
+) -> None:
+    resolved = stack(raw_template)
+    queues = resolved.resources("AWS::SQS::Queue")
+    dlq = queues["S3EventsDeadLetterQueue"]["Properties"]
+    source_name = queues["S3EventsQueue"]["Properties"]["QueueName"]
+    assert dlq["RedriveAllowPolicy"] == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [f"arn:aws:sqs:{REGION}:{ACCOUNT}:{source_name}"],
+    }
+
+
+def test_every_queue_keeps_messages_14_days_encrypted(raw_template: dict[str, Any]) -> None:
+    queues = stack(raw_template).resources("AWS::SQS::Queue")
+    assert queues
+    for queue_id, queue in queues.items():
+        assert int(queue["Properties"]["MessageRetentionPeriod"]) == 14 * 24 * 3600, queue_id
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True, queue_id
+
+
+def test_history_table_has_the_ledger_keys_and_is_protected(raw_template: dict[str, Any]) -> None:
+    # Given the history table
+    resource = raw_template["Resources"]["TriggerHistoryTable"]
+    table = resource["Properties"]
+
+    # Then its keys are the ones the ledger code uses
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    indexes = {
+        index["IndexName"]: (
+            [(key["AttributeName"], key["KeyType"]) for key in index["KeySchema"]],
+            index["Projection"],
+        )
+        for index in table["GlobalSecondaryIndexes"]
+    }
+    assert indexes == {
+        name: ([(partition, "HASH"), ("created_at", "RANGE")], {"ProjectionType": "ALL"})
+        for name, partition in {
+            "by_dag": "dag_key",
+            "by_source": "source_key",
+            "by_status": "status",
+            "by_day": "created_day",
+        }.items()
+    }
+    assert all(attribute["AttributeType"] == "S" for attribute in table["AttributeDefinitions"])
+    assert {attribute["AttributeName"] for attribute in table["AttributeDefinitions"]} == {
+        "pk", "dag_key", "source_key", "status", "created_day", "created_at",
+    }  # fmt: skip
+
+    # And it is on demand, expires records, can be restored, is encrypted and outlives the stack
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert resource["DeletionPolicy"] == "Retain"
+    assert resource["UpdateReplacePolicy"] == "Retain"
+
+
+# ---------------------------------------------------------------------------------------------
+# IAM: least privilege, per transport and routes location
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides", ALL_SHAPES)
+def test_no_allow_statement_has_a_wildcard_action_or_an_unscoped_resource(
+    raw_template: dict[str, Any], overrides: dict[str, str]
+) -> None:
+    resolved = stack(raw_template, **overrides)
+    checked = 0
+    for owner, document in policy_documents(resolved):
+        for statement in statements(document):
+            if statement["Effect"] != "Allow":
+                continue  # Deny statements (deny insecure transport) may be broad on purpose
+            checked += 1
+            actions = as_list(statement["Action"])
+            assert not [a for a in actions if "*" in a], (
+                f"{owner} {statement.get('Sid')}: {actions}"
+            )
+            resources = as_list(statement.get("Resource", []))
+            if "*" in resources:
+                assert set(actions) <= ACTIONS_WITHOUT_RESOURCE_SCOPE, f"{owner}: {statement}"
+    assert checked > 0
+
+
+def test_sam_adds_no_managed_policy_to_the_function_roles(
+    translated_template: dict[str, Any],
+) -> None:
+    # Given the template after the SAM transform
+    roles = {
+        logical_id: resource
+        for logical_id, resource in translated_template["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+    }
+
+    # Then SAM generated no role (which would carry AWSLambdaSQSQueueExecutionRole, Resource "*")
+    # and no role has a managed policy
+    assert roles
+    for logical_id, role in roles.items():
+        assert role["Properties"].get("ManagedPolicyArns", []) == [], logical_id
+    functions = [
+        resource
+        for resource in translated_template["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::Function"
+    ]
+    assert functions
+    for function in functions:
+        assert function["Properties"]["Role"]["Fn::GetAtt"][0] in roles
+
+
+# Beyond the ledger's reads and writes, what each transport needs.
+TRANSPORT_ONLY_ACTIONS = {"dynamodb:DeleteItem"}
+
+
+@pytest.mark.parametrize(
+    ("transport", "expected_actions"),
+    [
+        ("invoke_rest_api", {"airflow:GetEnvironment", "airflow:InvokeRestApi"}),
+        # The CLI lease lock is released with a conditional delete.
+        ("cli", {"airflow:GetEnvironment", "airflow:CreateCliToken", "dynamodb:DeleteItem"}),
+        ("airflow_rest", set()),
+    ],
+)
+def test_airflow_permissions_follow_the_transport(
+    raw_template: dict[str, Any], transport: str, expected_actions: set[str]
+) -> None:
+    # Given a deployment with this transport
+    resolved = stack(raw_template, MwaaTransport=transport)
+
+    # When we list what the s3 events function may do on Airflow, and beyond the ledger
+    allowed = allowed_actions(role_of_function(resolved, "S3EventsFunction"))
+    transport_actions = {
+        action: resources
+        for action, resources in allowed.items()
+        if action.startswith("airflow:") or action in TRANSPORT_ONLY_ACTIONS
+    }
+
+    # Then exactly the transport's calls are allowed, each on this environment (or lock) only
+    assert set(transport_actions) == expected_actions
+    environment_arn = f"arn:aws:airflow:{REGION}:{ACCOUNT}:environment/analytics-prod"
+    for action in {"airflow:GetEnvironment", "airflow:CreateCliToken"} & set(transport_actions):
+        assert transport_actions[action] == [environment_arn]
+    if "dynamodb:DeleteItem" in transport_actions:
+        assert transport_actions["dynamodb:DeleteItem"] == ["<TriggerHistoryTable.Arn>"]
+
+
+def test_invoke_rest_api_is_granted_on_the_user_airflow_role_only(
+    raw_template: dict[str, Any],
+) -> None:
+    resolved = stack(raw_template, MwaaTransport="invoke_rest_api")
+    allowed = allowed_actions(role_of_function(resolved, "S3EventsFunction"))
+    resources = allowed["airflow:InvokeRestApi"]
+    assert resources == [f"arn:aws:airflow:{REGION}:{ACCOUNT}:role/analytics-prod/User"]
+    assert all(resource.endswith("/User") for resource in resources)
+
+
+@pytest.mark.parametrize(
+    ("routes_location", "expected"),
+    [
+        ("bundled:routes.yaml", {}),
+        (
+            "ssm:/dagtrigger/routes",
+            {"ssm:GetParameter": [f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/dagtrigger/routes"]},
+        ),
+        (
+            "s3://config-bucket/dagtrigger/routes.yaml",
+            {"s3:GetObject": ["arn:aws:s3:::config-bucket/dagtrigger/routes.yaml"]},
+        ),
+    ],
+)
+def test_routes_location_grants_read_on_that_parameter_or_object_only(
+    raw_template: dict[str, Any], routes_location: str, expected: dict[str, list[str]]
+) -> None:
+    resolved = stack(raw_template, RoutesLocation=routes_location)
+    allowed = allowed_actions(role_of_function(resolved, "S3EventsFunction"))
+    routes_reads = {a: r for a, r in allowed.items() if a.split(":")[0] in {"ssm", "s3"}}
+    assert routes_reads == expected
+
+
+@pytest.mark.parametrize("secret_arn", ["", SECRET_ARN])
+def test_airflow_credentials_secret_is_readable_only_when_named(
+    raw_template: dict[str, Any], secret_arn: str
+) -> None:
+    resolved = stack(
+        raw_template, MwaaTransport="airflow_rest", AirflowCredentialsSecretArn=secret_arn
+    )
+    allowed = allowed_actions(role_of_function(resolved, "S3EventsFunction"))
+    secrets = {a: r for a, r in allowed.items() if a.startswith("secretsmanager:")}
+    assert secrets == ({"secretsmanager:GetSecretValue": [secret_arn]} if secret_arn else {})
+
+
+def test_function_reads_and_writes_only_the_history_table_and_its_indexes(
+    raw_template: dict[str, Any],
+) -> None:
+    resolved = stack(raw_template)
+    allowed = allowed_actions(role_of_function(resolved, "S3EventsFunction"))
+    dynamodb = {
+        a: r
+        for a, r in allowed.items()
+        if a.startswith("dynamodb:") and a not in TRANSPORT_ONLY_ACTIONS
+    }
+    table_resources = ["<TriggerHistoryTable.Arn>", "<TriggerHistoryTable.Arn>/index/*"]
+    ledger_actions = (
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+    )
+    assert dynamodb == dict.fromkeys(ledger_actions, table_resources)
+
+
+# ---------------------------------------------------------------------------------------------
+# Event path: buckets, rule, queue policies, event source
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("existing", "create", "expected_names"),
+    [
+        ("landing,archive", "false", ["landing", "archive"]),
+        ("", "true", ["<SourceBucket>"]),
+        ("landing", "true", ["landing", "<SourceBucket>"]),
+        ("", "false", None),
+    ],
+)
+def test_rule_matches_object_created_in_the_configured_buckets(
+    raw_template: dict[str, Any], existing: str, create: str, expected_names: list[str] | None
+) -> None:
+    # Given a combination of existing and created buckets
+    resolved = stack(raw_template, SourceBucketNames=existing, CreateSourceBucket=create)
+
+    # When we look at the rule this deployment creates
+    rules = resolved.resources("AWS::Events::Rule")
+
+    # Then it matches Object Created in exactly those buckets (and there is no rule without buckets)
+    if expected_names is None:
+        assert rules == {}
+        return
+    pattern = rules["S3ObjectCreatedRule"]["Properties"]["EventPattern"]
+    assert pattern == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": expected_names}},
+    }
+    assert resolved.exists("SourceBucket") is (create == "true")
+
+
+def test_rule_delivers_to_the_queue_with_retries_and_a_dead_letter_queue(
+    raw_template: dict[str, Any],
+) -> None:
+    resolved = stack(raw_template, SourceBucketNames="landing")
+    (target,) = resolved.resources("AWS::Events::Rule")["S3ObjectCreatedRule"]["Properties"][
+        "Targets"
+    ]
+    assert target["Arn"] == "<S3EventsQueue.Arn>"
+    assert target["DeadLetterConfig"] == {"Arn": "<S3EventsDeadLetterQueue.Arn>"}
+    assert int(target["RetryPolicy"]["MaximumRetryAttempts"]) > 0
+    assert int(target["RetryPolicy"]["MaximumEventAgeInSeconds"]) >= 3600
+
+
+def test_queues_accept_messages_from_eventbridge_only_for_the_rule(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given a deployment with a bucket, and the queues the rule delivers to
+    resolved = stack(raw_template, SourceBucketNames="landing")
+    policies = resolved.resources("AWS::SQS::QueuePolicy")
+    granted: dict[str, dict[str, Any]] = {}
+    for policy in policies.values():
+        for queue in policy["Properties"]["Queues"]:
+            for statement in statements(policy["Properties"]["PolicyDocument"]):
+                if statement["Effect"] == "Allow":
+                    granted[queue.strip("<>")] = statement
+
+    # Then each grants events.amazonaws.com SendMessage, on condition the sender is the rule
+    assert set(granted) == {"S3EventsQueue", "S3EventsDeadLetterQueue"}
+    for queue_id, statement in granted.items():
+        assert statement["Principal"] == {"Service": "events.amazonaws.com"}, queue_id
+        assert statement["Action"] == "sqs:SendMessage", queue_id
+        assert statement["Resource"] == f"<{queue_id}.Arn>"
+        assert statement["Condition"] == {
+            "ArnEquals": {"aws:SourceArn": "<S3ObjectCreatedRule.Arn>"}
+        }
+
+
+def test_without_buckets_no_one_outside_the_account_may_send_to_the_queues(
+    raw_template: dict[str, Any],
+) -> None:
+    resolved = stack(raw_template, SourceBucketNames="", CreateSourceBucket="false")
+    for policy in resolved.resources("AWS::SQS::QueuePolicy").values():
+        effects = {s["Effect"] for s in statements(policy["Properties"]["PolicyDocument"])}
+        assert effects == {"Deny"}
+
+
+def test_s3_event_source_reports_partial_failures_and_caps_concurrency(
+    raw_template: dict[str, Any],
+) -> None:
+    resolved = stack(raw_template)
+    function = resolved.resources("AWS::Serverless::Function")["S3EventsFunction"]
+    (event,) = function["Properties"]["Events"].values()
+    assert event["Type"] == "SQS"
+    properties = event["Properties"]
+    assert properties["Queue"] == "<S3EventsQueue.Arn>"
+    assert properties["BatchSize"] == 10
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["ScalingConfig"] == {"MaximumConcurrency": 2}
+    assert 0 < int(properties["MaximumBatchingWindowInSeconds"]) <= 300
+    assert function["Properties"]["Handler"] == "app.lambda_handler"
+    assert function["Properties"]["CodeUri"] == "functions/s3_events/"
+
+
+def test_created_bucket_is_private_encrypted_versioned_and_notifies_eventbridge(
+    raw_template: dict[str, Any],
+) -> None:
+    resolved = stack(raw_template, CreateSourceBucket="true")
+    bucket = resolved.resources("AWS::S3::Bucket")["SourceBucket"]["Properties"]
+    assert bucket["NotificationConfiguration"]["EventBridgeConfiguration"] == {
+        "EventBridgeEnabled": True
+    }
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+
+
+def test_dead_letter_queue_alarm_fires_on_the_first_message(raw_template: dict[str, Any]) -> None:
+    resolved = stack(raw_template, AlarmTopicArn=f"arn:aws:sns:{REGION}:{ACCOUNT}:ops")
+    alarms = resolved.resources("AWS::CloudWatch::Alarm")
+    dlq_alarms = [
+        alarm["Properties"]
+        for alarm in alarms.values()
+        if alarm["Properties"]["Dimensions"]
+        == [{"Name": "QueueName", "Value": "<S3EventsDeadLetterQueue.QueueName>"}]
+    ]
+    assert len(dlq_alarms) == 1
+    (alarm,) = dlq_alarms
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert float(alarm["Threshold"]) == 0
+    assert alarm["AlarmActions"] == [f"arn:aws:sns:{REGION}:{ACCOUNT}:ops"]
+
+
+def test_alarms_notify_nobody_when_no_topic_is_given(raw_template: dict[str, Any]) -> None:
+    alarms = stack(raw_template, AlarmTopicArn="").resources("AWS::CloudWatch::Alarm")
+    assert alarms
+    for alarm in alarms.values():
+        assert "AlarmActions" not in alarm["Properties"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer, settings, parameters, outputs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_layer_is_built_by_sam_for_the_function_runtime(raw_template: dict[str, Any]) -> None:
+    layer = raw_template["Resources"]["CoreLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"] == "layers/core/"
+    assert layer["Properties"]["RetentionPolicy"] == "Retain"
+    assert (
+        layer["Metadata"]["BuildMethod"]
+        == raw_template["Globals"]["Function"]["Runtime"]
+        == "python3.12"
+    )
+    assert {"python3.12", "python3.13"} <= set(layer["Properties"]["CompatibleRuntimes"])
+    assert raw_template["Globals"]["Function"]["Layers"] == [{"Ref": "CoreLayer"}]
+
+
+def test_function_environment_sets_every_setting_the_code_reads(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given the settings model and the environment every function gets
+    variables = stack(raw_template).resolve(raw_template["Globals"]["Function"]["Environment"])[
+        "Variables"
+    ]
+    expected = {name.upper() for name in Settings.model_fields} - {
+        name.upper() for name in SETTINGS_NOT_SET_BY_THE_TEMPLATE
+    }
+
+    # Then each setting is set, and the values pass the settings' own validation
+    assert expected <= set(variables)
+    values = {name.lower(): str(variables[name]) for name in expected}
+    settings = Settings(**values)
+    assert settings.table_name == "<TriggerHistoryTable>"
+    assert {
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+    } <= set(variables)
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("bundled:routes.yaml", True),
+        ("ssm:/dagtrigger/routes", True),
+        ("s3://config-bucket/dagtrigger/routes.yaml", True),
+        ("file:/etc/passwd", False),
+        ("ssm:dagtrigger/routes", False),
+        ("s3://config-bucket", False),
+    ],
+)
+def test_routes_location_parameter_accepts_only_deployable_forms(
+    raw_template: dict[str, Any], value: str, accepted: bool
+) -> None:
+    pattern = raw_template["Parameters"]["RoutesLocation"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is accepted
+
+
+def test_every_parameter_default_passes_its_own_constraints(raw_template: dict[str, Any]) -> None:
+    for name, spec in raw_template["Parameters"].items():
+        if "Default" not in spec:
+            continue
+        default = str(spec["Default"])
+        if "AllowedPattern" in spec and spec["Type"] == "String":
+            assert re.fullmatch(spec["AllowedPattern"], default), name
+        if "AllowedValues" in spec:
+            assert default in {str(v) for v in spec["AllowedValues"]}, name
+        if "MinValue" in spec:
+            assert float(spec["MinValue"]) <= float(default) <= float(spec["MaxValue"]), name
+
+
+@pytest.mark.parametrize("overrides", ALL_SHAPES)
+def test_every_arn_bearing_resource_has_an_output(
+    raw_template: dict[str, Any], overrides: dict[str, str]
+) -> None:
+    # Given a deployment shape and the outputs it shows
+    resolved = stack(raw_template, **overrides)
+    shown = set()
+    for output in raw_template["Outputs"].values():
+        if "Condition" in output and not resolved.condition(output["Condition"]):
+            continue
+        value = resolved.resolve(output["Value"])
+        shown.update(re.findall(r"<([A-Za-z0-9]+)[.>]", str(value)))
+
+    # Then each resource with an ARN, URL or name a user needs is among them
+    created = resolved.resources(*ARN_BEARING_TYPES)
+    assert created
+    assert set(created) - shown == set()
+
+
+def test_samconfig_deploys_with_iam_capability_and_known_parameters(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given samconfig.toml
+    config = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    deploy = config["default"]["deploy"]["parameters"]
+
+    # Then it names the stack, can create the function roles and validates with the linter
+    assert config["default"]["global"]["parameters"]["stack_name"]
+    assert "CAPABILITY_IAM" in deploy["capabilities"]
+    assert deploy["confirm_changeset"] is True
+    assert config["default"]["validate"]["parameters"]["lint"] is True
+
+    # And its example overrides name real parameters, including every one without a default
+    names = {override.split("=", 1)[0] for override in as_list(deploy["parameter_overrides"])}
+    parameters = raw_template["Parameters"]
+    assert names <= set(parameters)
+    assert {name for name, spec in parameters.items() if "Default" not in spec} <= names
