@@ -67,5 +67,14 @@ validate: sam-venv ## sam validate --lint
 build: sam-venv ## sam build (python3.12 runtime)
 	PATH="$$(dirname "$$(scripts/find-python $(PYTHON_VERSION))"):$$PATH" $(SAM) build
 
+demo: venv ## the main job on one machine: drop files in S3, watch real Airflow runs, read the history
+	$(PY) -m devstack demo
+
+up: venv ## start the local stack in the background and print its addresses
+	$(PY) -m devstack up
+
+down: venv ## stop the local stack started by `make up`
+	$(PY) -m devstack down
+
 clean: ## remove build output and the local stack's state (not the virtual environments)
 	rm -rf .aws-sam $(STACK_DIR)/state

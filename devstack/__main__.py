@@ -19,7 +19,8 @@ from devstack.processes import group_pids
 from devstack.stack import LocalStack, StackConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console()
+# Wide enough for run ids when the output is a file or a CI log (rich assumes 80 columns).
+console = Console(width=None if sys.stdout.isatty() else 180)
 UP_STATE = STATE_DIR / "up.json"
 
 

@@ -107,7 +107,10 @@ class LambdaRunner:
         self._environment = ProcessEnvironment()
         self._env_applied = False
         self._invoker = Invoker(
-            self.template.functions, region=region, environment=self._environment
+            self.template.functions,
+            region=region,
+            environment=self._environment,
+            overrides=extra_env,
         )
         self._fidelity = MotoS3EventFidelity()
         self._resources: LocalStackResources | None = None

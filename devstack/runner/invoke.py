@@ -180,10 +180,13 @@ class Invoker:
         *,
         region: str,
         environment: ProcessEnvironment,
+        overrides: Mapping[str, str] | None = None,
     ) -> None:
+        """`overrides` win over each function's own variables, like `sam local --env-vars`."""
         self._functions = functions
         self._region = region
         self._environment = environment
+        self._overrides = dict(overrides or {})
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
 
@@ -214,7 +217,11 @@ class Invoker:
         return InvocationResult(spec.logical_id, request_id, payload, None, duration)
 
     def _variables(self, spec: FunctionSpec) -> dict[str, str]:
-        return {**lambda_runtime_variables(spec, self._region), **spec.environment}
+        return {
+            **lambda_runtime_variables(spec, self._region),
+            **spec.environment,
+            **self._overrides,
+        }
 
     def _handler(self, spec: FunctionSpec) -> Handler:
         handler = self._handlers.get(spec.logical_id)

@@ -208,11 +208,29 @@ def role_of_function(resolved: ResolvedStack, function_id: str) -> dict[str, Any
     return resolved.resources("AWS::IAM::Role")[role_id]
 
 
-def allowed_actions(role: dict[str, Any]) -> dict[str, list[str]]:
-    """action -> resources it is allowed on, over every inline policy of the role."""
-    allowed: dict[str, list[str]] = {}
+def attached_policy_documents(
+    resolved: ResolvedStack, role: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """The role's inline policies and the template's own managed policies attached to it."""
     for policy in role["Properties"].get("Policies", []):
-        for statement in statements(policy["PolicyDocument"]):
+        yield policy["PolicyDocument"]
+    managed = resolved.resources("AWS::IAM::ManagedPolicy")
+    for reference in role["Properties"].get("ManagedPolicyArns", []):
+        logical_id = str(reference).strip("<>")
+        assert logical_id in managed, f"{reference} is not a managed policy of this template"
+        yield managed[logical_id]["Properties"]["PolicyDocument"]
+
+
+def function_allowed_actions(resolved: ResolvedStack, function_id: str) -> dict[str, list[str]]:
+    """action -> resources the function's role allows it on, over every policy it carries."""
+    return allowed_actions(role_of_function(resolved, function_id), resolved)
+
+
+def allowed_actions(role: dict[str, Any], resolved: ResolvedStack) -> dict[str, list[str]]:
+    """action -> resources it is allowed on, over every policy of the role."""
+    allowed: dict[str, list[str]] = {}
+    for document in attached_policy_documents(resolved, role):
+        for statement in statements(document):
             if statement["Effect"] != "Allow":
                 continue
             for action in as_list(statement["Action"]):
@@ -468,10 +486,17 @@ def test_sam_adds_no_managed_policy_to_the_function_roles(
     }
 
     # Then SAM generated no role (which would carry AWSLambdaSQSQueueExecutionRole, Resource "*")
-    # and no role has a managed policy
+    # and no role has an AWS managed policy: only the template's own managed policies
+    own_policies = {
+        logical_id
+        for logical_id, resource in translated_template["Resources"].items()
+        if resource["Type"] == "AWS::IAM::ManagedPolicy"
+    }
     assert roles
     for logical_id, role in roles.items():
-        assert role["Properties"].get("ManagedPolicyArns", []) == [], logical_id
+        for reference in role["Properties"].get("ManagedPolicyArns", []):
+            assert reference == {"Ref": reference.get("Ref")}, (logical_id, reference)
+            assert reference["Ref"] in own_policies, (logical_id, reference)
     functions = [
         resource
         for resource in translated_template["Resources"].values()
@@ -480,6 +505,15 @@ def test_sam_adds_no_managed_policy_to_the_function_roles(
     assert functions
     for function in functions:
         assert function["Properties"]["Role"]["Fn::GetAtt"][0] in roles
+
+
+#: every function that starts DAG runs or records them carries TriggerAccessPolicy
+TRIGGER_FUNCTIONS = ["S3EventsFunction", "ReconcilerFunction"]
+
+
+@pytest.fixture(params=TRIGGER_FUNCTIONS)
+def function_id(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 # Beyond the ledger's reads and writes, what each transport needs.
@@ -496,13 +530,13 @@ TRANSPORT_ONLY_ACTIONS = {"dynamodb:DeleteItem"}
     ],
 )
 def test_airflow_permissions_follow_the_transport(
-    raw_template: dict[str, Any], transport: str, expected_actions: set[str]
+    raw_template: dict[str, Any], function_id: str, transport: str, expected_actions: set[str]
 ) -> None:
     # Given a deployment with this transport
     resolved = stack(raw_template, MwaaTransport=transport)
 
     # When we list what the s3 events function may do on Airflow, and beyond the ledger
-    allowed = allowed_actions(role_of_function(resolved, "S3EventsFunction"))
+    allowed = function_allowed_actions(resolved, function_id)
     transport_actions = {
         action: resources
         for action, resources in allowed.items()
@@ -520,9 +554,10 @@ def test_airflow_permissions_follow_the_transport(
 
 def test_invoke_rest_api_is_granted_on_the_user_airflow_role_only(
     raw_template: dict[str, Any],
+    function_id: str,
 ) -> None:
     resolved = stack(raw_template, MwaaTransport="invoke_rest_api")
-    allowed = allowed_actions(role_of_function(resolved, "S3EventsFunction"))
+    allowed = function_allowed_actions(resolved, function_id)
     resources = allowed["airflow:InvokeRestApi"]
     assert resources == [f"arn:aws:airflow:{REGION}:{ACCOUNT}:role/analytics-prod/User"]
     assert all(resource.endswith("/User") for resource in resources)
@@ -543,31 +578,35 @@ def test_invoke_rest_api_is_granted_on_the_user_airflow_role_only(
     ],
 )
 def test_routes_location_grants_read_on_that_parameter_or_object_only(
-    raw_template: dict[str, Any], routes_location: str, expected: dict[str, list[str]]
+    raw_template: dict[str, Any],
+    function_id: str,
+    routes_location: str,
+    expected: dict[str, list[str]],
 ) -> None:
     resolved = stack(raw_template, RoutesLocation=routes_location)
-    allowed = allowed_actions(role_of_function(resolved, "S3EventsFunction"))
+    allowed = function_allowed_actions(resolved, function_id)
     routes_reads = {a: r for a, r in allowed.items() if a.split(":")[0] in {"ssm", "s3"}}
     assert routes_reads == expected
 
 
 @pytest.mark.parametrize("secret_arn", ["", SECRET_ARN])
 def test_airflow_credentials_secret_is_readable_only_when_named(
-    raw_template: dict[str, Any], secret_arn: str
+    raw_template: dict[str, Any], function_id: str, secret_arn: str
 ) -> None:
     resolved = stack(
         raw_template, MwaaTransport="airflow_rest", AirflowCredentialsSecretArn=secret_arn
     )
-    allowed = allowed_actions(role_of_function(resolved, "S3EventsFunction"))
+    allowed = function_allowed_actions(resolved, function_id)
     secrets = {a: r for a, r in allowed.items() if a.startswith("secretsmanager:")}
     assert secrets == ({"secretsmanager:GetSecretValue": [secret_arn]} if secret_arn else {})
 
 
 def test_function_reads_and_writes_only_the_history_table_and_its_indexes(
     raw_template: dict[str, Any],
+    function_id: str,
 ) -> None:
     resolved = stack(raw_template)
-    allowed = allowed_actions(role_of_function(resolved, "S3EventsFunction"))
+    allowed = function_allowed_actions(resolved, function_id)
     dynamodb = {
         a: r
         for a, r in allowed.items()

@@ -23,6 +23,7 @@ class MetricName:
     TRIGGER_FAILED = "TriggerFailed"
     TRIGGER_RETRY = "TriggerRetry"
     MWAA_LATENCY = "MwaaLatency"
+    RECONCILED = "ReconcilerChecked"
 
 
 def count(name: str, value: float = 1) -> None:
@@ -30,4 +31,6 @@ def count(name: str, value: float = 1) -> None:
 
 
 def record_latency(milliseconds: float) -> None:
-    metrics.add_metric(name=MetricName.MWAA_LATENCY, unit=MetricUnit.Milliseconds, value=milliseconds)
+    metrics.add_metric(
+        name=MetricName.MWAA_LATENCY, unit=MetricUnit.Milliseconds, value=milliseconds
+    )

@@ -16,7 +16,7 @@ from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import DagTriggerError
 from dagtrigger.ledger import InvalidTransitionError
 from dagtrigger.models import TriggerStatus
-from dagtrigger.observability import count, logger
+from dagtrigger.observability import MetricName, count, logger
 
 #: Airflow run states and the history status each one means
 RUN_STATE_STATUS = {
@@ -67,6 +67,7 @@ def reconcile_open_triggers(
             cursor = page.next_cursor
             if cursor is None:
                 break
+    count(MetricName.RECONCILED, summary.checked)
     logger.info("reconciled open triggers", extra=summary.as_dict())
     return summary
 
