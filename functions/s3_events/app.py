@@ -1,5 +1,6 @@
 """S3 ``Object Created`` events from SQS: one DAG run per routed object, partial batch failures."""
 
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dagtrigger.dependencies import get_dependencies
@@ -13,5 +14,5 @@ get_settings()  # a missing or malformed variable fails the cold start, by name
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     return process_s3_batch(event, context, get_dependencies())

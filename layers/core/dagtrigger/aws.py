@@ -16,7 +16,9 @@ from dagtrigger.settings import get_settings
 
 # One retry layer for MWAA calls is ours (tenacity, inside a time budget); botocore's own
 # retries would multiply it. Other services keep botocore's standard retry mode.
-_STANDARD = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10)
+_STANDARD = Config(
+    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10
+)
 _MWAA_SINGLE_ATTEMPT = {"retries": {"mode": "standard", "max_attempts": 1}, "read_timeout": 15}
 
 

@@ -65,7 +65,9 @@ class S3ObjectEvent:
         """What makes two deliveries the same event: version id, else etag + sequencer."""
         if self.version_id and self.version_id != "null":
             return f"s3://{self.bucket}/{self.key}#version={self.version_id}"
-        return f"s3://{self.bucket}/{self.key}#etag={self.etag or ''}#sequencer={self.sequencer or ''}"
+        return (
+            f"s3://{self.bucket}/{self.key}#etag={self.etag or ''}#sequencer={self.sequencer or ''}"
+        )
 
 
 @dataclass(frozen=True)

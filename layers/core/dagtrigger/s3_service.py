@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -38,7 +39,9 @@ ROUTE_PAUSED = "route_paused"
 _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def process_s3_batch(event: dict[str, Any], context: LambdaContext, deps: Dependencies) -> dict:
+def process_s3_batch(
+    event: dict[str, Any], context: LambdaContext, deps: Dependencies
+) -> PartialItemFailureResponse:
     """An SQS batch of S3 events; failed messages are reported back for SQS to redeliver."""
 
     def record_handler(record: SQSRecord) -> None:

@@ -15,7 +15,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
-    table_name: str = Field(min_length=3, max_length=255, description="DynamoDB trigger history table")
+    table_name: str = Field(
+        min_length=3, max_length=255, description="DynamoDB trigger history table"
+    )
     routes_location: str = Field(
         default="bundled:routes.yaml",
         description="bundled:NAME (file in the layer), file:PATH, ssm:/PARAMETER/NAME or s3://BUCKET/KEY",
@@ -29,7 +31,10 @@ class Settings(BaseSettings):
         default=20.0, gt=0, le=600, description="time allowed for retries of one trigger"
     )
     rest_api_max_tps: float = Field(
-        default=5.0, gt=0, le=100, description="InvokeRestApi/REST calls per second per Lambda instance"
+        default=5.0,
+        gt=0,
+        le=100,
+        description="InvokeRestApi/REST calls per second per Lambda instance",
     )
     trigger_lease_seconds: int = Field(
         default=120,

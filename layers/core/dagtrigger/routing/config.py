@@ -321,7 +321,22 @@ class WebhookRoute(RouteBase):
 
 
 class ScheduleRoute(RouteBase):
-    """A DAG started by EventBridge Scheduler; the schedule's input names this route."""
+    """A DAG started by EventBridge Scheduler; the schedule's input names this route.
+
+    Conf templates see ``scheduled_time`` (ISO 8601, UTC), ``scheduled_date`` (YYYY-MM-DD),
+    ``schedule_arn``, ``schedule_name``, ``schedule_group``, ``execution_id``, ``attempt``,
+    ``route`` and ``conf`` (the schedule's own conf, which is also merged over the result).
+    """
+
+    #: the conf a schedule route sends when it names none (the schedule's conf is merged over it)
+    DEFAULT_CONF_TEMPLATE: ClassVar[Mapping[str, str]] = {
+        "scheduled_time": "{{ scheduled_time }}",
+        "schedule_name": "{{ schedule_name }}",
+    }
+
+    def conf_spec(self) -> Mapping[str, Any] | str | None:
+        spec = super().conf_spec()
+        return self.DEFAULT_CONF_TEMPLATE if spec is None else spec
 
 
 class RoutesFile(_Strict):

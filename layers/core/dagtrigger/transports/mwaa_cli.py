@@ -8,6 +8,11 @@ every request runs under the environment's lease lock (``dagtrigger.locks``).
 
 Run states: Airflow 3's ``dags state DAG RUN_ID`` accepts a run id; Airflow 2's takes only a
 logical date, so on Airflow 2 the state comes from ``dags list-runs`` (every run of the DAG).
+
+Paused DAGs: ``TriggerResult.dag_paused`` is always None here (unknown). ``dags trigger`` does not
+say whether the DAG is paused, and asking (``dags list``) would cost another CLI process of
+seconds, under the environment's lock, on every trigger. A run on a paused DAG is still created
+and its state reads ``queued`` until the DAG is unpaused.
 """
 
 from __future__ import annotations
@@ -117,7 +122,10 @@ class CliTokenCache:
 
 
 class MwaaCliTransport:
-    """``AirflowTransport`` over the MWAA CLI endpoint for one environment."""
+    """``AirflowTransport`` over the MWAA CLI endpoint for one environment.
+
+    Unlike the REST transports it never reports ``dag_paused`` (always None: see the module doc).
+    """
 
     def __init__(
         self,

@@ -1,0 +1,36 @@
+"""GET /v1/objects: what happened to one S3 object."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from dagtrigger.api import ApiDependencies, object_history
+from dagtrigger.api.models import TriggerPage
+from dagtrigger.api.queries import DEFAULT_PAGE_SIZE
+from dagtrigger.routing.config import BUCKET_NAME_PATTERN
+from functions.api.dependencies import IAM_SIGNED, api_dependencies, documented
+from functions.api.routers.triggers import Cursor, Limit
+
+router = APIGatewayHttpRouter()
+
+
+@router.get(
+    "/v1/objects",
+    summary="History of one S3 object",
+    description="Every trigger the object caused (replays included), newest first.",
+    tags=["Triggers"],
+    security=IAM_SIGNED,
+    responses=documented(200, 400, 422),
+)
+def read_object_history(
+    bucket: Annotated[str, Query(pattern=BUCKET_NAME_PATTERN)],
+    key: Annotated[str, Query(min_length=1, max_length=1024, description="the object's key")],
+    deps: Annotated[ApiDependencies, Depends(api_dependencies)],
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
+) -> TriggerPage:
+    return object_history(bucket, key, limit=limit, cursor=cursor, deps=deps)

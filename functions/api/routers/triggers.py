@@ -1,0 +1,117 @@
+"""Trigger history: one trigger, filtered lists, and replays of failed triggers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import AwareDatetime
+
+from dagtrigger.api import (
+    ApiDependencies,
+    TriggerFilters,
+    get_trigger,
+    list_triggers,
+    replay_trigger,
+)
+from dagtrigger.api.idempotency import IDEMPOTENCY_HEADER, check_idempotency_key
+from dagtrigger.api.models import TriggerAccepted, TriggerPage, TriggerRecord
+from dagtrigger.api.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from dagtrigger.models import TriggerStatus
+from dagtrigger.routing.config import DAG_ID_PATTERN, NAME_PATTERN
+from functions.api.dependencies import (
+    IAM_SIGNED,
+    api_dependencies,
+    caller_identity,
+    documented,
+)
+from functions.api.responses import json_response
+from functions.api.routers.dag_runs import REPLAYED_HEADER
+
+router = APIGatewayHttpRouter()
+
+TRIGGER_ID_PATTERN = r"^t-[0-9a-f]{32}$"
+TriggerId = Annotated[str, Path(pattern=TRIGGER_ID_PATTERN, description="t- and 32 hex digits")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="most items in the page")]
+Cursor = Annotated[
+    str | None,
+    Query(min_length=1, max_length=8192, description="next_cursor of the previous page"),
+]
+
+
+@router.get(
+    "/v1/triggers/<trigger_id>",
+    summary="Read one trigger",
+    tags=["Triggers"],
+    security=IAM_SIGNED,
+    responses=documented(200, 404, 422),
+)
+def read_trigger(
+    trigger_id: TriggerId, deps: Annotated[ApiDependencies, Depends(api_dependencies)]
+) -> TriggerRecord:
+    return get_trigger(trigger_id, deps)
+
+
+@router.get(
+    "/v1/triggers",
+    summary="List triggers, newest first",
+    description="Filter by DAG (with its environment; default: the default environment), "
+    "source, status and time range. Without a DAG, source or status, the last 7 days are "
+    "listed unless since/until say otherwise. Follow next_cursor until it is null: a page may "
+    "hold fewer than limit items and still have a next page.",
+    tags=["Triggers"],
+    security=IAM_SIGNED,
+    responses=documented(200, 400, 422),
+)
+def find_triggers(
+    deps: Annotated[ApiDependencies, Depends(api_dependencies)],
+    dag_id: Annotated[str | None, Query(pattern=DAG_ID_PATTERN)] = None,
+    environment: Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=64)] = None,
+    source: Annotated[
+        str | None,
+        Query(min_length=1, max_length=2048, description="s3://bucket/key, webhook:NAME ..."),
+    ] = None,
+    status: Annotated[TriggerStatus | None, Query()] = None,
+    since: Annotated[AwareDatetime | None, Query(description="created at or after")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="created at or before")] = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
+) -> TriggerPage:
+    filters = TriggerFilters(
+        dag_id=dag_id,
+        environment=environment,
+        source=source,
+        status=status,
+        since=since,
+        until=until,
+    )
+    return list_triggers(filters, limit=limit, cursor=cursor, deps=deps)
+
+
+@router.post(
+    "/v1/triggers/<trigger_id>/replay",
+    status_code=202,
+    summary="Replay a failed or rejected trigger",
+    description="Starts a new trigger, linked by replay_of, with the same DAG, environment and "
+    "conf and a new DAG run id. Only TRIGGER_FAILED and REJECTED triggers can be replayed.",
+    tags=["Triggers"],
+    security=IAM_SIGNED,
+    responses=documented(202, 404, 409, 422, 503),
+)
+def replay(
+    trigger_id: TriggerId,
+    deps: Annotated[ApiDependencies, Depends(api_dependencies)],
+    caller: Annotated[str, Depends(caller_identity)],
+    idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER)] = None,
+) -> Response[TriggerAccepted]:
+    accepted = replay_trigger(
+        trigger_id,
+        caller=caller,
+        idempotency_key=check_idempotency_key(idempotency_key),
+        deps=deps,
+    )
+    headers = {REPLAYED_HEADER: "true"} if accepted.replayed else None
+    return json_response(202, accepted.body, headers=headers)
