@@ -1,4 +1,4 @@
-"""One local stack (Airflow 3, DynamoDB Local, moto, the MWAA emulator, the Lambda runner) per session."""
+"""One local stack per session: Airflow 3, DynamoDB Local, moto, the MWAA emulator, the runner."""
 
 from __future__ import annotations
 

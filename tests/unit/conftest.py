@@ -187,5 +187,3 @@ def make_deps(
 @pytest.fixture
 def deps(make_deps: Callable[..., Dependencies]) -> Dependencies:
     return make_deps()
-
-

@@ -16,7 +16,6 @@ from dagtrigger.errors import TriggerFailedError
 from dagtrigger.s3_service import handle_s3_message, process_s3_batch
 from dagtrigger.s3events import parse_sqs_body
 
-
 EVENTS = Path(__file__).resolve().parents[3] / "events" / "s3_events"
 
 
@@ -24,7 +23,9 @@ def load_batch(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text(encoding="utf-8"))
 
 
-def eventbridge_body(key: str, *, bucket: str = "landing", version: str = "v1", size: int = 42) -> str:
+def eventbridge_body(
+    key: str, *, bucket: str = "landing", version: str = "v1", size: int = 42
+) -> str:
     return json.dumps(
         {
             "version": "0",
@@ -222,9 +223,7 @@ def test_trigger_failed_error_propagates_from_the_message_handler(
         handle_s3_message(eventbridge_body("sales/2026-11-21.csv"), deps)
 
 
-def test_non_object_conf_is_rejected_with_the_reason(
-    deps: Dependencies, transport: Any
-) -> None:
+def test_non_object_conf_is_rejected_with_the_reason(deps: Dependencies, transport: Any) -> None:
     body = eventbridge_body("broken/file.bin")
 
     outcomes = handle_s3_message(body, deps)

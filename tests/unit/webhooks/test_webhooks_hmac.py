@@ -7,6 +7,7 @@ import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from dagtrigger.webhooks import (
     HmacSchemeConfig,
     SignatureError,

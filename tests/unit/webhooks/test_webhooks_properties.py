@@ -14,6 +14,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from standardwebhooks.webhooks import Webhook
+
 from dagtrigger.webhooks import (
     HmacSchemeConfig,
     SignatureError,
@@ -24,9 +28,6 @@ from dagtrigger.webhooks import (
     sign_standard_webhooks,
     verify,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from standardwebhooks.webhooks import Webhook
 
 NOW = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
 NOW_SECONDS = int(NOW.timestamp())

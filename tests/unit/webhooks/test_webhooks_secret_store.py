@@ -10,8 +10,9 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
-from dagtrigger.webhooks import WebhookSecretError, load_webhook_secrets, parse_webhook_secrets
 from moto import mock_aws
+
+from dagtrigger.webhooks import WebhookSecretError, load_webhook_secrets, parse_webhook_secrets
 
 SECRET_NAME = "dagtrigger/webhooks/github"
 

@@ -6,6 +6,8 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from standardwebhooks.webhooks import Webhook
+
 from dagtrigger.webhooks import (
     SignatureError,
     SignatureFailure,
@@ -16,7 +18,6 @@ from dagtrigger.webhooks import (
     verify,
 )
 from dagtrigger.webhooks.standard import parse_signature_list, symmetric_signatures
-from standardwebhooks.webhooks import Webhook
 
 # The reference library's published vector: test_sign_function and
 # test_invalid_signature_raises_error in github.com/standard-webhooks/standard-webhooks,

@@ -1,9 +1,10 @@
 """Retries of one trigger inside a time budget: exponential backoff with full jitter (tenacity).
 
 Only ``TransientTriggerError`` is retried. ``RejectedError`` propagates at once, carrying the
-number of attempts made (``exc.attempts``). When the next wait would not fit in the budget,
-``TriggerFailedError`` reports the last failure and the attempt count; the event's queue then
-delivers it again later (a replay is safe: the ``dag_run_id`` is deterministic).
+number of attempts made (``exc.attempts``). When the next wait plus an attempt as long as the
+last one would not fit in the budget, ``TriggerFailedError`` reports the last failure and the
+attempt count; the event's queue then delivers it again later (a replay is safe: the
+``dag_run_id`` is deterministic).
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ def trigger_with_retries(
     """Trigger ``request`` through ``transport``, retrying transient failures within the budget."""
     started = clock()
     attempts = 0
+    last_attempt_seconds = 0.0
 
     def remaining() -> float:
         return budget_seconds - (clock() - started)
 
     def attempt() -> TriggerResult:
-        nonlocal attempts
+        nonlocal attempts, last_attempt_seconds
         if limiter is not None and not limiter.acquire(
             request.environment.alias, timeout=max(0.0, remaining())
         ):
@@ -62,15 +64,17 @@ def trigger_with_retries(
         try:
             return transport.trigger(request)
         finally:
-            record_latency((clock() - attempt_started) * 1000)
+            last_attempt_seconds = clock() - attempt_started
+            record_latency(last_attempt_seconds * 1000)
 
-    def next_wait_exceeds_budget(state: RetryCallState) -> bool:
-        return (state.upcoming_sleep or 0.0) > remaining()
+    def next_attempt_exceeds_budget(state: RetryCallState) -> bool:
+        # The wait and an attempt as long as the last one must both fit in what is left.
+        return (state.upcoming_sleep or 0.0) + last_attempt_seconds > remaining()
 
     retrying = Retrying(
         retry=retry_if_exception_type(TransientTriggerError),
         wait=wait_random_exponential(multiplier=INITIAL_WAIT_SECONDS, max=MAX_WAIT_SECONDS),
-        stop=next_wait_exceeds_budget,
+        stop=next_attempt_exceeds_budget,
         sleep=sleep,
         before_sleep=lambda state: _note_retry(request, state),
         reraise=True,
