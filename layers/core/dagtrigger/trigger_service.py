@@ -8,6 +8,7 @@ was lost. See the design brief, "Idempotency, in two layers".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -35,7 +36,11 @@ class TriggerOutcome:
 
 
 def execute_trigger(
-    new: NewTrigger, environment: EnvironmentRef, deps: Dependencies
+    new: NewTrigger,
+    environment: EnvironmentRef,
+    deps: Dependencies,
+    *,
+    logical_date: datetime | None = None,
 ) -> TriggerOutcome:
     """Claim ``new`` and start its DAG run unless another delivery already did.
 
@@ -63,6 +68,7 @@ def execute_trigger(
         dag_run_id=new.dag_run_id,
         conf=new.conf,
         note=new.note,
+        logical_date=logical_date,
     )
     transport = deps.transport_for(environment)
     try:

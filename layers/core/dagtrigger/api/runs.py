@@ -10,7 +10,7 @@ same answer, read back from the record.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,12 +34,9 @@ from dagtrigger.ledger import NewTrigger
 from dagtrigger.models import (
     EnvironmentRef,
     SourceType,
-    TriggerRequest,
-    TriggerResult,
     TriggerStatus,
 )
 from dagtrigger.routing.config import RoutesFile
-from dagtrigger.transports.base import AirflowTransport
 from dagtrigger.trigger_service import TriggerDisposition, TriggerOutcome, execute_trigger
 
 DEFAULT_ENVIRONMENT_ALIAS = "default"
@@ -306,9 +303,8 @@ def _run(
     logical_date: datetime | None,
     deps: ApiDependencies,
 ) -> TriggerOutcome:
-    scoped = core if logical_date is None else with_logical_date(core, logical_date)
     try:
-        return execute_trigger(new, environment, scoped)
+        return execute_trigger(new, environment, core, logical_date=logical_date)
     except TriggerFailedError as failed:
         raise unavailable(
             f"Airflow did not accept the trigger in time ({failed.message}); the trigger "
@@ -316,25 +312,3 @@ def _run(
             "Idempotency-Key, or replay it",
             retry_after_seconds=deps.settings.retry_after_seconds,
         ) from failed
-
-
-@dataclass(frozen=True)
-class _WithLogicalDate:
-    """A transport that sends every trigger with the logical date the caller asked for."""
-
-    inner: AirflowTransport
-    logical_date: datetime
-
-    def trigger(self, request: TriggerRequest) -> TriggerResult:
-        return self.inner.trigger(replace(request, logical_date=self.logical_date))
-
-    def get_dag_run_state(self, dag_id: str, dag_run_id: str) -> str | None:
-        return self.inner.get_dag_run_state(dag_id, dag_run_id)
-
-
-def with_logical_date(core: Dependencies, logical_date: datetime) -> Dependencies:
-    """``core`` whose transports send ``logical_date`` (``execute_trigger`` takes none yet)."""
-    transport_for = core.transport_for
-    return replace(
-        core, transport_for=lambda env: _WithLogicalDate(transport_for(env), logical_date)
-    )
