@@ -168,10 +168,12 @@ def make_deps(
 ) -> Callable[..., Dependencies]:
     def factory(**settings_overrides: Any) -> Dependencies:
         settings = Settings(
-            table_name=table.name,
-            routes_location=f"file:{routes_file}",
-            trigger_budget_seconds=0.5,
-            **settings_overrides,
+            **{
+                "table_name": table.name,
+                "routes_location": f"file:{routes_file}",
+                "trigger_budget_seconds": 0.5,
+                **settings_overrides,
+            }
         )
         return Dependencies(
             settings=settings,

@@ -9,6 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dagtrigger.errors import SettingsError
 
+ARN_PATTERN = r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$"
+SCHEDULE_GROUP_PATTERN = r"^[0-9a-zA-Z-_.]{1,64}$"
+
 
 class Settings(BaseSettings):
     """Every environment variable dagtrigger reads. Names are the upper-cased field names."""
@@ -50,6 +53,36 @@ class Settings(BaseSettings):
         default=True, description="false only when AWS_ENDPOINT_URL_MWAA points at an emulator"
     )
     aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+
+    # --- the HTTP API (schedule management, webhooks, answers while Airflow is down) ---
+    schedule_group_name: str | None = Field(
+        default=None,
+        pattern=SCHEDULE_GROUP_PATTERN,
+        description="EventBridge Scheduler group the stack owns; schedules are managed only there",
+    )
+    schedule_target_arn: str | None = Field(
+        default=None,
+        pattern=ARN_PATTERN,
+        description="the schedules function every schedule invokes",
+    )
+    scheduler_role_arn: str | None = Field(
+        default=None, pattern=ARN_PATTERN, description="role EventBridge Scheduler assumes"
+    )
+    schedule_dlq_arn: str | None = Field(
+        default=None, pattern=ARN_PATTERN, description="SQS queue for fires that keep failing"
+    )
+    webhook_secret_max_age_seconds: int = Field(
+        default=300, ge=0, le=3600, description="how long a webhook secret is cached"
+    )
+    webhook_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=10 * 1024 * 1024,
+        description="largest webhook body accepted (HTTP APIs cap payloads at 10 MB)",
+    )
+    retry_after_seconds: int = Field(
+        default=30, ge=1, le=3600, description="Retry-After sent with 503 while Airflow is down"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-from dagtrigger.api import ApiDependencies, ApiSettings
+from dagtrigger.api import ApiDependencies
 from dagtrigger.dependencies import Dependencies
 from functions.api.app import handle
 
@@ -219,14 +219,15 @@ def scheduler_client(dynamodb: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def api_settings() -> ApiSettings:
-    return ApiSettings(
-        schedule_group_name=SCHEDULE_GROUP,
-        schedule_target_arn=SCHEDULE_TARGET_ARN,
-        scheduler_role_arn=SCHEDULER_ROLE_ARN,
-        schedule_dlq_arn=SCHEDULE_DLQ_ARN,
-        retry_after_seconds=7,
-    )
+def api_settings() -> dict[str, Any]:
+    """The api function's settings (fields of dagtrigger.settings.Settings)."""
+    return {
+        "schedule_group_name": SCHEDULE_GROUP,
+        "schedule_target_arn": SCHEDULE_TARGET_ARN,
+        "scheduler_role_arn": SCHEDULER_ROLE_ARN,
+        "schedule_dlq_arn": SCHEDULE_DLQ_ARN,
+        "retry_after_seconds": 7,
+    }
 
 
 @pytest.fixture
@@ -234,12 +235,11 @@ def make_api_deps(
     make_deps: Callable[..., Dependencies],
     secrets_client: Any,
     scheduler_client: Any,
-    api_settings: ApiSettings,
+    api_settings: dict[str, Any],
 ) -> Callable[..., ApiDependencies]:
-    def factory(settings: ApiSettings | None = None, **core_overrides: Any) -> ApiDependencies:
+    def factory(**settings_overrides: Any) -> ApiDependencies:
         return ApiDependencies(
-            core=make_deps(**core_overrides),
-            settings=settings or api_settings,
+            core=make_deps(**{**api_settings, **settings_overrides}),
             scheduler_client=lambda: scheduler_client,
             secrets_provider=SecretsProvider(boto3_client=secrets_client),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,7 @@ def test_health_is_ok_when_the_table_and_routes_are(api: ApiClient) -> None:
 def test_health_is_degraded_when_the_table_is_missing(make_api_deps: Any) -> None:
     deps = make_api_deps()
     missing = boto3.resource("dynamodb", region_name="us-east-1").Table("no-such-table")
-    api = ApiClient(
-        type(deps)(
-            core=type(deps.core)(**{**deps.core.__dict__, "ledger": TriggerLedger(missing)}),
-            settings=deps.settings,
-            scheduler_client=deps.scheduler_client,
-            secrets_provider=deps.secrets_provider,
-        )
-    )
+    api = ApiClient(replace(deps, core=replace(deps.core, ledger=TriggerLedger(missing))))
 
     answer = api.request("GET", "/v1/health")
 

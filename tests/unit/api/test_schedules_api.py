@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from dagtrigger.api import ApiSettings
 from tests.unit.api.conftest import (
     SCHEDULE_DLQ_ARN,
     SCHEDULE_GROUP,
@@ -133,7 +132,10 @@ def test_replacing_a_missing_schedule_is_a_404(api: ApiClient) -> None:
 
 
 def test_without_schedule_settings_the_routes_answer_503(make_api_deps: Any) -> None:
-    api = ApiClient(make_api_deps(settings=ApiSettings()))
+    unset = dict.fromkeys(
+        ["schedule_group_name", "schedule_target_arn", "scheduler_role_arn", "schedule_dlq_arn"]
+    )
+    api = ApiClient(make_api_deps(**unset))
 
     answer = api.request("GET", "/v1/schedules")
 

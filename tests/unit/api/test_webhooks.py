@@ -180,9 +180,7 @@ def test_a_signed_body_that_is_not_json_is_a_400(api: ApiClient, transport: Any)
 
 
 def test_a_body_over_the_limit_is_a_413(make_api_deps: Any, api_settings: Any) -> None:
-    api = ApiClient(
-        make_api_deps(settings=api_settings.model_copy(update={"webhook_max_body_bytes": 1024}))
-    )
+    api = ApiClient(make_api_deps(webhook_max_body_bytes=1024))
 
     answer = github_delivery(api, {**PUSH, "padding": "x" * 2000})
 

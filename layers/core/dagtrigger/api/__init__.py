@@ -4,7 +4,7 @@ Each function takes validated input and ``ApiDependencies``, returns a response 
 raises ``ApiProblem`` (RFC 9457 problem details) for every refusal.
 """
 
-from dagtrigger.api.context import ApiDependencies, ApiSettings, get_api_dependencies
+from dagtrigger.api.context import ApiDependencies, get_api_dependencies
 from dagtrigger.api.health import check_health
 from dagtrigger.api.problems import ApiProblem, Problem, ProblemCode
 from dagtrigger.api.queries import TriggerFilters, get_trigger, list_triggers, object_history
@@ -15,7 +15,6 @@ __all__ = [
     "Accepted",
     "ApiDependencies",
     "ApiProblem",
-    "ApiSettings",
     "Problem",
     "ProblemCode",
     "TriggerFilters",

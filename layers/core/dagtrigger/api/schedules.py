@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from dagtrigger.api.context import ApiDependencies, ApiSettings
+from dagtrigger.api.context import ApiDependencies
 from dagtrigger.api.problems import ApiProblem, ProblemCode, validation_problem
 from dagtrigger.schedules import (
     ScheduleInfo,
@@ -25,6 +25,7 @@ from dagtrigger.schedules import (
     update_schedule,
 )
 from dagtrigger.schedules.spec import ScheduleName, ScheduleState
+from dagtrigger.settings import Settings
 
 _CONFIG_VARIABLES = ("SCHEDULE_GROUP_NAME", "SCHEDULE_TARGET_ARN", "SCHEDULER_ROLE_ARN")
 
@@ -104,7 +105,7 @@ def delete(name: str, deps: ApiDependencies) -> None:
     delete_schedule(deps.scheduler_client(), name, group=_placement(deps.settings).group)
 
 
-def _placement(settings: ApiSettings) -> _Placement:
+def _placement(settings: Settings) -> _Placement:
     group, target, role = (
         settings.schedule_group_name,
         settings.schedule_target_arn,
