@@ -1,0 +1,484 @@
+"""Every transport against real Apache Airflow 3 and 2.
+
+InvokeRestApi and the CLI go through the MWAA emulator (the CLI under the DynamoDB lease lock, on
+a DynamoDB Local table); direct REST calls Airflow itself. Every Airflow call runs as the
+least-privilege account ("User" role), as MWAA's IAM-to-role mapping would.
+
+Each Airflow starts once for the whole file (both majors at the same time), and so do DynamoDB
+Local and the emulator; teardown stops them all. The file prints Airflow's start times and the
+median trigger latency of each transport at the end (numbers only, never asserted).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from dagtrigger.errors import RejectedError
+from dagtrigger.ledger.schema import create_table
+from dagtrigger.models import EnvironmentRef, TransportKind, TriggerRequest, TriggerResult
+from dagtrigger.settings import Settings
+from dagtrigger.transports.airflow_rest import AirflowCredentials
+from dagtrigger.transports.base import AirflowTransport
+from dagtrigger.transports.factory import build_transport
+from dagtrigger.transports.retry import trigger_with_retries
+from devstack.airflow import AirflowServer, start_airflow, wait_for_dag
+from devstack.dynamodb_local import DUMMY_CREDENTIALS, start_dynamodb_local
+from devstack.mwaa_emulator import MwaaEmulator
+from devstack.processes import wait_until
+
+pytestmark = pytest.mark.contract
+
+MAJORS = [3, 2]
+KINDS = list(TransportKind)
+CONF_SINK_ENV = "DAGTRIGGER_CONF_SINK"
+TABLE_NAME = "dagtrigger-contract"
+CONF_DAG = "ingest_sales"
+PAUSED_DAG = "always_paused"
+UNKNOWN_DAG = "no_such_dag_contract"
+SAMPLE_DAGS = (CONF_DAG, "echo_conf", PAUSED_DAG)
+# A quote and spaces in a value: the CLI path must quote it through MWAA's shell-like split.
+CONF = {"bucket": "landing", "key": "sales/o'brien's file.csv", "n": 3}
+RETRY_BUDGET_SECONDS = 20.0
+# Airflow 2 runs tasks one at a time (SequentialExecutor on SQLite) with a process per task.
+RUN_FINISH_TIMEOUT = 90.0
+
+
+# --- measurements -----------------------------------------------------------------------------
+
+
+@dataclass
+class Timings:
+    """What the file measures, printed at the end of the module."""
+
+    airflow_api_ready_s: dict[int, float] = field(default_factory=dict)
+    airflow_dags_ready_s: dict[int, float] = field(default_factory=dict)
+    trigger_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    module_started: float = field(default_factory=time.monotonic)
+
+    def lines(self) -> list[str]:
+        lines = [f"transport contract: module took {time.monotonic() - self.module_started:.1f} s"]
+        for major in sorted(self.airflow_api_ready_s):
+            lines.append(
+                f"  Airflow {major}: API up after {self.airflow_api_ready_s[major]:.1f} s, "
+                f"sample DAGs parsed after {self.airflow_dags_ready_s[major]:.1f} s"
+            )
+        for label in sorted(self.trigger_ms):
+            samples = self.trigger_ms[label]
+            lines.append(
+                f"  {label}: median trigger {statistics.median(samples):.0f} ms "
+                f"over {len(samples)} successful trigger(s)"
+            )
+        return lines
+
+
+@pytest.fixture(scope="module")
+def timings(request: pytest.FixtureRequest) -> Iterator[Timings]:
+    measured = Timings()
+    yield measured
+    _print_uncaptured(request.config, "\n" + "\n".join(measured.lines()))
+
+
+def _print_uncaptured(config: pytest.Config, text: str) -> None:
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if capture is None:  # run with -p no:capture
+        print(text)
+        return
+    with capture.global_and_fixture_disabled():
+        print(text)
+
+
+# --- the servers, once per file ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def conf_sink(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("conf-sink")
+
+
+@pytest.fixture(scope="module")
+def airflows(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    conf_sink: Path,
+    timings: Timings,
+) -> Iterator[dict[int, AirflowServer]]:
+    """Every Airflow major the selected tests need, started side by side and stopped at the end."""
+    majors = _majors_selected(request.session)
+
+    def start(major: int) -> AirflowServer:
+        return _start_with_sample_dags(
+            major, tmp_path_factory.mktemp(f"airflow-{major}"), conf_sink, timings
+        )
+
+    with ThreadPoolExecutor(max_workers=len(majors)) as pool:
+        futures = {major: pool.submit(start, major) for major in majors}
+    servers = {major: f.result() for major, f in futures.items() if f.exception() is None}
+    try:
+        for future in futures.values():
+            if future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def _majors_selected(session: pytest.Session) -> list[int]:
+    """The majors of this file's selected tests (all of them when none is parametrized)."""
+    selected: set[int] = set()
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.path == Path(__file__) and isinstance(params.get("major"), int):
+            selected.add(params["major"])
+    return sorted(selected or MAJORS, reverse=True)
+
+
+def _start_with_sample_dags(
+    major: int, state_dir: Path, conf_sink: Path, timings: Timings
+) -> AirflowServer:
+    started = time.monotonic()
+    server = start_airflow(major, state_dir=state_dir, extra_env={CONF_SINK_ENV: str(conf_sink)})
+    timings.airflow_api_ready_s[major] = time.monotonic() - started
+    try:
+        for dag_id in SAMPLE_DAGS:
+            wait_for_dag(server, dag_id)
+    except BaseException:
+        server.stop()
+        raise
+    timings.airflow_dags_ready_s[major] = time.monotonic() - started
+    return server
+
+
+@pytest.fixture(scope="module")
+def lock_table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The history table on DynamoDB Local: the CLI transport keeps its lease lock there."""
+    dynamodb = start_dynamodb_local(state_dir=tmp_path_factory.mktemp("dynamodb-local"))
+    try:
+        client = boto3.client("dynamodb", endpoint_url=dynamodb.endpoint_url, **DUMMY_CREDENTIALS)
+        create_table(client, TABLE_NAME)
+        resource = boto3.resource(
+            "dynamodb", endpoint_url=dynamodb.endpoint_url, **DUMMY_CREDENTIALS
+        )
+        yield resource.Table(TABLE_NAME)
+    finally:
+        dynamodb.stop()
+
+
+@pytest.fixture(scope="module")
+def emulator(
+    tmp_path_factory: pytest.TempPathFactory, airflows: dict[int, AirflowServer]
+) -> Iterator[MwaaEmulator]:
+    with MwaaEmulator(tmp_path_factory.mktemp("mwaa")) as running:
+        for major, server in airflows.items():
+            running.add_environment(
+                _environment_name(major),
+                server,
+                rest_api_credentials=(server.user_username, server.user_password),
+            )
+        yield running
+
+
+def _environment_name(major: int) -> str:
+    return f"contract-airflow-{major}"
+
+
+# --- one transport per (major, kind) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=MAJORS, ids=lambda major: f"airflow{major}")
+def major(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
+@pytest.fixture(scope="module", params=KINDS, ids=str)
+def kind(request: pytest.FixtureRequest) -> TransportKind:
+    return TransportKind(request.param)
+
+
+@dataclass
+class Case:
+    major: int
+    kind: TransportKind
+    airflow: AirflowServer
+    environment: EnvironmentRef
+    transport: AirflowTransport
+    timings: Timings
+
+    @property
+    def label(self) -> str:
+        return f"Airflow {self.major} {self.kind}"
+
+    def request(self, dag_id: str, conf: dict[str, Any]) -> TriggerRequest:
+        return _new_request(self.environment, dag_id, conf)
+
+    def trigger(self, request: TriggerRequest) -> TriggerResult:
+        """One trigger, its latency recorded when it succeeds."""
+        started = time.perf_counter()
+        result = self.transport.trigger(request)
+        self.timings.trigger_ms[self.label].append((time.perf_counter() - started) * 1000)
+        return result
+
+
+@pytest.fixture(scope="module")
+def case(
+    major: int,
+    kind: TransportKind,
+    airflows: dict[int, AirflowServer],
+    emulator: MwaaEmulator,
+    timings: Timings,
+    request: pytest.FixtureRequest,
+) -> Iterator[Case]:
+    airflow = airflows[major]
+    # Only the CLI needs DynamoDB Local: REST-only selections do not start it.
+    table = request.getfixturevalue("lock_table") if kind is TransportKind.CLI else None
+    environment, transport, session = _build(kind, airflow, emulator, table)
+    try:
+        yield Case(major, kind, airflow, environment, transport, timings)
+    finally:
+        session.close()
+
+
+def _build(
+    kind: TransportKind, airflow: AirflowServer, emulator: MwaaEmulator, lock_table: Any | None
+) -> tuple[EnvironmentRef, AirflowTransport, requests.Session]:
+    """The transport ``build_transport`` makes for ``kind``, with the stack's clients.
+
+    The Airflow major is left unset so the transport finds it (GetEnvironment or the health
+    endpoints), as it does in production.
+    """
+    secret_name = f"contract/airflow-{airflow.major}"
+    environment = EnvironmentRef(
+        alias=f"contract-{kind}-{airflow.major}",
+        name=_environment_name(airflow.major),
+        transport=kind,
+        base_url=airflow.base_url if kind is TransportKind.AIRFLOW_REST else None,
+        credentials_secret=secret_name if kind is TransportKind.AIRFLOW_REST else None,
+    )
+    session = requests.Session()
+    session.verify = str(emulator.ca_bundle_path)  # the emulated web server's https
+    # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE from the environment override
+    # session.verify (psf/requests#3829); this machine sets them to the system store.
+    session.trust_env = False
+    transport = build_transport(
+        environment,
+        settings=Settings(table_name=TABLE_NAME),
+        mwaa_client=emulator.client(),
+        http_session=session,
+        table=lock_table,
+        secrets_provider=_least_privilege_credentials(airflow, secret_name),
+    )
+    return environment, transport, session
+
+
+def _least_privilege_credentials(
+    airflow: AirflowServer, secret_name: str
+) -> Callable[[str], AirflowCredentials]:
+    def provide(name: str) -> AirflowCredentials:
+        assert name == secret_name, f"the transport asked for secret {name!r}"
+        return AirflowCredentials(airflow.user_username, airflow.user_password)
+
+    return provide
+
+
+@pytest.fixture(scope="module")
+def conf_run(case: Case) -> tuple[TriggerRequest, TriggerResult]:
+    """One run of the conf-recording DAG per transport, shared by the tests that follow it."""
+    request = case.request(CONF_DAG, CONF)
+    return request, case.trigger(request)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _new_request(environment: EnvironmentRef, dag_id: str, conf: dict[str, Any]) -> TriggerRequest:
+    run_id = f"contract_{environment.transport}_{uuid.uuid4().hex[:12]}"
+    return TriggerRequest(environment, dag_id, run_id, dict(conf))
+
+
+def _reports_paused_flag(case: Case) -> bool:
+    """The REST transports read the DAG's paused flag; the CLI transport reports None (its doc)."""
+    return case.kind is not TransportKind.CLI
+
+
+def _airflow_own_not_found_text(case: Case) -> str:
+    """What Airflow itself answers when a run of the unknown DAG is posted to its REST API."""
+    body: dict[str, Any] = {"dag_run_id": "contract_probe", "conf": {}}
+    if case.major >= 3:
+        body["logical_date"] = None
+    response = case.airflow.api_session().post(
+        case.airflow.api_url(f"/dags/{UNKNOWN_DAG}/dagRuns"), json=body, timeout=30
+    )
+    assert response.status_code == 404, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str)
+    return detail
+
+
+def _wait_for_state(case: Case, dag_id: str, dag_run_id: str, wanted: str) -> str | None:
+    seen: list[str | None] = []
+
+    def reached() -> bool:
+        seen.append(case.transport.get_dag_run_state(dag_id, dag_run_id))
+        return seen[-1] in (wanted, "failed")
+
+    # The CLI path costs seconds per query (a CLI process); poll it less often.
+    interval = 3.0 if case.kind is TransportKind.CLI else 1.0
+    wait_until(
+        reached,
+        timeout=RUN_FINISH_TIMEOUT,
+        interval=interval,
+        what=f"run {dag_run_id} of {dag_id} to be {wanted} (states seen: {seen[-3:]})",
+        process=case.airflow.processes,
+    )
+    return seen[-1]
+
+
+# --- the contract -----------------------------------------------------------------------------
+
+
+def test_trigger_with_conf_starts_a_new_run(
+    case: Case, conf_run: tuple[TriggerRequest, TriggerResult]
+) -> None:
+    # Given the conf-recording DAG, unpaused
+    # When a run with an awkward conf is triggered (the shared fixture did it)
+    request, result = conf_run
+
+    # Then Airflow started the run with our id, and says whether the DAG is paused if it can
+    assert result.dag_run_id == request.dag_run_id
+    assert result.already_existed is False
+    assert result.dag_paused is (False if _reports_paused_flag(case) else None)
+    assert result.state == "queued"
+
+
+def test_same_run_id_again_is_already_triggered(
+    case: Case, conf_run: tuple[TriggerRequest, TriggerResult]
+) -> None:
+    # Given a run that Airflow already has
+    request, _ = conf_run
+
+    # When the same dag_run_id is triggered again, once directly and once with retries
+    again = case.trigger(request)
+    with_retries = trigger_with_retries(
+        case.transport, request, budget_seconds=RETRY_BUDGET_SECONDS
+    )
+
+    # Then both report the existing run instead of failing, at the first attempt
+    assert again.already_existed is True
+    assert again.dag_run_id == request.dag_run_id
+    assert with_retries.result.already_existed is True
+    assert with_retries.result.dag_run_id == request.dag_run_id
+    assert with_retries.attempts == 1
+
+
+def test_unknown_dag_is_rejected_with_airflows_message(case: Case) -> None:
+    # Given a DAG id Airflow has never seen
+    request = case.request(UNKNOWN_DAG, CONF)
+
+    # When it is triggered
+    with pytest.raises(RejectedError) as raised:
+        case.transport.trigger(request)
+
+    # Then it is rejected as dag_not_found, keeping Airflow's own explanation
+    assert raised.value.code == "dag_not_found"
+    message = str(raised.value)
+    assert UNKNOWN_DAG in message
+    if case.kind is TransportKind.CLI:
+        assert "not found" in message.lower()
+    else:
+        assert _airflow_own_not_found_text(case) in message
+
+
+def test_paused_dag_is_reported(case: Case) -> None:
+    # Given a DAG that is paused
+    request = case.request(PAUSED_DAG, {"n": 1})
+
+    # When a run is triggered
+    result = case.trigger(request)
+
+    # Then the run exists but waits, and the REST transports say the DAG is paused
+    assert result.already_existed is False
+    assert result.dag_paused is (True if _reports_paused_flag(case) else None)
+    assert case.transport.get_dag_run_state(PAUSED_DAG, request.dag_run_id) == "queued"
+
+
+def test_task_sees_exactly_the_conf(
+    case: Case, conf_run: tuple[TriggerRequest, TriggerResult], conf_sink: Path
+) -> None:
+    # Given the run triggered with the awkward conf
+    request, _ = conf_run
+
+    # When its task has run
+    written = conf_sink / CONF_DAG / f"{request.dag_run_id}.json"
+    wait_until(
+        written.exists,
+        timeout=RUN_FINISH_TIMEOUT,
+        interval=0.5,
+        what=f"the conf of run {request.dag_run_id} in {written}",
+        process=case.airflow.processes,
+    )
+
+    # Then the task received exactly that conf
+    assert json.loads(written.read_text()) == {
+        "dag_id": CONF_DAG,
+        "run_id": request.dag_run_id,
+        "conf": CONF,
+    }
+
+
+def test_run_state_becomes_success(
+    case: Case, conf_run: tuple[TriggerRequest, TriggerResult]
+) -> None:
+    # Given the triggered run
+    request, _ = conf_run
+
+    # When its state is polled through the transport
+    final = _wait_for_state(case, CONF_DAG, request.dag_run_id, "success")
+
+    # Then the run finished successfully
+    assert final == "success"
+
+
+def test_unknown_run_has_no_state(case: Case) -> None:
+    # Given a run id Airflow has never seen, on a known DAG
+    # When its state is asked
+    state = case.transport.get_dag_run_state(PAUSED_DAG, f"contract_absent_{uuid.uuid4().hex}")
+
+    # Then the transport says there is no such run
+    assert state is None
+
+
+def test_invoke_rest_api_retries_through_throttling(
+    major: int,
+    airflows: dict[int, AirflowServer],
+    emulator: MwaaEmulator,
+) -> None:
+    # Given InvokeRestApi throttles the next two calls
+    environment, transport, session = _build(
+        TransportKind.INVOKE_REST_API, airflows[major], emulator, lock_table=None
+    )
+    request = _new_request(environment, PAUSED_DAG, {"n": 2})
+    emulator.faults.set("InvokeRestApi", error="ThrottlingException", fail_next=2)
+    try:
+        # When the trigger runs with retries
+        outcome = trigger_with_retries(transport, request, budget_seconds=RETRY_BUDGET_SECONDS)
+    finally:
+        emulator.faults.clear("InvokeRestApi")
+        session.close()
+
+    # Then the third attempt started the run
+    assert outcome.attempts == 3
+    assert outcome.result.already_existed is False
+    assert transport.get_dag_run_state(PAUSED_DAG, request.dag_run_id) == "queued"
