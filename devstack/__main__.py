@@ -38,6 +38,10 @@ def demo(airflow_major: int = typer.Option(3, help="Airflow major version: 3 or 
         stack.start()
         _progress(f"stack ready in {time.monotonic() - started:.0f} s; dropping files into S3")
         result = run_demo(stack, console)
+        memory_mib = stack.memory_pss_bytes() / 2**20
+        console.print(
+            f"stack memory: {memory_mib:.0f} MiB PSS (Airflow, DynamoDB Local, moto, runner)"
+        )
         assert stack.airflow is not None
         console.print(
             f"Airflow UI: {stack.airflow.base_url} (admin / admin) - it stops with the demo; "

@@ -9,6 +9,7 @@ Everything binds to 127.0.0.1; ``stop()`` stops every process and thread it star
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from devstack.dynamodb_local import DynamoDBLocal, ensure_dynamodb_local, start_
 from devstack.moto_server import MotoServer, start_moto
 from devstack.mwaa_emulator import MwaaEmulator
 from devstack.paths import REPO_ROOT, STATE_DIR
+from devstack.processes import pss_bytes
 from devstack.runner import LambdaRunner
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
@@ -165,6 +167,17 @@ class LocalStack:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def memory_pss_bytes(self) -> int:
+        """Proportional set size of the whole stack: every server process and this launcher
+        (which hosts the MWAA emulator and the Lambda runner)."""
+        pids = [os.getpid()]
+        if self.airflow is not None:
+            pids += self.airflow.pids()
+        for server in (self.dynamodb_local, self.moto):
+            if server is not None:
+                pids += server.process.group_pids()
+        return pss_bytes(pids)
 
     # ------------------------------------------------------------------ clients
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,3 +30,86 @@ os.environ.update(_FAKE_AWS)
 def _fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in _FAKE_AWS.items():
         monkeypatch.setenv(name, value)
+
+
+# --- real Apache Airflow, started once per session for contract and end-to-end tests ---------
+
+CONF_SINK_ENV = "DAGTRIGGER_CONF_SINK"
+SAMPLE_DAGS = ("ingest_sales", "echo_conf", "always_paused")
+
+
+class AirflowPool:
+    """Airflow servers by major version, each started on first use and stopped at session end.
+
+    Starting Airflow costs 30-50 s on a 2-core machine, so every contract and end-to-end test
+    shares these. The sample DAGs write the conf they received under ``conf_sink``.
+    """
+
+    def __init__(self, state_dir: Path, conf_sink: Path) -> None:
+        self.state_dir = state_dir
+        self.conf_sink = conf_sink
+        self._servers: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, major: int) -> Any:
+        return self.get_many([major])[major]
+
+    def get_many(self, majors: Iterable[int]) -> dict[int, Any]:
+        """The servers for ``majors``, starting the missing ones side by side."""
+        with self._lock:
+            missing = [major for major in majors if major not in self._servers]
+            if missing:
+                with ThreadPoolExecutor(max_workers=len(missing)) as pool:
+                    futures = {major: pool.submit(self._start, major) for major in missing}
+                failures = [f.exception() for f in futures.values() if f.exception()]
+                self._servers.update(
+                    {major: f.result() for major, f in futures.items() if not f.exception()}
+                )
+                if failures:
+                    raise failures[0]  # type: ignore[misc]
+            return {major: self._servers[major] for major in majors}
+
+    def _start(self, major: int) -> Any:
+        from devstack.airflow import start_airflow, wait_for_dag
+
+        server = start_airflow(
+            major,
+            state_dir=self.state_dir / f"airflow-{major}",
+            extra_env={CONF_SINK_ENV: str(self.conf_sink)},
+        )
+        try:
+            for dag_id in SAMPLE_DAGS:
+                wait_for_dag(server, dag_id)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def stop_and_verify(self) -> list[str]:
+        """Stop every server; return what was left running (processes or bound ports)."""
+        from devstack.processes import port_is_free
+
+        leftovers = []
+        for major, server in self._servers.items():
+            server.stop()
+            if server.pids():
+                leftovers.append(f"Airflow {major}: processes {server.pids()} still running")
+            if not port_is_free(server.port):
+                leftovers.append(f"Airflow {major}: port {server.port} still bound")
+        self._servers.clear()
+        return leftovers
+
+
+@pytest.fixture(scope="session")
+def conf_sink(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("conf-sink")
+
+
+@pytest.fixture(scope="session")
+def airflow_pool(
+    tmp_path_factory: pytest.TempPathFactory, conf_sink: Path
+) -> Iterator[AirflowPool]:
+    pool = AirflowPool(tmp_path_factory.mktemp("airflow"), conf_sink)
+    yield pool
+    leftovers = pool.stop_and_verify()
+    assert not leftovers, "stopping Airflow left things behind: " + "; ".join(leftovers)

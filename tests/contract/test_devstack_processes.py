@@ -17,7 +17,7 @@ import boto3
 import pytest
 import requests
 
-from devstack.airflow import AirflowServer, start_airflow, wait_for_dag
+from devstack.airflow import AirflowServer, wait_for_dag
 from devstack.dynamodb_local import DUMMY_CREDENTIALS, DynamoDBLocal, start_dynamodb_local
 from devstack.moto_server import MotoServer, start_moto
 from devstack.processes import (
@@ -59,23 +59,11 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def conf_sink(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("conf-sink")
-
-
 @pytest.fixture(scope="module", params=[3, 2], ids=["airflow3", "airflow2"])
-def airflow(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, conf_sink: Path
-) -> Iterator[AirflowServer]:
-    major: int = request.param
-    server = start_airflow(
-        major,
-        state_dir=tmp_path_factory.mktemp(f"airflow-{major}"),
-        extra_env={CONF_SINK_ENV: str(conf_sink)},
-    )
-    yield server
-    server.stop()
+def airflow(request: pytest.FixtureRequest, airflow_pool: Any) -> AirflowServer:
+    """The session's shared server; the pool stops it at the end and checks nothing is left."""
+    server: AirflowServer = airflow_pool.get(request.param)
+    return server
 
 
 def _boto3_client(service: str, endpoint_url: str) -> Any:
@@ -275,14 +263,8 @@ def test_least_privilege_user_can_trigger_but_not_read_connections(
     assert admin_connections.status_code == 200
 
 
-# --- stopping (kept last: each ends its server for the rest of the module) ------------------
-
-
-def test_airflow_stop_leaves_no_process_and_frees_the_port(airflow: AirflowServer) -> None:
-    pids_before = airflow.pids()
-    airflow.stop()
-    _assert_stopped(pids_before, airflow.port, airflow.pids())
-    assert not airflow.is_running()
+# --- stopping (kept last: each ends its server for the rest of the module; the shared Airflow
+# servers are stopped and checked by the session's airflow_pool fixture) -------------------------
 
 
 def test_dynamodb_local_stop_leaves_no_process_and_frees_the_port(

@@ -1,6 +1,6 @@
 """The MWAA emulator in front of real Apache Airflow (3.x, and 2.10): REST and CLI paths.
 
-Starts Airflow from devstack (installed on first use into .stack/venvs) and stops it afterwards.
+Uses the session's shared Airflow servers (tests/conftest.py: airflow_pool).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from devstack.airflow import AirflowServer, start_airflow, wait_for_dag
+from devstack.airflow import AirflowServer
 from devstack.mwaa_emulator import MwaaEmulator
 
 pytestmark = pytest.mark.contract
@@ -31,18 +31,12 @@ class Stack:
 
 @pytest.fixture(scope="module", params=[3, 2], ids=["airflow-3", "airflow-2"])
 def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, airflow_pool: Any
 ) -> Iterator[Stack]:
-    major: int = request.param
-    state_dir = tmp_path_factory.mktemp(f"airflow-{major}")
-    airflow = start_airflow(major, state_dir=state_dir / "airflow")
-    try:
-        wait_for_dag(airflow, DAG_ID)
-        with MwaaEmulator(state_dir / "mwaa") as emulator:
-            emulator.add_environment(ENV, airflow)
-            yield Stack(airflow, emulator, emulator.client())
-    finally:
-        airflow.stop()
+    airflow: AirflowServer = airflow_pool.get(request.param)
+    with MwaaEmulator(tmp_path_factory.mktemp("mwaa")) as emulator:
+        emulator.add_environment(ENV, airflow)
+        yield Stack(airflow, emulator, emulator.client())
 
 
 def trigger_body(stack: Stack, run_id: str) -> dict[str, Any]:

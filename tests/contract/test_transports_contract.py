@@ -17,7 +17,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from dagtrigger.transports.airflow_rest import AirflowCredentials
 from dagtrigger.transports.base import AirflowTransport
 from dagtrigger.transports.factory import build_transport
 from dagtrigger.transports.retry import trigger_with_retries
-from devstack.airflow import AirflowServer, start_airflow, wait_for_dag
+from devstack.airflow import AirflowServer
 from devstack.dynamodb_local import DUMMY_CREDENTIALS, start_dynamodb_local
 from devstack.mwaa_emulator import MwaaEmulator
 from devstack.processes import wait_until
@@ -104,36 +103,10 @@ def _print_uncaptured(config: pytest.Config, text: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def conf_sink(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("conf-sink")
-
-
-@pytest.fixture(scope="module")
-def airflows(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    conf_sink: Path,
-    timings: Timings,
-) -> Iterator[dict[int, AirflowServer]]:
-    """Every Airflow major the selected tests need, started side by side and stopped at the end."""
-    majors = _majors_selected(request.session)
-
-    def start(major: int) -> AirflowServer:
-        return _start_with_sample_dags(
-            major, tmp_path_factory.mktemp(f"airflow-{major}"), conf_sink, timings
-        )
-
-    with ThreadPoolExecutor(max_workers=len(majors)) as pool:
-        futures = {major: pool.submit(start, major) for major in majors}
-    servers = {major: f.result() for major, f in futures.items() if f.exception() is None}
-    try:
-        for future in futures.values():
-            if future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
-        yield servers
-    finally:
-        for server in servers.values():
-            server.stop()
+def airflows(request: pytest.FixtureRequest, airflow_pool: Any) -> dict[int, AirflowServer]:
+    """Every Airflow major the selected tests need (the session's shared servers)."""
+    servers: dict[int, AirflowServer] = airflow_pool.get_many(_majors_selected(request.session))
+    return servers
 
 
 def _majors_selected(session: pytest.Session) -> list[int]:
@@ -144,22 +117,6 @@ def _majors_selected(session: pytest.Session) -> list[int]:
         if item.path == Path(__file__) and isinstance(params.get("major"), int):
             selected.add(params["major"])
     return sorted(selected or MAJORS, reverse=True)
-
-
-def _start_with_sample_dags(
-    major: int, state_dir: Path, conf_sink: Path, timings: Timings
-) -> AirflowServer:
-    started = time.monotonic()
-    server = start_airflow(major, state_dir=state_dir, extra_env={CONF_SINK_ENV: str(conf_sink)})
-    timings.airflow_api_ready_s[major] = time.monotonic() - started
-    try:
-        for dag_id in SAMPLE_DAGS:
-            wait_for_dag(server, dag_id)
-    except BaseException:
-        server.stop()
-        raise
-    timings.airflow_dags_ready_s[major] = time.monotonic() - started
-    return server
 
 
 @pytest.fixture(scope="module")
