@@ -17,6 +17,14 @@ from datetime import UTC, datetime
 AIRFLOW_RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.~:+-]+$")
 MAX_RUN_ID_LENGTH = 250
 
+#: The DAG ids dagtrigger sends: Airflow's ``^[\w.-]+$`` admits a leading "-" and non-ASCII
+#: letters; we admit less, so a DAG id never reads as a CLI option and always fits a run id.
+DAG_ID_REGEX = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
+#: The run ids dagtrigger sends: Airflow's default pattern, no leading "-", at most 250 chars.
+DAG_RUN_ID_REGEX = r"^[A-Za-z0-9_.~:+][A-Za-z0-9_.~:+-]{0,249}$"
+DAG_ID_PATTERN = re.compile(DAG_ID_REGEX)
+DAG_RUN_ID_PATTERN = re.compile(DAG_RUN_ID_REGEX)
+
 _RUN_ID_PREFIX = "dagtrigger"
 _SEPARATOR = "__"
 _HASH_LENGTH = 12

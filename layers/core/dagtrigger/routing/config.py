@@ -36,14 +36,14 @@ from pydantic import (
     model_validator,
 )
 
+from dagtrigger.ids import DAG_ID_REGEX
 from dagtrigger.models import EnvironmentRef, TransportKind
 from dagtrigger.templating import DEFAULT_S3_CONF_TEMPLATE, check_conf_template
 
 #: route names and environment aliases
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
-#: Airflow admits ``^[\w.-]+$`` (a leading "-", non-ASCII); we admit less, so a DAG id is
-#: never read as a CLI option and always fits a run id.
-DAG_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
+#: see dagtrigger.ids: stricter than Airflow's own pattern
+DAG_ID_PATTERN = DAG_ID_REGEX
 #: MWAA's own pattern for environment names
 MWAA_ENVIRONMENT_NAME_PATTERN = r"^[a-zA-Z][0-9a-zA-Z_-]*$"
 #: S3's rules for general purpose bucket names

@@ -10,10 +10,7 @@ from __future__ import annotations
 import re
 
 from dagtrigger.errors import RejectedError
-
-DAG_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}", re.ASCII)
-# Airflow's default run_id pattern, plus: no leading '-' and at most the column's 250 chars.
-DAG_RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_.~:+][A-Za-z0-9_.~:+-]{0,249}", re.ASCII)
+from dagtrigger.ids import DAG_ID_PATTERN, DAG_RUN_ID_PATTERN
 
 
 def validate_dag_id(dag_id: str) -> str:
