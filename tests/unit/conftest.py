@@ -6,6 +6,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -156,9 +157,15 @@ def transport() -> RecordingTransport:
 
 
 @pytest.fixture
-def routes_file(tmp_path: Path) -> Path:
+def routes_yaml() -> str:
+    """The routes file's text; test folders override this fixture with their own routes."""
+    return ROUTES_YAML
+
+
+@pytest.fixture
+def routes_file(tmp_path: Path, routes_yaml: str) -> Path:
     path = tmp_path / "routes.yaml"
-    path.write_text(ROUTES_YAML, encoding="utf-8")
+    path.write_text(routes_yaml, encoding="utf-8")
     return path
 
 
@@ -166,7 +173,10 @@ def routes_file(tmp_path: Path) -> Path:
 def make_deps(
     table: Any, transport: RecordingTransport, routes_file: Path
 ) -> Callable[..., Dependencies]:
-    def factory(**settings_overrides: Any) -> Dependencies:
+    def factory(
+        *, clock: Callable[[], datetime] | None = None, **settings_overrides: Any
+    ) -> Dependencies:
+        """Dependencies over the moto table; ``clock`` fixes the ledger's and services' time."""
         settings = Settings(
             **{
                 "table_name": table.name,
@@ -175,12 +185,14 @@ def make_deps(
                 **settings_overrides,
             }
         )
+        timed = {"clock": clock} if clock is not None else {}
         return Dependencies(
             settings=settings,
-            ledger=TriggerLedger(table),
+            ledger=TriggerLedger(table, **timed),
             routes=RoutesLoader(settings.routes_location, cache_seconds=60),
             transport_for=lambda environment: transport,
             limiter=RateLimiter(rate_per_second=1000),
+            **timed,
         )
 
     return factory

@@ -189,10 +189,8 @@ class ApiClient:
 
 
 @pytest.fixture
-def routes_file(tmp_path: Path) -> Path:
-    path = tmp_path / "routes.yaml"
-    path.write_text(API_ROUTES_YAML, encoding="utf-8")
-    return path
+def routes_yaml() -> str:
+    return API_ROUTES_YAML
 
 
 @pytest.fixture

@@ -7,17 +7,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
 from dagtrigger.dependencies import Dependencies
-from dagtrigger.ledger import TriggerLedger
-from dagtrigger.ratelimit import RateLimiter
-from dagtrigger.routing.loader import RoutesLoader
-from dagtrigger.settings import Settings
 
 #: what the ledger's clock says: the fires in events/schedules/ are due at 01:00 and 06:30
 LEDGER_NOW = datetime(2026, 11, 21, 7, 0, 0, tzinfo=UTC)
@@ -59,10 +54,8 @@ schedules:
 
 
 @pytest.fixture
-def routes_file(tmp_path: Path) -> Path:
-    path = tmp_path / "routes.yaml"
-    path.write_text(ROUTES_YAML, encoding="utf-8")
-    return path
+def routes_yaml() -> str:
+    return ROUTES_YAML
 
 
 @pytest.fixture
@@ -77,19 +70,9 @@ def ledger_clock(ledger_now: datetime) -> Callable[[], datetime]:
 
 @pytest.fixture
 def deps(
-    table: Any, transport: Any, routes_file: Path, ledger_clock: Callable[[], datetime]
+    make_deps: Callable[..., Dependencies], ledger_clock: Callable[[], datetime]
 ) -> Dependencies:
-    settings = Settings(
-        table_name=table.name, routes_location=f"file:{routes_file}", trigger_budget_seconds=0.3
-    )
-    return Dependencies(
-        settings=settings,
-        ledger=TriggerLedger(table, clock=ledger_clock),
-        routes=RoutesLoader(settings.routes_location, cache_seconds=60),
-        transport_for=lambda environment: transport,
-        limiter=RateLimiter(rate_per_second=1000),
-        clock=ledger_clock,
-    )
+    return make_deps(clock=ledger_clock, trigger_budget_seconds=0.3)
 
 
 @pytest.fixture
