@@ -16,6 +16,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 import requests
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
@@ -328,3 +330,32 @@ def _wait_until_gone(processes: list[ManagedProcess], timeout: float) -> bool:
 
 
 atexit.register(stop_all_running)
+
+
+class Service:
+    """Something started and stopped as a whole; ``with`` starts it and always stops it.
+
+    A failed start stops what was already started before the error propagates.
+    """
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -14,8 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -25,7 +24,7 @@ from devstack.dynamodb_local import DynamoDBLocal, ensure_dynamodb_local, start_
 from devstack.moto_server import MotoServer, start_moto
 from devstack.mwaa_emulator import MwaaEmulator
 from devstack.paths import REPO_ROOT, STATE_DIR
-from devstack.processes import pss_bytes
+from devstack.processes import Service, pss_bytes
 from devstack.runner import LambdaRunner
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
@@ -52,7 +51,7 @@ class StackConfig:
     conf_sink: Path | None = None  # where the sample DAGs write the conf they received
 
 
-class LocalStack:
+class LocalStack(Service):
     def __init__(self, config: StackConfig, *, progress: Callable[[str], None] = print) -> None:
         self.config = config
         self._progress = progress
@@ -156,18 +155,6 @@ class LocalStack:
         self.runner = self.emulator = self.airflow = None
         self.moto = self.dynamodb_local = None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def memory_pss_bytes(self) -> int:
         """Proportional set size of the whole stack: every server process and this launcher
         (which hosts the MWAA emulator and the Lambda runner)."""
@@ -196,6 +183,14 @@ class LocalStack:
     @property
     def events(self) -> Any:
         return self._moto_client("events")
+
+    @property
+    def secretsmanager(self) -> Any:
+        return self._moto_client("secretsmanager")
+
+    @property
+    def scheduler(self) -> Any:
+        return self._moto_client("scheduler")
 
     def history_table(self) -> Any:
         assert self.dynamodb_local is not None

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from devstack.mwaa_emulator.backend import (
@@ -33,13 +32,14 @@ from devstack.mwaa_emulator.throttle import TokenBucket
 from devstack.mwaa_emulator.tls import ensure_tls_files, tls_files_in
 from devstack.mwaa_emulator.tokens import TokenStore
 from devstack.mwaa_emulator.web_server import WebServer
+from devstack.processes import Service
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_CLI_TIMEOUT_SECONDS = 120.0
 
 
-class MwaaEmulator:
+class MwaaEmulator(Service):
     def __init__(
         self,
         state_dir: Path,
@@ -112,18 +112,6 @@ class MwaaEmulator:
                 self._control_server.stop()
                 self._stopped = True
             self._started = False
-
-    def __enter__(self) -> MwaaEmulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- environments --------------------------------------------------------------------------
 

@@ -19,9 +19,9 @@ import threading
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
+from devstack.processes import Service
 from devstack.runner.cfn_yaml import TemplateError
 from devstack.runner.http_api import HttpApiServer, Route
 from devstack.runner.intrinsics import DEFAULT_REGION, DEFAULT_STACK_NAME, Pseudo
@@ -41,7 +41,13 @@ from devstack.runner.provision import (
 )
 from devstack.runner.scheduler import ScheduledTarget, ScheduleFiring, ScheduleRunner
 from devstack.runner.sqs_poller import SqsPoller
-from devstack.runner.template import LocalTemplate, discover, verify_layer_importable
+from devstack.runner.template import (
+    FunctionSpec,
+    LocalTemplate,
+    ScheduleSpec,
+    discover,
+    verify_layer_importable,
+)
 
 __all__ = [
     "InvocationResult",
@@ -55,7 +61,7 @@ logger = logging.getLogger(__name__)
 _DEFAULT_MAX_POLLERS: Final = 2
 
 
-class LambdaRunner:
+class LambdaRunner(Service):
     """Provision, start, invoke and stop the template's functions against the local stack."""
 
     def __init__(
@@ -141,8 +147,9 @@ class LambdaRunner:
         return self._resources
 
     def start(self) -> None:
-        """Start the SQS pollers, the HTTP API servers and the schedules."""
-        resources = self.resources
+        """Start the SQS pollers, the HTTP API servers and the schedules (provisioning first
+        if that has not been done)."""
+        resources = self._resources if self._resources is not None else self.provision()
         self._stop.clear()
         self._start_pollers(resources)
         self._start_http_apis()
@@ -165,23 +172,6 @@ class LambdaRunner:
             self._env_applied = False
             forget_layer_caches()
 
-    def __enter__(self) -> Self:
-        self.provision()
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- calls --------------------------------------------------------------------------------
 
     def invoke(self, function_logical_id: str, event: Any) -> InvocationResult:
@@ -203,10 +193,22 @@ class LambdaRunner:
         return next(iter(urls.values()))
 
     def fire_schedule(
-        self, schedule_name: str, scheduled_time: datetime | None = None
+        self,
+        schedule_name: str,
+        scheduled_time: datetime | None = None,
+        *,
+        group_name: str | None = None,
     ) -> ScheduleFiring:
-        """Deliver one schedule now, as if it fired at `scheduled_time` (default: now)."""
-        return self._schedule_runner().fire(schedule_name, scheduled_time)
+        """Deliver one schedule now, as if it fired at `scheduled_time` (default: now).
+
+        Without `group_name`, a schedule of the template, by name. With it, the schedule as
+        stored in moto's Scheduler API (one created at run time, e.g. through the HTTP API, or
+        the template's own), delivered to the template function its target names.
+        """
+        runner = self._schedule_runner()
+        if group_name is None:
+            return runner.fire(schedule_name, scheduled_time)
+        return runner.fire_target(self._stored_schedule(schedule_name, group_name), scheduled_time)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -268,19 +270,57 @@ class LambdaRunner:
         if runner.targets:
             runner.start()
 
+    def _scheduled_target(self, schedule: ScheduleSpec, function: FunctionSpec) -> ScheduledTarget:
+        return ScheduledTarget(
+            spec=schedule,
+            function_logical_id=function.logical_id,
+            maximum_retries=function.async_maximum_retries,
+            dead_letter_queue_url=(
+                self.resources.queue_url(function.dead_letter_queue_arn)
+                if function.dead_letter_queue_arn
+                else None
+            ),
+        )
+
+    def _stored_schedule(self, name: str, group_name: str) -> ScheduledTarget:
+        """A schedule as moto's Scheduler API holds it, aimed at the function it targets."""
+        scheduler = aws_client("scheduler", endpoint_url=self._moto_endpoint, region=self._region)
+        stored = scheduler.get_schedule(Name=name, GroupName=group_name)
+        target = stored["Target"]
+        function = next(
+            (spec for spec in self.template.functions.values() if spec.arn == target["Arn"]),
+            None,
+        )
+        if function is None:
+            raise KeyError(
+                f"schedule {group_name}/{name} targets {target['Arn']}, "
+                "which is not a function of the template"
+            )
+        window = stored.get("FlexibleTimeWindow") or {}
+        retry = target.get("RetryPolicy") or {}
+        spec = ScheduleSpec(
+            event_id=name,
+            kind="ScheduleV2",
+            name=name,
+            group_name=group_name,
+            arn=stored["Arn"],
+            expression=stored["ScheduleExpression"],
+            timezone=stored.get("ScheduleExpressionTimezone") or "UTC",
+            input=target.get("Input"),
+            enabled=stored.get("State", "ENABLED") == "ENABLED",
+            flexible_window_minutes=(
+                window.get("MaximumWindowInMinutes") if window.get("Mode") == "FLEXIBLE" else None
+            ),
+            maximum_retry_attempts=retry.get("MaximumRetryAttempts"),
+            maximum_event_age_seconds=retry.get("MaximumEventAgeInSeconds"),
+            dead_letter_arn=(target.get("DeadLetterConfig") or {}).get("Arn"),
+        )
+        return self._scheduled_target(spec, function)
+
     def _schedule_runner(self) -> ScheduleRunner:
         if self._schedules is None:
             targets = [
-                ScheduledTarget(
-                    spec=schedule,
-                    function_logical_id=spec.logical_id,
-                    maximum_retries=spec.async_maximum_retries,
-                    dead_letter_queue_url=(
-                        self.resources.queue_url(spec.dead_letter_queue_arn)
-                        if spec.dead_letter_queue_arn
-                        else None
-                    ),
-                )
+                self._scheduled_target(schedule, spec)
                 for spec in self.template.functions.values()
                 for schedule in spec.schedules
             ]

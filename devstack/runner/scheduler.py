@@ -201,7 +201,12 @@ class ScheduleRunner:
 
     def fire(self, schedule_name: str, scheduled_time: datetime | None = None) -> ScheduleFiring:
         """Deliver one schedule now, as if it fired at `scheduled_time` (default: now)."""
-        target = self.target(schedule_name)
+        return self.fire_target(self.target(schedule_name), scheduled_time)
+
+    def fire_target(
+        self, target: ScheduledTarget, scheduled_time: datetime | None = None
+    ) -> ScheduleFiring:
+        """Deliver `target` now (one of `targets` or not), as if it fired at `scheduled_time`."""
         when = (scheduled_time or self.clock()).astimezone(UTC).replace(microsecond=0)
         firing = self._deliver(target, when)
         self.firings.append(firing)
