@@ -6,6 +6,8 @@ values, so a rule is checked for each deployment shape (transport, routes locati
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import tomllib
 from collections.abc import Iterator
@@ -15,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from dagtrigger.schedules import build_target_input, read_target_input
 from dagtrigger.settings import Settings
+from functions.api.app import openapi_json
 
 pytestmark = pytest.mark.template
 
@@ -48,12 +52,30 @@ ARN_BEARING_TYPES = {
     "AWS::Scheduler::ScheduleGroup",
 }
 # Actions that support no resource-level permissions, for which Resource "*" is the only choice.
-ACTIONS_WITHOUT_RESOURCE_SCOPE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+ACTIONS_WITHOUT_RESOURCE_SCOPE = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "scheduler:ListSchedules",
+}
 SETTINGS_NOT_SET_BY_THE_TEMPLATE = {
     "aws_region",  # Lambda sets AWS_REGION
     "mwaa_inject_host_prefix",  # only false for the local MWAA emulator
 }
 REQUIRED_PARAMETERS = {"MwaaEnvironmentName": "analytics-prod"}
+# Where the import graph of a function's code is followed: the layer's package and the
+# functions' own packages (anything else is a third-party library that reads no Settings).
+PROJECT_PACKAGES = {
+    "dagtrigger": REPO_ROOT / "layers" / "core" / "dagtrigger",
+    "functions": REPO_ROOT / "functions",
+}
+# How a deployed resource's ARN looks, for values the template passes to Settings.
+DEPLOYED_ARN_FORMATS = {
+    "AWS::Serverless::Function": "arn:aws:lambda:{region}:{account}:function:{name}",
+    "AWS::IAM::Role": "arn:aws:iam::{account}:role/{name}",
+    "AWS::SQS::Queue": "arn:aws:sqs:{region}:{account}:{name}",
+    "AWS::DynamoDB::Table": "arn:aws:dynamodb:{region}:{account}:table/{name}",
+}
+WEBHOOK_ROUTE_KEY = "POST /v1/webhooks/{name}"
 SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:airflow-AbCdEf"
 NO_VALUE = object()
 
@@ -363,45 +385,99 @@ def test_trigger_lease_outlasts_every_function_timeout(raw_template: dict[str, A
         assert lease >= function_timeout(resolved, function), function_id
 
 
+def logical_id_of(reference: Any) -> str:
+    """The logical id behind a resolved ``<Id>`` or ``<Id.Attribute>`` placeholder."""
+    return str(reference).strip("<>").split(".")[0]
+
+
+def dead_letter_sources(resolved: ResolvedStack) -> dict[str, list[str]]:
+    """Queue -> what sends it the messages or events that failed: a queue's redrive policy, a
+    function's DeadLetterQueue (after Lambda's asynchronous retries), a Scheduler schedule's or
+    an EventBridge rule target's DeadLetterConfig (deliveries that failed)."""
+    sources: dict[str, list[str]] = {}
+
+    def add(reference: Any, source: str) -> None:
+        sources.setdefault(logical_id_of(reference), []).append(source)
+
+    for queue_id, queue in resolved.resources("AWS::SQS::Queue").items():
+        redrive = queue["Properties"].get("RedrivePolicy")
+        if redrive is not None:
+            add(redrive["deadLetterTargetArn"], f"{queue_id} RedrivePolicy")
+    for function_id, function in resolved.resources("AWS::Serverless::Function").items():
+        dead_letter_queue = function["Properties"].get("DeadLetterQueue")
+        if dead_letter_queue is not None:
+            assert dead_letter_queue["Type"] == "SQS", function_id
+            add(dead_letter_queue["TargetArn"], f"{function_id} DeadLetterQueue")
+        for event_id, event in function["Properties"].get("Events", {}).items():
+            config = event["Properties"].get("DeadLetterConfig")
+            if event["Type"] == "ScheduleV2" and config is not None:
+                add(config["Arn"], f"{function_id} {event_id} DeadLetterConfig")
+    for rule_id, rule in resolved.resources("AWS::Events::Rule").items():
+        for target in rule["Properties"].get("Targets", []):
+            if "DeadLetterConfig" in target:
+                add(target["DeadLetterConfig"]["Arn"], f"{rule_id} {target['Id']}")
+    return sources
+
+
 def test_consumed_queues_move_a_failing_message_to_the_dead_letter_queue_after_five_receives(
     raw_template: dict[str, Any],
 ) -> None:
-    resolved = stack(raw_template)
+    # Given every queue, the queues functions consume, and where failures are sent
+    resolved = stack(raw_template, SourceBucketNames="landing")
     queues = resolved.resources("AWS::SQS::Queue")
-    dead_letter_targets = set()
-    for queue_id, queue in queues.items():
-        redrive = queue["Properties"].get("RedrivePolicy")
-        if redrive is None:
-            continue
-        target = redrive["deadLetterTargetArn"].strip("<>").removesuffix(".Arn")
-        dead_letter_targets.add(target)
-        assert target in queues, f"{queue_id} redrives to an unknown queue"
-        assert number_parameter_floor(resolved, redrive["maxReceiveCount"]) >= 5
-
+    dead_letter_queues = dead_letter_sources(resolved)
     consumed = {
-        event["Properties"]["Queue"].strip("<>").removesuffix(".Arn")
+        logical_id_of(event["Properties"]["Queue"])
         for function in resolved.resources("AWS::Serverless::Function").values()
         for event in function["Properties"].get("Events", {}).values()
         if event["Type"] == "SQS"
     }
+
+    # Then each consumed queue hands a message that keeps failing to a queue of this template
     assert consumed
     for queue_id in consumed:
-        assert "RedrivePolicy" in queues[queue_id]["Properties"], f"{queue_id} has no DLQ"
-    # Every queue is either consumed with a redrive policy or is a dead-letter queue.
-    assert set(queues) == consumed | dead_letter_targets
+        redrive = queues[queue_id]["Properties"].get("RedrivePolicy")
+        assert redrive is not None, f"{queue_id} has no DLQ"
+        assert logical_id_of(redrive["deadLetterTargetArn"]) in queues, queue_id
+        assert number_parameter_floor(resolved, redrive["maxReceiveCount"]) >= 5
+
+    # And every queue is either consumed or a dead-letter queue, never both, never neither
+    assert set(dead_letter_queues) <= set(queues)
+    assert consumed.isdisjoint(dead_letter_queues)
+    assert set(queues) == consumed | set(dead_letter_queues)
 
 
-def test_dead_letter_queue_accepts_redrive_only_from_its_source_queue(
+def test_dead_letter_queues_accept_redrive_only_from_their_source_queues(
     raw_template: dict[str, Any],
 ) -> None:
+    # Given each dead-letter queue and the queues that redrive into it
     resolved = stack(raw_template)
     queues = resolved.resources("AWS::SQS::Queue")
-    dlq = queues["S3EventsDeadLetterQueue"]["Properties"]
-    source_name = queues["S3EventsQueue"]["Properties"]["QueueName"]
-    assert dlq["RedriveAllowPolicy"] == {
-        "redrivePermission": "byQueue",
-        "sourceQueueArns": [f"arn:aws:sqs:{REGION}:{ACCOUNT}:{source_name}"],
-    }
+    redriven_from: dict[str, list[str]] = {}
+    for queue_id, queue in queues.items():
+        redrive = queue["Properties"].get("RedrivePolicy")
+        if redrive is not None:
+            redriven_from.setdefault(logical_id_of(redrive["deadLetterTargetArn"]), []).append(
+                queue_id
+            )
+    dead_letter_queues = set(dead_letter_sources(resolved))
+    assert {"S3EventsDeadLetterQueue", "SchedulesDeadLetterQueue"} <= dead_letter_queues
+
+    for queue_id in dead_letter_queues:
+        allowed = queues[queue_id]["Properties"].get("RedriveAllowPolicy")
+        sources = redriven_from.get(queue_id, [])
+        # Then a queue's DLQ admits exactly that queue, and one fed only by Lambda or
+        # Scheduler admits no queue at all
+        if sources:
+            assert allowed == {
+                "redrivePermission": "byQueue",
+                "sourceQueueArns": [
+                    f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queues[source]['Properties']['QueueName']}"
+                    for source in sources
+                ],
+            }, queue_id
+        else:
+            assert allowed == {"redrivePermission": "denyAll"}, queue_id
 
 
 def test_every_queue_keeps_messages_14_days_encrypted(raw_template: dict[str, Any]) -> None:
@@ -508,7 +584,23 @@ def test_sam_adds_no_managed_policy_to_the_function_roles(
 
 
 #: every function that starts DAG runs or records them carries TriggerAccessPolicy
-TRIGGER_FUNCTIONS = ["S3EventsFunction", "ReconcilerFunction"]
+TRIGGER_FUNCTIONS = ["S3EventsFunction", "SchedulesFunction", "ApiFunction", "ReconcilerFunction"]
+
+
+def test_trigger_functions_are_exactly_the_functions_carrying_the_access_policy(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given every function and the managed policies its role attaches
+    resolved = stack(raw_template)
+    carrying = {
+        function_id
+        for function_id in resolved.resources("AWS::Serverless::Function")
+        if "<TriggerAccessPolicy>"
+        in role_of_function(resolved, function_id)["Properties"].get("ManagedPolicyArns", [])
+    }
+
+    # Then the per-function IAM checks below cover each of them
+    assert carrying == set(TRIGGER_FUNCTIONS)
 
 
 @pytest.fixture(params=TRIGGER_FUNCTIONS)
@@ -593,12 +685,46 @@ def test_routes_location_grants_read_on_that_parameter_or_object_only(
 def test_airflow_credentials_secret_is_readable_only_when_named(
     raw_template: dict[str, Any], function_id: str, secret_arn: str
 ) -> None:
+    # Given a deployment on the airflow_rest transport, with or without a credentials secret
     resolved = stack(
         raw_template, MwaaTransport="airflow_rest", AirflowCredentialsSecretArn=secret_arn
     )
+
+    # When we list the secrets the function may read
     allowed = function_allowed_actions(resolved, function_id)
     secrets = {a: r for a, r in allowed.items() if a.startswith("secretsmanager:")}
-    assert secrets == ({"secretsmanager:GetSecretValue": [secret_arn]} if secret_arn else {})
+    assert set(secrets) <= {"secretsmanager:GetSecretValue"}
+    readable = secrets.get("secretsmanager:GetSecretValue", [])
+
+    # Then the credentials secret is among them only when named, and the rest are webhook
+    # secrets (the api function's, checked below)
+    assert (secret_arn in readable) is bool(secret_arn)
+    assert set(readable) - {secret_arn} <= {webhook_secrets_arn(resolved)}
+
+
+def webhook_secrets_arn(resolved: ResolvedStack) -> str:
+    prefix = resolved.parameters["WebhookSecretNamePrefix"]
+    return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{prefix}*"
+
+
+def test_only_the_api_function_reads_webhook_secrets_and_only_under_the_prefix(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given a deployment with its own webhook secret prefix
+    resolved = stack(raw_template, WebhookSecretNamePrefix="team-a/hooks/")
+    readers = {
+        function_id: function_allowed_actions(resolved, function_id).get(
+            "secretsmanager:GetSecretValue", []
+        )
+        for function_id in resolved.resources("AWS::Serverless::Function")
+    }
+
+    # Then the api function reads the secrets whose names start with the prefix, nobody else
+    # reads any (the wildcard stands for the random suffix of a secret's ARN)
+    assert readers.pop("ApiFunction") == [
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:team-a/hooks/*"
+    ]
+    assert all(resources == [] for resources in readers.values()), readers
 
 
 def test_function_reads_and_writes_only_the_history_table_and_its_indexes(
@@ -736,21 +862,39 @@ def test_created_bucket_is_private_encrypted_versioned_and_notifies_eventbridge(
     assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
 
 
-def test_dead_letter_queue_alarm_fires_on_the_first_message(raw_template: dict[str, Any]) -> None:
-    resolved = stack(raw_template, AlarmTopicArn=f"arn:aws:sns:{REGION}:{ACCOUNT}:ops")
+def test_every_dead_letter_queue_alarms_on_its_first_message(raw_template: dict[str, Any]) -> None:
+    # Given a deployment with an alarm topic, its dead-letter queues and its alarms
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:ops"
+    resolved = stack(raw_template, AlarmTopicArn=topic, SourceBucketNames="landing")
     alarms = resolved.resources("AWS::CloudWatch::Alarm")
-    dlq_alarms = [
-        alarm["Properties"]
-        for alarm in alarms.values()
-        if alarm["Properties"]["Dimensions"]
-        == [{"Name": "QueueName", "Value": "<S3EventsDeadLetterQueue.QueueName>"}]
-    ]
-    assert len(dlq_alarms) == 1
-    (alarm,) = dlq_alarms
-    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
-    assert float(alarm["Threshold"]) == 0
-    assert alarm["AlarmActions"] == [f"arn:aws:sns:{REGION}:{ACCOUNT}:ops"]
+    dead_letter_queues = dead_letter_sources(resolved)
+    assert dead_letter_queues
+
+    for queue_id in dead_letter_queues:
+        # Then exactly one alarm watches the queue and fires on its first visible message
+        watching = [
+            alarm["Properties"]
+            for alarm in alarms.values()
+            if alarm["Properties"]["Dimensions"]
+            == [{"Name": "QueueName", "Value": f"<{queue_id}.QueueName>"}]
+            and alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        ]
+        assert len(watching) == 1, queue_id
+        (alarm,) = watching
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert float(alarm["Threshold"]) == 0
+        assert alarm["AlarmActions"] == [topic]
+
+
+def test_every_function_has_an_errors_alarm(raw_template: dict[str, Any]) -> None:
+    resolved = stack(raw_template)
+    alarmed = {
+        logical_id_of(alarm["Properties"]["Dimensions"][0]["Value"])
+        for alarm in resolved.resources("AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["Namespace"] == "AWS/Lambda"
+        and alarm["Properties"]["MetricName"] == "Errors"
+    }
+    assert alarmed == set(resolved.resources("AWS::Serverless::Function"))
 
 
 def test_alarms_notify_nobody_when_no_topic_is_given(raw_template: dict[str, Any]) -> None:
@@ -758,6 +902,275 @@ def test_alarms_notify_nobody_when_no_topic_is_given(raw_template: dict[str, Any
     assert alarms
     for alarm in alarms.values():
         assert "AlarmActions" not in alarm["Properties"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedule path: schedule group, the role Scheduler assumes, schedules
+# ---------------------------------------------------------------------------------------------
+
+
+def roles_trusting(resolved: ResolvedStack, service: str) -> dict[str, list[dict[str, Any]]]:
+    """Role -> the trust statements that let ``service`` assume it."""
+    trusting: dict[str, list[dict[str, Any]]] = {}
+    for role_id, role in resolved.resources("AWS::IAM::Role").items():
+        for statement in statements(role["Properties"]["AssumeRolePolicyDocument"]):
+            services = as_list(statement.get("Principal", {}).get("Service", []))
+            if service in services:
+                trusting.setdefault(role_id, []).append(statement)
+    return trusting
+
+
+def test_scheduler_may_assume_only_its_role_and_only_for_this_stacks_schedule_group(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given the roles EventBridge Scheduler may assume
+    resolved = stack(raw_template)
+    trusting = roles_trusting(resolved, "scheduler.amazonaws.com")
+
+    # Then there is one, it trusts Scheduler alone, on behalf of this account's schedule group
+    # only (the confused-deputy conditions)
+    assert set(trusting) == {"SchedulerInvokeRole"}
+    (statement,) = trusting["SchedulerInvokeRole"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert statement["Action"] == "sts:AssumeRole"
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "aws:SourceAccount": ACCOUNT,
+            "aws:SourceArn": "<ScheduleGroup.Arn>",
+        }
+    }
+    document = resolved.resources("AWS::IAM::Role")["SchedulerInvokeRole"]["Properties"][
+        "AssumeRolePolicyDocument"
+    ]
+    assert len(statements(document)) == 1
+
+
+def test_scheduler_role_may_only_invoke_the_schedules_function_and_dead_letter(
+    raw_template: dict[str, Any],
+) -> None:
+    resolved = stack(raw_template)
+    role = resolved.resources("AWS::IAM::Role")["SchedulerInvokeRole"]
+    assert allowed_actions(role, resolved) == {
+        "lambda:InvokeFunction": ["<SchedulesFunction.Arn>"],
+        "sqs:SendMessage": ["<SchedulesDeadLetterQueue.Arn>"],
+    }
+    assert role["Properties"].get("ManagedPolicyArns", []) == []
+
+
+def test_schedules_in_the_stacks_group_invoke_through_the_scheduler_role_with_retries(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given the ScheduleV2 events placed in the stack's schedule group
+    resolved = stack(raw_template)
+    grouped = {
+        (function_id, event_id): event["Properties"]
+        for function_id, function in resolved.resources("AWS::Serverless::Function").items()
+        for event_id, event in function["Properties"].get("Events", {}).items()
+        if event["Type"] == "ScheduleV2"
+        and event["Properties"].get("GroupName") == "<ScheduleGroup>"
+    }
+
+    # Then each targets the schedules function through the Scheduler role, retries a failed
+    # delivery and dead-letters it, and names a time zone
+    assert [function_id for function_id, _ in grouped] == ["SchedulesFunction"]
+    for key, schedule in grouped.items():
+        assert schedule["RoleArn"] == "<SchedulerInvokeRole.Arn>", key
+        assert schedule["DeadLetterConfig"] == {"Arn": "<SchedulesDeadLetterQueue.Arn>"}, key
+        assert int(schedule["RetryPolicy"]["MaximumRetryAttempts"]) > 0, key
+        assert schedule["ScheduleExpressionTimezone"], key
+
+
+@pytest.mark.parametrize(("state", "expected"), [(None, "DISABLED"), ("ENABLED", "ENABLED")])
+def test_example_schedule_stays_disabled_unless_asked_for(
+    raw_template: dict[str, Any], state: str | None, expected: str
+) -> None:
+    resolved = stack(raw_template, **({"ExampleScheduleState": state} if state else {}))
+    function = resolved.resources("AWS::Serverless::Function")["SchedulesFunction"]
+    example = function["Properties"]["Events"]["NightlySales"]["Properties"]
+    assert example["State"] == expected
+    assert example["FlexibleTimeWindow"]["Mode"] == "FLEXIBLE"
+
+
+def test_example_schedule_input_is_what_schedule_management_writes(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given the example schedule's Input
+    resolved = stack(raw_template)
+    function = resolved.resources("AWS::Serverless::Function")["SchedulesFunction"]
+    written = function["Properties"]["Events"]["NightlySales"]["Properties"]["Input"]
+
+    # Then it is the one Input format: what build_target_input writes for the same target,
+    # with every Scheduler context attribute the function reads
+    target = read_target_input(written)
+    assert target is not None
+    assert target.route == "nightly-sales"
+    assert json.loads(written) == json.loads(build_target_input(target))
+
+
+def test_schedules_function_retries_asynchronously_then_dead_letters(
+    raw_template: dict[str, Any],
+) -> None:
+    resolved = stack(raw_template)
+    properties = resolved.resources("AWS::Serverless::Function")["SchedulesFunction"]["Properties"]
+    assert properties["DeadLetterQueue"] == {
+        "Type": "SQS",
+        "TargetArn": "<SchedulesDeadLetterQueue.Arn>",
+    }
+    assert int(properties["EventInvokeConfig"]["MaximumRetryAttempts"]) >= 1
+    allowed = function_allowed_actions(resolved, "SchedulesFunction")
+    assert allowed["sqs:SendMessage"] == ["<SchedulesDeadLetterQueue.Arn>"]
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP path: routes and their authorization, stage settings, the api function's grants
+# ---------------------------------------------------------------------------------------------
+
+
+def http_routes(resolved: ResolvedStack) -> dict[str, str]:
+    """ "METHOD /path" -> the authorizer API Gateway applies (the route's, else the API's)."""
+    apis = resolved.resources("AWS::Serverless::HttpApi")
+    routes: dict[str, str] = {}
+    for function in resolved.resources("AWS::Serverless::Function").values():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] != "HttpApi":
+                continue
+            properties = event["Properties"]
+            api = apis[logical_id_of(properties["ApiId"])]["Properties"]
+            default = api.get("Auth", {}).get("DefaultAuthorizer", "NONE")
+            key = f"{properties['Method'].upper()} {properties['Path']}"
+            assert key not in routes, f"route {key} is declared twice"
+            routes[key] = properties.get("Auth", {}).get("Authorizer", default)
+    return routes
+
+
+def test_management_routes_need_iam_signatures_and_only_the_webhook_route_is_open(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given every route of the HTTP API and the authorizer it ends up with
+    resolved = stack(raw_template)
+    routes = http_routes(resolved)
+    (api,) = resolved.resources("AWS::Serverless::HttpApi").values()
+
+    # Then IAM is the API's default, and every route but the webhook one uses it
+    assert api["Properties"]["Auth"]["EnableIamAuthorizer"] is True
+    assert api["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    assert "POST /v1/dags/{dag_id}/runs" in routes
+    assert {key for key, authorizer in routes.items() if authorizer != "AWS_IAM"} == {
+        WEBHOOK_ROUTE_KEY
+    }
+    # And the webhook route is open to the world (its signature is checked by the function)
+    assert routes[WEBHOOK_ROUTE_KEY] == "NONE"
+    assert not [key for key in routes if key.startswith(("ANY ", "$default"))]
+
+
+def test_http_api_routes_are_exactly_the_routes_the_api_documents(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given the routes the api function's OpenAPI document describes
+    document = json.loads(openapi_json())
+    documented = {
+        f"{method.upper()} {path}"
+        for path, methods in document["paths"].items()
+        for method in methods
+    }
+
+    # Then the HTTP API wires each of them to the function, and nothing else
+    assert set(http_routes(stack(raw_template))) == documented
+
+
+def test_api_stage_is_throttled_and_writes_access_logs_without_payloads(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given the HTTP API's stage settings
+    resolved = stack(raw_template)
+    (api,) = resolved.resources("AWS::Serverless::HttpApi").values()
+    properties = api["Properties"]
+
+    # Then every route is throttled
+    throttling = properties["DefaultRouteSettings"]
+    assert number_parameter_floor(resolved, throttling["ThrottlingBurstLimit"]) >= 1
+    assert number_parameter_floor(resolved, throttling["ThrottlingRateLimit"]) >= 1
+
+    # And access logs go to a log group of this template with a retention, as JSON that names
+    # the caller and the outcome but carries no headers, query strings or bodies
+    access_logs = properties["AccessLogSettings"]
+    log_group_id = logical_id_of(access_logs["DestinationArn"])
+    log_group = resolved.resources("AWS::Logs::LogGroup")[log_group_id]["Properties"]
+    assert int(log_group["RetentionInDays"]) > 0
+    fields = json.loads(access_logs["Format"])
+    assert {"requestId", "routeKey", "status", "caller"} <= set(fields)
+    variables = " ".join(fields.values())
+    for forbidden in ("$context.requestOverride", "$input", "header", "querystring", "body"):
+        assert forbidden.lower() not in variables.lower(), forbidden
+
+
+def test_api_function_answers_within_the_http_api_integration_timeout(
+    raw_template: dict[str, Any],
+) -> None:
+    resolved = stack(raw_template)
+    function = resolved.resources("AWS::Serverless::Function")["ApiFunction"]
+    shared, own = function_variables(resolved, "ApiFunction")
+    budget = float({**shared, **own}["TRIGGER_BUDGET_SECONDS"])
+    # An HTTP API waits 30 s at most; the trigger's retries end well before the function does.
+    assert budget < function_timeout(resolved, function) < 30
+
+
+def test_api_function_manages_schedules_of_the_stacks_group_only(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given what the api function may do with EventBridge Scheduler and IAM
+    resolved = stack(raw_template)
+    allowed = function_allowed_actions(resolved, "ApiFunction")
+    scheduler = {a: r for a, r in allowed.items() if a.startswith("scheduler:")}
+
+    # Then it writes and reads schedules in the stack's group only (listing has no resource)
+    in_group = [f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/<ScheduleGroup>/*"]
+    assert scheduler == {
+        "scheduler:CreateSchedule": in_group,
+        "scheduler:GetSchedule": in_group,
+        "scheduler:UpdateSchedule": in_group,
+        "scheduler:DeleteSchedule": in_group,
+        "scheduler:ListSchedules": ["*"],
+    }
+    # And no other function may touch schedules
+    for function_id in resolved.resources("AWS::Serverless::Function"):
+        if function_id != "ApiFunction":
+            others = function_allowed_actions(resolved, function_id)
+            assert not [a for a in others if a.startswith("scheduler:")], function_id
+
+
+def test_only_the_api_function_passes_a_role_and_only_the_scheduler_role_to_scheduler(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given every iam:PassRole grant in the template
+    resolved = stack(raw_template)
+    grants = [
+        (owner, statement)
+        for owner, document in policy_documents(resolved)
+        for statement in statements(document)
+        if statement["Effect"] == "Allow" and "iam:PassRole" in as_list(statement["Action"])
+    ]
+
+    # Then there is one: the api function's role may pass the Scheduler role, to Scheduler
+    assert len(grants) == 1
+    ((owner, statement),) = grants
+    assert owner == logical_id_of(
+        resolved.resources("AWS::Serverless::Function")["ApiFunction"]["Properties"]["Role"]
+    )
+    assert as_list(statement["Action"]) == ["iam:PassRole"]
+    assert as_list(statement["Resource"]) == ["<SchedulerInvokeRole.Arn>"]
+    assert statement["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }
+
+
+def test_api_url_is_an_output(raw_template: dict[str, Any]) -> None:
+    resolved = stack(raw_template)
+    outputs = raw_template["Outputs"]
+    assert resolved.resolve(outputs["ApiUrl"]["Value"]) == (
+        f"https://<HttpApi>.execute-api.{REGION}.amazonaws.com"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -779,27 +1192,170 @@ def test_layer_is_built_by_sam_for_the_function_runtime(raw_template: dict[str, 
     assert raw_template["Globals"]["Function"]["Layers"] == [{"Ref": "CoreLayer"}]
 
 
-def test_function_environment_sets_every_setting_the_code_reads(
-    raw_template: dict[str, Any],
-) -> None:
-    # Given the settings model and the environment every function gets
-    variables = stack(raw_template).resolve(raw_template["Globals"]["Function"]["Environment"])[
-        "Variables"
-    ]
-    expected = {name.upper() for name in Settings.model_fields} - {
-        name.upper() for name in SETTINGS_NOT_SET_BY_THE_TEMPLATE
+# --- which settings a function's code reads -------------------------------------------------
+#
+# The rule: a function's environment (Globals plus its own) sets every setting its code reads;
+# a function sets on its own only settings its code reads (no dead configuration); Globals hold
+# only settings some function reads. "Its code" is the handler module and every project module
+# it imports, transitively (imports inside functions too); "reads" is an attribute access
+# ``.<field>`` of a Settings field. So the s3 events function need not carry the API's
+# schedule and webhook settings, and the moment it starts reading one, this check asks for it.
+
+
+def project_module_file(module: str) -> Path | None:
+    head, *rest = module.split(".")
+    root = PROJECT_PACKAGES.get(head)
+    if root is None:
+        return None
+    base = root.joinpath(*rest)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def project_module_name(path: Path) -> str:
+    for head, root in PROJECT_PACKAGES.items():
+        if path.is_relative_to(root):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts and parts[-1] == "__init__":
+                parts.pop()
+            return ".".join([head, *parts])
+    raise AssertionError(f"{path} is not in a project package")
+
+
+def imported_modules(path: Path) -> Iterator[str]:
+    """Every module name an import statement in ``path`` may load (``from a import b``: a, a.b)."""
+    name = project_module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*parent, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            yield module
+            yield from (f"{module}.{alias.name}" for alias in node.names)
+
+
+def code_of_function(resolved: ResolvedStack, function_id: str) -> set[Path]:
+    """The handler module and every project module it imports, transitively."""
+    properties = resolved.resources("AWS::Serverless::Function")[function_id]["Properties"]
+    module = properties["Handler"].rpartition(".")[0]
+    handler = REPO_ROOT / properties["CodeUri"] / (module.replace(".", "/") + ".py")
+    assert handler.is_file(), f"{function_id}: no handler file {handler}"
+    code: set[Path] = set()
+    pending = [handler]
+    while pending:
+        path = pending.pop()
+        if path in code:
+            continue
+        code.add(path)
+        for imported in imported_modules(path):
+            parts = imported.split(".")
+            # importing a.b.c runs a/__init__ and a/b/__init__ too
+            for depth in range(1, len(parts) + 1):
+                found = project_module_file(".".join(parts[:depth]))
+                if found is not None and found not in code:
+                    pending.append(found)
+    return code
+
+
+def settings_read_by(code: set[Path]) -> set[str]:
+    fields = set(Settings.model_fields)
+    return {
+        node.attr
+        for path in code
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr in fields
     }
 
-    # Then each setting is set, and the values pass the settings' own validation
-    assert expected <= set(variables)
-    values = {name.lower(): str(variables[name]) for name in expected}
-    settings = Settings(**values)
-    assert settings.table_name == "<TriggerHistoryTable>"
+
+def deployed_value(resolved: ResolvedStack, value: Any) -> str:
+    """A resolved value as it would be deployed: ``<Queue.Arn>`` becomes an SQS ARN."""
+    text = str(value)
+    match = re.fullmatch(r"<([A-Za-z0-9]+)(?:\.([A-Za-z]+))?>", text)
+    if match is None:
+        return text
+    logical_id, attribute = match.groups()
+    name = f"dagtrigger-{logical_id}"
+    if attribute is None:
+        return name
+    assert attribute == "Arn", f"no deployed form for {text}"
+    resource_type = resolved.template["Resources"][logical_id]["Type"]
+    return DEPLOYED_ARN_FORMATS[resource_type].format(region=REGION, account=ACCOUNT, name=name)
+
+
+def function_variables(resolved: ResolvedStack, function_id: str) -> tuple[dict, dict]:
+    """(Globals' variables, the function's own variables), resolved."""
+    shared = resolved.resolve(resolved.template["Globals"]["Function"]["Environment"])
+    function = resolved.resources("AWS::Serverless::Function")[function_id]["Properties"]
+    return shared["Variables"], function.get("Environment", {}).get("Variables", {})
+
+
+def settings_names(variables: dict[str, Any]) -> set[str]:
+    return {name.lower() for name in variables} & set(Settings.model_fields)
+
+
+def test_each_function_sets_every_setting_its_code_reads_and_only_those(
+    raw_template: dict[str, Any],
+) -> None:
+    resolved = stack(raw_template)
+    functions = resolved.resources("AWS::Serverless::Function")
+    read_somewhere: set[str] = set()
+    for function_id in functions:
+        # Given the settings the function's code reads and the variables it gets
+        read = settings_read_by(code_of_function(resolved, function_id))
+        read_somewhere |= read
+        shared, own = function_variables(resolved, function_id)
+        variables = {**shared, **own}
+
+        # Then each setting it reads is set (the history table at the very least)
+        assert "table_name" in read, f"{function_id}: its code was not followed"
+        unset = read - SETTINGS_NOT_SET_BY_THE_TEMPLATE - settings_names(variables)
+        assert unset == set(), f"{function_id} reads {sorted(unset)} but does not set them"
+
+        # And it sets on its own only settings it reads
+        dead = settings_names(own) - read
+        assert dead == set(), f"{function_id} sets {sorted(dead)} but never reads them"
+
+        # And the values pass the settings' own validation, as deployed
+        values = {
+            name: deployed_value(resolved, variables[name.upper()])
+            for name in read - SETTINGS_NOT_SET_BY_THE_TEMPLATE
+        }
+        settings = Settings(**values)
+        assert settings.table_name == "dagtrigger-TriggerHistoryTable"
+
+    # And the shared Globals hold only settings some function reads
+    shared, _ = function_variables(resolved, next(iter(functions)))
+    assert settings_names(shared) - read_somewhere == set()
     assert {
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
-    } <= set(variables)
+    } <= set(shared)
+
+
+def test_only_the_api_function_carries_the_api_settings(raw_template: dict[str, Any]) -> None:
+    # Given the settings only the HTTP API reads (schedule management, webhooks, Retry-After)
+    resolved = stack(raw_template)
+    api_only = settings_read_by(code_of_function(resolved, "ApiFunction"))
+    for function_id in resolved.resources("AWS::Serverless::Function"):
+        if function_id != "ApiFunction":
+            api_only -= settings_read_by(code_of_function(resolved, function_id))
+    assert {"schedule_group_name", "webhook_max_body_bytes", "retry_after_seconds"} <= api_only
+
+    # Then the api function sets them to the stack's own schedule resources and limits
+    _, own = function_variables(resolved, "ApiFunction")
+    assert settings_names(own) >= api_only
+    assert own["SCHEDULE_GROUP_NAME"] == "<ScheduleGroup>"
+    assert own["SCHEDULE_TARGET_ARN"] == "<SchedulesFunction.Arn>"
+    assert own["SCHEDULER_ROLE_ARN"] == "<SchedulerInvokeRole.Arn>"
+    assert own["SCHEDULE_DLQ_ARN"] == "<SchedulesDeadLetterQueue.Arn>"
 
 
 @pytest.mark.parametrize(
