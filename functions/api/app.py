@@ -11,10 +11,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import dagtrigger
 from dagtrigger.api import ApiDependencies, get_api_dependencies
+from dagtrigger.http.dependencies import DEPENDENCIES_KEY, IAM_SIGNED, SIGV4
+from dagtrigger.http.problem_handlers import register_problem_handlers
+from dagtrigger.http.routers import dag_runs, health, objects, schedules, triggers, webhooks
 from dagtrigger.observability import logger, metrics, tracer
-from functions.api.dependencies import DEPENDENCIES_KEY, IAM_SIGNED, SIGV4
-from functions.api.problem_handlers import register_problem_handlers
-from functions.api.routers import dag_runs, health, objects, schedules, triggers, webhooks
 
 app = APIGatewayHttpResolver(enable_validation=True)
 for module in (dag_runs, triggers, objects, schedules, webhooks, health):

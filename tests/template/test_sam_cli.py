@@ -200,12 +200,6 @@ BUILT_FUNCTIONS = {
     "ApiFunction": "api",
     "ReconcilerFunction": "reconciler",
 }
-API_IMPORTS_OUTSIDE_ITS_CODE_URI = pytest.mark.xfail(
-    strict=True,
-    reason="functions/api imports functions.api.*, a package that is not in the Lambda zip "
-    "(CodeUri functions/api/ puts app.py at its root): ModuleNotFoundError at cold start. "
-    "Fix in functions/api (e.g. move its routers into the layer), then drop this mark.",
-)
 
 
 def test_build_packages_every_handler(
@@ -236,7 +230,7 @@ def test_build_packages_every_handler(
         "S3EventsFunction",
         "SchedulesFunction",
         "ReconcilerFunction",
-        pytest.param("ApiFunction", marks=API_IMPORTS_OUTSIDE_ITS_CODE_URI),
+        "ApiFunction",
     ],
 )
 def test_built_handler_imports_as_lambda_loads_it(build_dir: Path, function_id: str) -> None:

@@ -20,7 +20,7 @@ from dagtrigger.schedules import (
 )
 from devstack.runner.cfn_yaml import load_template
 
-SNIPPET = Path(__file__).resolve().parents[3] / "docs" / "template-snippets" / "schedules.yaml"
+SNIPPET = Path(__file__).resolve().parents[3] / "template.yaml"
 
 
 def spec(**changes: Any) -> dict[str, Any]:

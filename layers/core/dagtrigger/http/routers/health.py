@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from dagtrigger.api import ApiDependencies, check_health
 from dagtrigger.api.models import HealthReport
-from functions.api.dependencies import IAM_SIGNED, api_dependencies
-from functions.api.responses import json_response
+from dagtrigger.http.dependencies import IAM_SIGNED, api_dependencies
+from dagtrigger.http.responses import json_response
 
 router = APIGatewayHttpRouter()
 

@@ -20,16 +20,16 @@ from dagtrigger.api import (
 from dagtrigger.api.idempotency import IDEMPOTENCY_HEADER, check_idempotency_key
 from dagtrigger.api.models import TriggerAccepted, TriggerPage, TriggerRecord
 from dagtrigger.api.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from dagtrigger.models import TriggerStatus
-from dagtrigger.routing.config import DAG_ID_PATTERN, NAME_PATTERN
-from functions.api.dependencies import (
+from dagtrigger.http.dependencies import (
     IAM_SIGNED,
     api_dependencies,
     caller_identity,
     documented,
 )
-from functions.api.responses import json_response
-from functions.api.routers.dag_runs import REPLAYED_HEADER
+from dagtrigger.http.responses import json_response
+from dagtrigger.http.routers.dag_runs import REPLAYED_HEADER
+from dagtrigger.models import TriggerStatus
+from dagtrigger.routing.config import DAG_ID_PATTERN, NAME_PATTERN
 
 router = APIGatewayHttpRouter()
 

@@ -12,9 +12,9 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from dagtrigger.api import ApiDependencies, WebhookDelivery, receive_webhook
 from dagtrigger.api.models import WebhookAccepted
+from dagtrigger.http.dependencies import api_dependencies, documented, http_event
+from dagtrigger.http.responses import json_response
 from dagtrigger.routing.config import NAME_PATTERN
-from functions.api.dependencies import api_dependencies, documented, http_event
-from functions.api.responses import json_response
 
 router = APIGatewayHttpRouter()
 

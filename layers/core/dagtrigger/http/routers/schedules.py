@@ -12,11 +12,11 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from dagtrigger.api import ApiDependencies
 from dagtrigger.api import schedules as schedule_service
 from dagtrigger.api.schedules import ScheduleReplacement
+from dagtrigger.http.dependencies import IAM_SIGNED, api_dependencies, documented
+from dagtrigger.http.responses import json_response, no_content
 from dagtrigger.schedules import ScheduleInfo, SchedulePage, ScheduleSpec
 from dagtrigger.schedules.spec import ScheduleState
 from dagtrigger.schedules.target_input import SCHEDULE_NAME_PATTERN
-from functions.api.dependencies import IAM_SIGNED, api_dependencies, documented
-from functions.api.responses import json_response, no_content
 
 router = APIGatewayHttpRouter()
 

@@ -12,14 +12,14 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from dagtrigger.api import ApiDependencies, trigger_dag_run
 from dagtrigger.api.idempotency import IDEMPOTENCY_HEADER, check_idempotency_key
 from dagtrigger.api.models import DagRunRequest, TriggerAccepted
-from dagtrigger.routing.config import DAG_ID_PATTERN
-from functions.api.dependencies import (
+from dagtrigger.http.dependencies import (
     IAM_SIGNED,
     api_dependencies,
     caller_identity,
     documented,
 )
-from functions.api.responses import json_response
+from dagtrigger.http.responses import json_response
+from dagtrigger.routing.config import DAG_ID_PATTERN
 
 router = APIGatewayHttpRouter()
 

@@ -11,9 +11,9 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from dagtrigger.api import ApiDependencies, object_history
 from dagtrigger.api.models import TriggerPage
 from dagtrigger.api.queries import DEFAULT_PAGE_SIZE
+from dagtrigger.http.dependencies import IAM_SIGNED, api_dependencies, documented
+from dagtrigger.http.routers.triggers import Cursor, Limit
 from dagtrigger.routing.config import BUCKET_NAME_PATTERN
-from functions.api.dependencies import IAM_SIGNED, api_dependencies, documented
-from functions.api.routers.triggers import Cursor, Limit
 
 router = APIGatewayHttpRouter()
 

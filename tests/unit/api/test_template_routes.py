@@ -9,7 +9,7 @@ import yaml
 
 from tests.unit.api.test_app import ROUTES
 
-SNIPPET = Path(__file__).resolve().parents[3] / "docs" / "template-snippets" / "api.yaml"
+SNIPPET = Path(__file__).resolve().parents[3] / "template.yaml"
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
