@@ -52,9 +52,17 @@ class StackConfig:
 
 
 class LocalStack(Service):
-    def __init__(self, config: StackConfig, *, progress: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        config: StackConfig,
+        *,
+        progress: Callable[[str], None] = print,
+        airflow: AirflowServer | None = None,
+    ) -> None:
+        """``airflow``: a running Airflow to use (and leave running) instead of starting one."""
         self.config = config
         self._progress = progress
+        self._given_airflow = airflow
         self.dynamodb_local: DynamoDBLocal | None = None
         self.moto: MotoServer | None = None
         self.airflow: AirflowServer | None = None
@@ -78,6 +86,9 @@ class LocalStack(Service):
         airflow_error: list[BaseException] = []
 
         def boot_airflow() -> None:
+            if self._given_airflow is not None:
+                airflow_box["server"] = self._given_airflow
+                return
             try:
                 extra = {"DAGTRIGGER_CONF_SINK": str(config.conf_sink)} if config.conf_sink else {}
                 airflow_box["server"] = start_airflow(
@@ -146,7 +157,8 @@ class LocalStack(Service):
 
     def stop(self) -> None:
         """Stop the runner's threads, the emulator and every process. Safe to call twice."""
-        for part in (self.runner, self.emulator, self.airflow, self.moto, self.dynamodb_local):
+        owned_airflow = self.airflow if self.airflow is not self._given_airflow else None
+        for part in (self.runner, self.emulator, owned_airflow, self.moto, self.dynamodb_local):
             if part is not None:
                 try:
                     part.stop()

@@ -1,10 +1,16 @@
-"""One local stack per session: Airflow 3, DynamoDB Local, moto, the MWAA emulator, the runner."""
+"""The local stack for the end-to-end tests: the session's Airflow 3 (tests/conftest.py), and
+DynamoDB Local, moto, the MWAA emulator and the Lambda runner, started once for this folder.
+
+Package scope matters: the runner points this process's AWS endpoints (and requests' CA
+bundle) at the local stack while it runs, so it must be gone before any other folder's tests.
+"""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,19 +20,20 @@ from devstack.stack import LocalStack, StackConfig
 GITHUB_PUSH_SECRET_NAME = "dagtrigger/webhooks/github-push"
 
 
-@pytest.fixture(scope="session")
-def conf_sink(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("conf-sink")
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, conf_sink: Path) -> Iterator[LocalStack]:
+@pytest.fixture(scope="package")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, conf_sink: Path, airflow_pool: Any
+) -> Iterator[LocalStack]:
     config = StackConfig(state_dir=tmp_path_factory.mktemp("stack"), conf_sink=conf_sink)
-    with LocalStack(config, progress=lambda message: print(f"[stack] {message}")) as running:
+    with LocalStack(
+        config,
+        progress=lambda message: print(f"[stack] {message}"),
+        airflow=airflow_pool.get(config.airflow_major),
+    ) as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def github_push_secret(stack: LocalStack) -> str:
     """The github-push webhook's signing secret, stored in (moto's) Secrets Manager."""
     value = secrets.token_urlsafe(32)

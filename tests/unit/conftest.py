@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -103,6 +104,14 @@ def dag_not_found(request: TriggerRequest) -> TriggerResult:
     raise RejectedError(
         "dag_not_found", f"The Dag with ID: `{request.dag_id}` was not found", http_status=404
     )
+
+
+@pytest.fixture(autouse=True)
+def _no_local_stack_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests talk to moto in-process only, never to a server an endpoint variable names."""
+    for name in list(os.environ):
+        if name.startswith("AWS_ENDPOINT_URL"):
+            monkeypatch.delenv(name)
 
 
 class Answers:
