@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 import requests
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
@@ -28,6 +28,9 @@ _LISTEN_STATE = "0A"
 _LEAKY_ENV_PREFIXES = ("AIRFLOW__", "AIRFLOW_HOME", "AIRFLOW_CONFIG")
 _LEAKY_ENV_NAMES = frozenset({"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"})
 _running: set[ManagedProcess] = set()
+
+
+T = TypeVar("T")
 
 
 class StackError(RuntimeError):
@@ -174,17 +177,18 @@ def run_to_completion(
 
 
 def wait_until(
-    check: Callable[[], bool],
+    check: Callable[[], T],
     *,
     timeout: float,
-    interval: float,
+    interval: float = 1.0,
     what: str,
     process: ManagedProcess | Sequence[ManagedProcess] | None = None,
-) -> None:
-    """Poll `check` until it returns True; raise StackError if a `process` dies or time runs out."""
+) -> T:
+    """Poll `check` until it returns something truthy, and return that; raise StackError if a
+    `process` dies or time runs out."""
     watched = [process] if isinstance(process, ManagedProcess) else list(process or [])
 
-    def attempt() -> bool:
+    def attempt() -> T:
         for candidate in watched:
             if not candidate.is_running():
                 raise StackError(f"{what}: a process died\n{candidate.describe_failure()}")
@@ -196,7 +200,7 @@ def wait_until(
         wait=wait_fixed(interval),
     )
     try:
-        retrying(attempt)
+        return retrying(attempt)
     except RetryError as error:
         detail = "".join(f"\n{candidate.describe_failure()}" for candidate in watched)
         raise StackError(f"{what}: not ready after {timeout:.0f} s{detail}") from error

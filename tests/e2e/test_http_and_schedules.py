@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from dagtrigger.webhooks import sign_github
+from devstack.processes import wait_until
 from devstack.stack import REGION, LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -40,16 +40,6 @@ _UNSAFE_FILENAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_.~+-]")
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def api_url(stack: LocalStack, path: str) -> str:
@@ -79,7 +69,7 @@ def iam_signed(
 def conf_received(conf_sink: Path, dag_id: str, run_id: str) -> dict[str, Any]:
     """The conf the run's task wrote to the sink (devstack/dags/conf_sink_dags.py)."""
     sink_file = conf_sink / dag_id / f"{_UNSAFE_FILENAME_CHARACTERS.sub('_', run_id)}.json"
-    wait_for(sink_file.exists, timeout=RUN_TIMEOUT_SECONDS, what=f"the task of run {run_id}")
+    wait_until(sink_file.exists, timeout=RUN_TIMEOUT_SECONDS, what=f"the task of run {run_id}")
     written: dict[str, Any] = json.loads(sink_file.read_text())
     assert written["run_id"] == run_id
     conf: dict[str, Any] = written["conf"]

@@ -4,8 +4,6 @@ emulator and Airflow; DynamoDB Local holds the record of a run that exists in Ai
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -13,19 +11,10 @@ from urllib.parse import quote
 import pytest
 from boto3.dynamodb.conditions import Key
 
+from devstack.processes import wait_until
 from devstack.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def records_for(stack: LocalStack, bucket: str, key: str) -> list[dict[str, Any]]:
@@ -46,7 +35,7 @@ def test_an_object_put_in_s3_ends_as_a_successful_airflow_run_with_its_conf(
     put = stack.s3.put_object(Bucket=bucket, Key=key, Body=body)
 
     # Then one trigger record appears and Airflow ran the DAG with the object's conf
-    (record,) = wait_for(
+    (record,) = wait_until(
         lambda: [r for r in records_for(stack, bucket, key) if r.get("status") != "RECEIVED"],
         timeout=60,
         what="the trigger record",
@@ -61,7 +50,7 @@ def test_an_object_put_in_s3_ends_as_a_successful_airflow_run_with_its_conf(
     assert run.status_code == 200, run.text
 
     sink_file = conf_sink / "ingest_sales" / f"{run_id}.json"
-    written = wait_for(lambda: sink_file.exists() and sink_file, timeout=90, what=str(sink_file))
+    written = wait_until(lambda: sink_file.exists() and sink_file, timeout=90, what=str(sink_file))
     conf = json.loads(written.read_text())["conf"]
     assert conf["bucket"] == bucket
     assert conf["key"] == key
@@ -76,6 +65,6 @@ def test_an_object_put_in_s3_ends_as_a_successful_airflow_run_with_its_conf(
         (latest,) = records_for(stack, bucket, key)
         return latest if latest["status"] == "SUCCESS" else None
 
-    final = wait_for(reconciled, timeout=60, what="the record to say SUCCESS")
+    final = wait_until(reconciled, timeout=60, what="the record to say SUCCESS")
     assert final["airflow_state"] == "success"
     assert final["deliveries"] == 1
