@@ -164,6 +164,8 @@ def forget_layer_caches() -> None:
         ("dagtrigger.aws", "reset_clients", None),
         ("dagtrigger.settings", "get_settings", "cache_clear"),
         ("dagtrigger.dependencies", "get_dependencies", "cache_clear"),
+        ("dagtrigger.api.context", "get_api_dependencies", "cache_clear"),
+        ("dagtrigger.transports.factory", "reset_transports", None),
     ):
         module = sys.modules.get(module_name)
         target = getattr(module, attribute, None) if module is not None else None

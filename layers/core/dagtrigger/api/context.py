@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.parameters import BaseProvider
+from aws_lambda_powertools.utilities.parameters import BaseProvider, SecretsProvider
 
 from dagtrigger import aws
 from dagtrigger.dependencies import Dependencies, get_dependencies
@@ -22,7 +22,7 @@ from dagtrigger.settings import Settings
 class ApiDependencies:
     core: Dependencies
     scheduler_client: Callable[[], Any]
-    #: None: Powertools' shared (cached) Secrets Manager provider
+    #: reads webhook secrets (Powertools parameters: cached for WEBHOOK_SECRET_MAX_AGE_SECONDS)
     secrets_provider: BaseProvider | None = None
 
     @property
@@ -34,5 +34,8 @@ class ApiDependencies:
 def get_api_dependencies() -> ApiDependencies:
     return ApiDependencies(
         core=get_dependencies(),
+        # Built on our own lazily created client, so it follows the same endpoint settings
+        # (and cache resets) as every other client, rather than Powertools' global provider.
+        secrets_provider=SecretsProvider(boto3_client=aws.client("secretsmanager")),
         scheduler_client=lambda: aws.client("scheduler"),
     )
