@@ -1,13 +1,20 @@
 """The one observability module: Powertools Logger, Tracer and Metrics, shared by every function.
 
-The service name and metrics namespace come from POWERTOOLS_SERVICE_NAME and
-POWERTOOLS_METRICS_NAMESPACE (set in template.yaml Globals).
+Every function reports as service ``dagtrigger`` in namespace ``dagtrigger``: the template's
+alarms select metrics by that dimension, whichever function published them. Each function's
+log group (and the ``function_name`` key Powertools adds) tells the functions apart.
 """
 
 from __future__ import annotations
 
+import warnings
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+
+# Health checks, OpenAPI reads and quiet reconciler passes publish no metric; that is expected,
+# not worth a warning in every such invocation's log (Powertools' documented suppression).
+warnings.filterwarnings("ignore", "No application metrics to publish")
 
 logger = Logger(service="dagtrigger")
 tracer = Tracer(service="dagtrigger")
