@@ -18,6 +18,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -439,3 +440,40 @@ def test_invoke_rest_api_retries_through_throttling(
     assert outcome.attempts == 3
     assert outcome.result.already_existed is False
     assert transport.get_dag_run_state(PAUSED_DAG, request.dag_run_id) == "queued"
+
+
+#: more runs than the newest-runs fallback reads, so only the trigger-time search finds ours
+NEWER_RUNS = 105
+
+
+def test_a_long_run_id_is_found_on_a_busy_dag_from_its_trigger_time(
+    major: int,
+    airflows: dict[int, AirflowServer],
+    emulator: MwaaEmulator,
+) -> None:
+    # Given our run on the paused DAG over InvokeRestApi, with an id too long for its 64-character
+    # path, then NEWER_RUNS more runs of that DAG started over Airflow's REST API
+    environment, invoke, invoke_session = _build(
+        TransportKind.INVOKE_REST_API, airflows[major], emulator, lock_table=None
+    )
+    rest_environment, rest, rest_session = _build(
+        TransportKind.AIRFLOW_REST, airflows[major], emulator, lock_table=None
+    )
+    ours = TriggerRequest(environment, PAUSED_DAG, f"contract_long_run_{uuid.uuid4().hex}", {})
+    assert len(f"/dags/{PAUSED_DAG}/dagRuns/{ours.dag_run_id}") > 64
+    triggered_at = datetime.now(UTC)
+    try:
+        invoke.trigger(ours)
+        for _ in range(NEWER_RUNS):
+            rest.trigger(_new_request(rest_environment, PAUSED_DAG, {}))
+
+        # When its state is asked with our trigger time, and without it
+        found = invoke.get_dag_run_state(PAUSED_DAG, ours.dag_run_id, triggered_after=triggered_at)
+        without_hint = invoke.get_dag_run_state(PAUSED_DAG, ours.dag_run_id)
+    finally:
+        invoke_session.close()
+        rest_session.close()
+
+    # Then the search from the trigger time finds it; the newest-runs fallback cannot
+    assert found == "queued"
+    assert without_hint is None

@@ -69,6 +69,7 @@ class RecordingTransport:
     answers: list[Callable[[TriggerRequest], TriggerResult]] = field(default_factory=list)
     calls: list[TriggerRequest] = field(default_factory=list)
     run_states: dict[str, str] = field(default_factory=dict)  # dag_run_id -> Airflow state
+    state_lookups: list[tuple[str, datetime | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def trigger(self, request: TriggerRequest) -> TriggerResult:
@@ -79,7 +80,10 @@ class RecordingTransport:
             return answer(request)
         return TriggerResult(dag_run_id=request.dag_run_id, logical_date=None, state="queued")
 
-    def get_dag_run_state(self, dag_id: str, dag_run_id: str) -> str | None:
+    def get_dag_run_state(
+        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
+    ) -> str | None:
+        self.state_lookups.append((dag_run_id, triggered_after))
         state = self.run_states.get(dag_run_id)
         if state == "unreachable":
             raise TransientTriggerError("Airflow answered 503 Service Unavailable", http_status=503)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from dagtrigger.dependencies import Dependencies
@@ -91,7 +92,9 @@ def _reconcile_one(
         return
     transport = deps.transport_for(routes.environment_ref(alias))
     try:
-        state = transport.get_dag_run_state(dag_id, dag_run_id)
+        state = transport.get_dag_run_state(
+            dag_id, dag_run_id, triggered_after=_triggered_at(record)
+        )
     except DagTriggerError as exc:
         logger.warning(
             "could not read the DAG run state; retrying next pass",
@@ -115,3 +118,19 @@ def _reconcile_one(
         return
     summary.changed[new_status.value] = summary.changed.get(new_status.value, 0) + 1
     count(f"Run{new_status.value.title()}")
+
+
+def _triggered_at(record: dict[str, Any]) -> datetime | None:
+    """When the ledger says we triggered the run (lets a transport narrow its search)."""
+    value = record.get("triggered_at")
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        logger.warning(
+            "open trigger has an unreadable triggered_at; searching without it",
+            extra={"trigger_id": record.get("trigger_id"), "triggered_at": value[:40]},
+        )
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

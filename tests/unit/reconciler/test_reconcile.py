@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from dagtrigger.dependencies import Dependencies
@@ -85,3 +86,21 @@ def test_a_run_airflow_does_not_know_is_counted_missing(deps: Dependencies) -> N
 
     assert summary.missing == 1
     assert deps.ledger.get(record["trigger_id"])["status"] == "TRIGGERED"
+
+
+def test_the_recorded_trigger_time_is_passed_to_the_run_lookup(
+    deps: Dependencies, transport: Any
+) -> None:
+    # Given a triggered run whose ledger record says when it was triggered
+    record = trigger(deps, "sales/a.csv")
+    transport.run_states[record["dag_run_id"]] = "queued"
+
+    # When the reconciler looks the run up
+    reconcile_open_triggers(deps)
+
+    # Then the transport was told that time, as an aware datetime
+    ((dag_run_id, triggered_after),) = transport.state_lookups
+    assert dag_run_id == record["dag_run_id"]
+    assert triggered_after == datetime.fromisoformat(record["triggered_at"])
+    assert triggered_after is not None
+    assert triggered_after.tzinfo is not None

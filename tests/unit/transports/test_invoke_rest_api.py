@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -379,3 +380,29 @@ class _UnreachableMwaa:
 def test_connection_errors_and_read_timeouts_are_transient(env3, make_request, error):
     with pytest.raises(TransientTriggerError):
         InvokeRestApiTransport(env3, _UnreachableMwaa(error)).trigger(make_request(env3))
+
+
+def test_a_long_run_id_is_searched_from_its_trigger_time_over_invoke_rest_api(
+    transport, env2, mwaa_stub
+):
+    # Given Airflow 2 and a run id too long for InvokeRestApi's 64-character path
+    long_run_id = "dt__" + "a" * 60
+    triggered_at = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
+    window = {"execution_date_gte": "2026-11-21T01:55:00.000000+00:00", "order_by": "id"}
+    others = [run(state="success", run_id=f"other_{n}") for n in range(100)]
+    expect_call(
+        mwaa_stub, "GET", "/dags/etl/dagRuns", 200, {"dag_runs": others, "total_entries": 101},
+        query={"limit": 100, "offset": 0, **window},
+    )  # fmt: skip
+    expect_call(
+        mwaa_stub, "GET", "/dags/etl/dagRuns", 200,
+        {"dag_runs": [run(state="running", run_id=long_run_id)], "total_entries": 101},
+        query={"limit": 100, "offset": 100, **window},
+    )  # fmt: skip
+
+    # When its state is asked with the trigger time
+    state = transport(env2).get_dag_run_state("etl", long_run_id, triggered_after=triggered_at)
+
+    # Then the filtered listing found it on page 2
+    assert state == "running"
+    mwaa_stub.assert_no_pending_responses()

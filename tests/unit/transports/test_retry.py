@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import pytest
 
@@ -36,7 +37,9 @@ class ScriptedTransport:
             raise outcome
         return outcome
 
-    def get_dag_run_state(self, dag_id: str, dag_run_id: str) -> str | None:
+    def get_dag_run_state(
+        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
+    ) -> str | None:
         return None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from dagtrigger.errors import DagTriggerError, RejectedError, TransientTriggerError
@@ -26,6 +26,10 @@ LOGICAL_DATE_COLLISION_RETRIES = 3
 PAUSED_CACHE_SECONDS = 30.0
 #: Airflow's largest page of DAG runs (``[api] maximum_page_limit`` default)
 RUNS_PAGE_LIMIT = 100
+#: how long before our recorded trigger time a run search starts (clock skew between us and Airflow)
+RUN_SEARCH_MARGIN = timedelta(minutes=5)
+#: most pages of ``RUNS_PAGE_LIMIT`` runs read when searching from a trigger time
+RUN_SEARCH_MAX_PAGES = 10
 _MESSAGE_LIMIT = 1000
 
 
@@ -166,8 +170,14 @@ class AirflowApiTrigger:
         result = self._post_until_settled(request, path, major)
         return replace(result, dag_paused=self.dag_paused(dag_id))
 
-    def get_dag_run_state(self, dag_id: str, dag_run_id: str) -> str | None:
-        run = self.find_run(validate_dag_id(dag_id), validate_dag_run_id(dag_run_id))
+    def get_dag_run_state(
+        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
+    ) -> str | None:
+        run = self.find_run(
+            validate_dag_id(dag_id),
+            validate_dag_run_id(dag_run_id),
+            triggered_after=triggered_after,
+        )
         state = run.get("state") if run else None
         return str(state) if state else None
 
@@ -199,8 +209,14 @@ class AirflowApiTrigger:
         )
         return paused if isinstance(paused, bool) else None
 
-    def find_run(self, dag_id: str, dag_run_id: str) -> Mapping[str, Any] | None:
-        """The run with this id, or None when Airflow has none (raises when it cannot tell)."""
+    def find_run(
+        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
+    ) -> Mapping[str, Any] | None:
+        """The run with this id, or None when Airflow has none (raises when it cannot tell).
+
+        When the run's own path is too long for the carrier, runs are listed instead: those
+        created since ``triggered_after`` when it is given, else only the newest ones.
+        """
         path = f"/dags/{dag_id}/dagRuns/{dag_run_id}"
         if self._fits(path):
             reply = self._api.call("GET", path)
@@ -209,6 +225,8 @@ class AirflowApiTrigger:
             if not reply.ok or not isinstance(reply.body, Mapping):
                 raise error_for_status(reply, doing=f"read DAG run {dag_run_id!r}")
             return reply.body
+        if triggered_after is not None:
+            return self._search_runs_since(dag_id, dag_run_id, triggered_after)
         return self._search_recent_runs(dag_id, dag_run_id)
 
     def _post_until_settled(self, request: TriggerRequest, path: str, major: int) -> TriggerResult:
@@ -289,13 +307,52 @@ class AirflowApiTrigger:
         total = self._list_runs(path, limit=1, offset=0).get("total_entries")
         offset = max(0, int(total) - RUNS_PAGE_LIMIT) if isinstance(total, int) else 0
         page = self._list_runs(path, limit=RUNS_PAGE_LIMIT, offset=offset)
-        for run in page.get("dag_runs") or ():
-            if isinstance(run, Mapping) and run.get("dag_run_id") == dag_run_id:
+        return _run_named(page, dag_run_id)
+
+    def _search_runs_since(
+        self, dag_id: str, dag_run_id: str, triggered_after: datetime
+    ) -> Mapping[str, Any] | None:
+        """Find a run among those Airflow dated at or after our trigger time (less a margin).
+
+        Pages go oldest first (by id, i.e. creation order), so runs created while paging only
+        add pages at the end. At most ``RUN_SEARCH_MAX_PAGES`` pages are read.
+        """
+        path = self._checked_path(f"/dags/{dag_id}/dagRuns", what=f"dag_id {dag_id!r}")
+        window = self._created_since_filter(triggered_after - RUN_SEARCH_MARGIN)
+        for page_number in range(RUN_SEARCH_MAX_PAGES):
+            page = self._list_runs(
+                path, limit=RUNS_PAGE_LIMIT, offset=page_number * RUNS_PAGE_LIMIT, filters=window
+            )
+            run = _run_named(page, dag_run_id)
+            if run is not None:
                 return run
+            if len(page.get("dag_runs") or ()) < RUNS_PAGE_LIMIT:
+                return None
+        logger.warning(
+            "run not among the runs created since its trigger; reported as absent",
+            extra={
+                "dag_id": dag_id,
+                "dag_run_id": dag_run_id,
+                "runs_read": RUN_SEARCH_MAX_PAGES * RUNS_PAGE_LIMIT,
+            },
+        )
         return None
 
-    def _list_runs(self, path: str, *, limit: int, offset: int) -> Mapping[str, Any]:
-        reply = self._api.call("GET", path, query={"limit": limit, "offset": offset})
+    def _created_since_filter(self, since: datetime) -> dict[str, str]:
+        """Airflow's list filter for runs dated at or after ``since``, oldest first.
+
+        Airflow 3 dates our runs by ``run_after`` (their logical date is null); Airflow 2 only
+        filters by ``execution_date``, which our transports set to the trigger time.
+        """
+        moment = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+        date_filter = "run_after_gte" if self._api.airflow_major() >= 3 else "execution_date_gte"
+        return {date_filter: iso_timestamp(moment), "order_by": "id"}
+
+    def _list_runs(
+        self, path: str, *, limit: int, offset: int, filters: Mapping[str, str] | None = None
+    ) -> Mapping[str, Any]:
+        query: dict[str, Any] = {"limit": limit, "offset": offset, **(filters or {})}
+        reply = self._api.call("GET", path, query=query)
         if not reply.ok or not isinstance(reply.body, Mapping):
             raise error_for_status(reply, doing="list DAG runs")
         return reply.body
@@ -312,3 +369,10 @@ class AirflowApiTrigger:
                 f"{self._api.max_path_length}: use a shorter dag_id or another transport",
             )
         return path
+
+
+def _run_named(page: Mapping[str, Any], dag_run_id: str) -> Mapping[str, Any] | None:
+    for run in page.get("dag_runs") or ():
+        if isinstance(run, Mapping) and run.get("dag_run_id") == dag_run_id:
+            return run
+    return None

@@ -248,5 +248,7 @@ class AirflowRestTransport:
     def trigger(self, request: TriggerRequest) -> TriggerResult:
         return self._api.trigger(request)
 
-    def get_dag_run_state(self, dag_id: str, dag_run_id: str) -> str | None:
-        return self._api.get_dag_run_state(dag_id, dag_run_id)
+    def get_dag_run_state(
+        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
+    ) -> str | None:
+        return self._api.get_dag_run_state(dag_id, dag_run_id, triggered_after=triggered_after)

@@ -13,6 +13,7 @@ Retries, backoff and rate limiting wrap transports from outside (``dagtrigger.tr
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from dagtrigger.models import TriggerRequest, TriggerResult
@@ -21,9 +22,13 @@ from dagtrigger.models import TriggerRequest, TriggerResult
 class AirflowTransport(Protocol):
     def trigger(self, request: TriggerRequest) -> TriggerResult: ...
 
-    def get_dag_run_state(self, dag_id: str, dag_run_id: str) -> str | None:
+    def get_dag_run_state(
+        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
+    ) -> str | None:
         """Airflow's state of one run (``queued``, ``running``, ``success``, ``failed``).
 
-        None when Airflow has no such run.
+        None when Airflow has no such run. ``triggered_after`` (when we triggered the run) lets a
+        transport that cannot address the run directly search only the runs created since then;
+        a transport that always addresses the run directly ignores it.
         """
         ...

@@ -170,7 +170,10 @@ class MwaaCliTransport:
             collisions = self._count_collision(request, collisions, major)
             logical_date = self._now()
 
-    def get_dag_run_state(self, dag_id: str, dag_run_id: str) -> str | None:
+    def get_dag_run_state(
+        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
+    ) -> str | None:
+        """The CLI addresses the run by id, so ``triggered_after`` is not needed."""
         validate_dag_id(dag_id)
         validate_dag_run_id(dag_run_id)
         major = self._resolver.major(self.environment)
