@@ -13,11 +13,11 @@ SAM            := $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv sam-venv lint format test test-unit test-template test-contract test-e2e \
+.PHONY: help venv sam-venv lock lint format test test-unit test-template test-contract test-e2e \
         validate build demo up down clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(UV):
 	@mkdir -p $(STACK_DIR)
@@ -39,9 +39,11 @@ $(SAM_VENV)/.installed: $(UV) requirements/sam.txt
 
 sam-venv: $(SAM_VENV)/.installed ## the SAM CLI in its own environment (it pins boto3 and cfn-lint)
 
-requirements/dev.lock: pyproject.toml layers/core/requirements.txt | $(UV)
+# The lock is committed and only changes on purpose: run `make lock` after editing the
+# dependencies in pyproject.toml or layers/core/requirements.txt.
+lock: | $(UV) ## re-pin the development lock (requirements/dev.lock)
 	$(UV) pip compile --quiet --python-version $(PYTHON_VERSION) --extra dev \
-	  pyproject.toml layers/core/requirements.txt -o $@
+	  pyproject.toml layers/core/requirements.txt -o requirements/dev.lock
 
 lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check .
@@ -55,11 +57,17 @@ format: venv ## apply ruff fixes and formatting
 test: venv sam-venv ## every test: unit, template, contract (real Airflow 2 and 3) and end to end
 	$(PY) -m pytest
 
-test-unit: venv ## unit tests only (no network, no processes)
+test-unit: venv ## unit tests only (no servers but loopback fakes; about a minute)
 	$(PY) -m pytest tests/unit
 
 test-template: venv sam-venv ## sam validate --lint, cfn-lint and sam build
 	$(PY) -m pytest tests/template
+
+test-contract: venv ## transports, emulator and launchers against real Airflow 3 and 2
+	$(PY) -m pytest tests/contract
+
+test-e2e: venv ## the whole local stack: S3, webhooks, API calls and schedules to real Airflow runs
+	$(PY) -m pytest tests/e2e
 
 validate: sam-venv ## sam validate --lint
 	$(SAM) validate --lint
