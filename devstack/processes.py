@@ -46,10 +46,19 @@ def free_port() -> int:
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
-    """True when nothing accepts connections on host:port."""
+    """True when no socket listens on host:port.
+
+    Checked with a bind, not a connect: a connect to a free port in the ephemeral range can
+    connect to itself (TCP self-connect), and connections left in TIME_WAIT by a stopped server
+    don't hold the port against SO_REUSEADDR, as they don't against a restarted server.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) != 0
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def child_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
