@@ -20,7 +20,12 @@ import boto3
 from botocore.config import Config
 
 from devstack.airflow import AirflowServer, start_airflow, wait_for_dag
-from devstack.dynamodb_local import DynamoDBLocal, ensure_dynamodb_local, start_dynamodb_local
+from devstack.dynamodb_local import (
+    DUMMY_CREDENTIALS,
+    DynamoDBLocal,
+    ensure_dynamodb_local,
+    start_dynamodb_local,
+)
 from devstack.moto_server import MotoServer, start_moto
 from devstack.mwaa_emulator import MwaaEmulator
 from devstack.paths import REPO_ROOT, STATE_DIR
@@ -30,12 +35,7 @@ from devstack.runner import LambdaRunner
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_ROUTES = DEMO_DIR / "routes.yaml"
 TEMPLATE = REPO_ROOT / "template.yaml"
-REGION = "us-east-1"
-_DUMMY_CREDENTIALS = {
-    "aws_access_key_id": "devstack",
-    "aws_secret_access_key": "devstack",
-    "region_name": REGION,
-}
+REGION = DUMMY_CREDENTIALS["region_name"]
 
 
 @dataclass(frozen=True)
@@ -106,16 +106,19 @@ class LocalStack(Service):
         airflow_thread = threading.Thread(target=boot_airflow, name="airflow-boot", daemon=True)
         airflow_thread.start()
 
-        self._progress("starting DynamoDB Local (Amazon's jar, Java 17)")
-        ensure_dynamodb_local()
-        self.dynamodb_local = start_dynamodb_local(state_dir=config.state_dir / "dynamodb")
-        self._progress("starting moto server (S3, SQS, EventBridge, Scheduler)")
-        self.moto = start_moto(state_dir=config.state_dir / "moto")
-
-        airflow_thread.join()
+        try:
+            self._progress("starting DynamoDB Local (Amazon's jar, Java 17)")
+            ensure_dynamodb_local()
+            self.dynamodb_local = start_dynamodb_local(state_dir=config.state_dir / "dynamodb")
+            self._progress("starting moto server (S3, SQS, EventBridge, Scheduler)")
+            self.moto = start_moto(state_dir=config.state_dir / "moto")
+        finally:
+            # Wait for Airflow even when the above failed, so that stop() stops it too.
+            airflow_thread.join()
+            self.airflow = airflow_box.get("server")
         if airflow_error:
             raise airflow_error[0]
-        self.airflow = airflow_box["server"]
+        assert self.airflow is not None
         self._progress(f"Airflow {self.airflow.version} is up at {self.airflow.base_url}")
         wait_for_dag(self.airflow, "ingest_sales")
 
@@ -182,7 +185,7 @@ class LocalStack(Service):
 
     def _moto_client(self, service: str) -> Any:
         assert self.moto is not None, "the stack is not started"
-        return boto3.client(service, endpoint_url=self.moto.endpoint_url, **_DUMMY_CREDENTIALS)
+        return boto3.client(service, endpoint_url=self.moto.endpoint_url, **DUMMY_CREDENTIALS)
 
     @property
     def s3(self) -> Any:
@@ -212,6 +215,6 @@ class LocalStack(Service):
             "dynamodb",
             endpoint_url=self.dynamodb_local.endpoint_url,
             config=Config(retries={"mode": "standard"}),
-            **_DUMMY_CREDENTIALS,
+            **DUMMY_CREDENTIALS,
         )
         return resource.Table(resources["TriggerHistoryTable"].name)

@@ -92,16 +92,21 @@ def _assert_stopped(pids_before: list[int], port: int, still_alive: list[int]) -
 # --- the process layer itself (cheap, no servers) -------------------------------------------
 
 
-def test_stop_ends_every_process_of_the_group(tmp_path: Path) -> None:
-    # Given a command that forks a grandchild which ignores nothing but outlives its parent
+def _start_bash(name: str, script: str, tmp_path: Path) -> ManagedProcess:
     process = ManagedProcess(
-        "forker",
-        ["bash", "-c", "sleep 300 & sleep 300"],
+        name,
+        ["bash", "-c", script],
         env=child_env(),
         cwd=tmp_path,
-        log_path=tmp_path / "forker.log",
+        log_path=tmp_path / f"{name}.log",
     )
     process.start()
+    return process
+
+
+def test_stop_ends_every_process_of_the_group(tmp_path: Path) -> None:
+    # Given a command that forks a grandchild which ignores nothing but outlives its parent
+    process = _start_bash("forker", "sleep 300 & sleep 300", tmp_path)
     wait_until(
         lambda: len(process.group_pids()) == 3, timeout=10, interval=0.1, what="forker children"
     )
@@ -117,14 +122,7 @@ def test_stop_ends_every_process_of_the_group(tmp_path: Path) -> None:
 
 def test_wait_until_reports_a_dead_process_with_its_log(tmp_path: Path) -> None:
     # Given a process that writes a message and dies
-    process = ManagedProcess(
-        "dies",
-        ["bash", "-c", "echo 'bind failed: address in use' >&2; exit 3"],
-        env=child_env(),
-        cwd=tmp_path,
-        log_path=tmp_path / "dies.log",
-    )
-    process.start()
+    process = _start_bash("dies", "echo 'bind failed: address in use' >&2; exit 3", tmp_path)
 
     # When we wait for something it will never provide
     with pytest.raises(StackError) as raised:

@@ -22,11 +22,15 @@ class RejectedError(DagTriggerError):
     ``str(exc)`` the human explanation, keeping Airflow's own message where there is one.
     """
 
-    def __init__(self, code: str, message: str, *, http_status: int | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, http_status: int | None = None, attempts: int = 1
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.http_status = http_status
+        #: calls to Airflow made before the rejection (set by the retry loop)
+        self.attempts = attempts
 
 
 class TransientTriggerError(DagTriggerError):

@@ -88,7 +88,7 @@ def _process_object(
         if not deps.settings.record_ignored:
             logger.info("no route matches the object")
             return []
-        new = _new_trigger(event, route_name=None, match=None, conf=None, deps=deps)
+        new = _new_trigger(event, match=None, conf=None)
         return [
             record_without_trigger(
                 new,
@@ -102,16 +102,15 @@ def _process_object(
     results: list[TriggerOutcome | TriggerFailedError] = []
     for match in matches:
         route = match.route
-        environment = routes.environment_ref(route.environment)
         if match.paused:
-            new = _new_trigger(event, route_name=route.name, match=match, conf=None, deps=deps)
+            new = _new_trigger(event, match=match, conf=None)
             results.append(
                 record_without_trigger(
                     new,
                     deps,
                     status=TriggerStatus.IGNORED,
                     code=ROUTE_PAUSED,
-                    message=f"route {route.name} is paused",
+                    message=match.paused_reason,
                 )
             )
             continue
@@ -124,7 +123,7 @@ def _process_object(
                 route_name=route.name,
             )
         except RejectedError as rejected:
-            new = _new_trigger(event, route_name=route.name, match=match, conf=None, deps=deps)
+            new = _new_trigger(event, match=match, conf=None)
             results.append(
                 record_without_trigger(
                     new,
@@ -135,7 +134,8 @@ def _process_object(
                 )
             )
             continue
-        new = _new_trigger(event, route_name=route.name, match=match, conf=conf, deps=deps)
+        new = _new_trigger(event, match=match, conf=conf)
+        environment = routes.environment_ref(route.environment)
         try:
             results.append(execute_trigger(new, environment, deps))
         except TriggerFailedError as failed:
@@ -146,13 +146,12 @@ def _process_object(
 def _new_trigger(
     event: S3ObjectEvent,
     *,
-    route_name: str | None,
     match: RouteMatch | None,
     conf: dict[str, object] | None,
-    deps: Dependencies,
 ) -> NewTrigger:
-    trigger_id = ids.trigger_id(event.identity, route_name or "")
     route = match.route if match else None
+    route_name = route.name if route else None
+    trigger_id = ids.trigger_id(event.identity, route_name or "")
     return NewTrigger(
         trigger_id=trigger_id,
         source_type=SourceType.S3,

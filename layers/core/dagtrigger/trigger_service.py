@@ -79,9 +79,8 @@ def execute_trigger(
             limiter=deps.limiter,
         )
     except RejectedError as rejected:
-        attempts = getattr(rejected, "attempts", 1)
         record = deps.ledger.mark_rejected(
-            new.trigger_id, code=rejected.code, message=rejected.message, attempts=attempts
+            new.trigger_id, code=rejected.code, message=rejected.message, attempts=rejected.attempts
         )
         count(MetricName.REJECTED)
         logger.warning(

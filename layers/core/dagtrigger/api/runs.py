@@ -101,7 +101,7 @@ def trigger_dag_run(
         route=None,
         environment=environment.alias,
         dag_id=dag_id,
-        dag_run_id=_run_id(existing, "api", readable, core.clock(), trigger_id),
+        dag_run_id=kept_run_id(existing, "api", readable, core.clock(), trigger_id),
         conf=request.conf,
         event_time=core.clock(),
         request_fingerprint=request_fingerprint,
@@ -193,7 +193,7 @@ def replay_trigger(
         route=original.get("route"),
         environment=alias,
         dag_id=str(original["dag_id"]),
-        dag_run_id=_run_id(existing, "replay", str(original["dag_id"]), core.clock(), new_id),
+        dag_run_id=kept_run_id(existing, "replay", str(original["dag_id"]), core.clock(), new_id),
         conf=conf,
         event_time=core.clock(),
         replay_of=trigger_id,
@@ -286,7 +286,7 @@ def rejection_problem(record: dict[str, Any]) -> ApiProblem:
     return ApiProblem(problem_code, reason, extensions=extensions)
 
 
-def _run_id(
+def kept_run_id(
     existing: dict[str, Any] | None, kind: str, readable: str, now: datetime, trigger_id: str
 ) -> str:
     """A retry of a recorded trigger keeps its run id: Airflow then refuses a second run."""

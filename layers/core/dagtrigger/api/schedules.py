@@ -8,6 +8,7 @@ before it could fire into nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import Field
@@ -47,16 +48,7 @@ class _Placement:
 
 
 def create(spec: ScheduleSpec, deps: ApiDependencies) -> ScheduleInfo:
-    _check_target(spec, deps)
-    where = _placement(deps.settings)
-    return create_schedule(
-        deps.scheduler_client(),
-        spec,
-        group=where.group,
-        target_arn=where.target_arn,
-        role_arn=where.role_arn,
-        dlq_arn=where.dlq_arn,
-    )
+    return _write(create_schedule, spec, deps)
 
 
 def replace(name: str, replacement: ScheduleReplacement, deps: ApiDependencies) -> ScheduleInfo:
@@ -67,16 +59,7 @@ def replace(name: str, replacement: ScheduleReplacement, deps: ApiDependencies) 
             error_type="name_mismatch",
         )
     spec = ScheduleSpec.model_validate({**replacement.model_dump(), "name": name})
-    _check_target(spec, deps)
-    where = _placement(deps.settings)
-    return update_schedule(
-        deps.scheduler_client(),
-        spec,
-        group=where.group,
-        target_arn=where.target_arn,
-        role_arn=where.role_arn,
-        dlq_arn=where.dlq_arn,
-    )
+    return _write(update_schedule, spec, deps)
 
 
 def read(name: str, deps: ApiDependencies) -> ScheduleInfo:
@@ -103,6 +86,22 @@ def list_page(
 
 def delete(name: str, deps: ApiDependencies) -> None:
     delete_schedule(deps.scheduler_client(), name, group=_placement(deps.settings).group)
+
+
+def _write(
+    write: Callable[..., ScheduleInfo], spec: ScheduleSpec, deps: ApiDependencies
+) -> ScheduleInfo:
+    """``create_schedule`` or ``update_schedule`` (same arguments) in the stack's placement."""
+    _check_target(spec, deps)
+    where = _placement(deps.settings)
+    return write(
+        deps.scheduler_client(),
+        spec,
+        group=where.group,
+        target_arn=where.target_arn,
+        role_arn=where.role_arn,
+        dlq_arn=where.dlq_arn,
+    )
 
 
 def _placement(settings: Settings) -> _Placement:

@@ -22,7 +22,7 @@ from dagtrigger import ids
 from dagtrigger.api.context import ApiDependencies
 from dagtrigger.api.models import Links, WebhookAccepted, trigger_link
 from dagtrigger.api.problems import ApiProblem, ProblemCode, unavailable
-from dagtrigger.api.runs import rejection_problem
+from dagtrigger.api.runs import kept_run_id, rejection_problem
 from dagtrigger.errors import RejectedError, TriggerFailedError
 from dagtrigger.ledger import NewTrigger
 from dagtrigger.models import SourceType, TriggerStatus
@@ -176,11 +176,8 @@ def _new_trigger(
     identity = f"webhook:{route.name}:{delivery_id}"
     trigger_id = ids.trigger_id(identity, route.name)
     existing = deps.core.ledger.get(trigger_id)
-    if existing and existing.get("dag_run_id"):
-        run_id = str(existing["dag_run_id"])  # a retried delivery keeps its run id
-    else:
-        readable = f"{route.name}-{delivery_id}"
-        run_id = ids.dag_run_id("webhook", readable, delivery.received_at, trigger_id)
+    readable = f"{route.name}-{delivery_id}"
+    run_id = kept_run_id(existing, "webhook", readable, delivery.received_at, trigger_id)
     return NewTrigger(
         trigger_id=trigger_id,
         source_type=SourceType.WEBHOOK,

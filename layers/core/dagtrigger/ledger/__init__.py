@@ -30,6 +30,7 @@ def ledger_from_settings(settings: Settings | None = None, *, table: Any = None)
         history_ttl_days=settings.history_ttl_days,
         ignored_ttl_days=settings.ignored_ttl_days,
         conf_max_bytes=settings.conf_max_bytes,
+        lease_seconds=settings.trigger_lease_seconds,
     )
 
 

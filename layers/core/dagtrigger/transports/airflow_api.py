@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from dagtrigger.errors import DagTriggerError, RejectedError, TransientTriggerError
-from dagtrigger.models import TriggerRequest, TriggerResult
+from dagtrigger.models import EnvironmentRef, TriggerRequest, TriggerResult
 from dagtrigger.observability import logger
 from dagtrigger.transports.ids import mentions_run_id, validate_dag_id, validate_dag_run_id
 
@@ -369,6 +369,22 @@ class AirflowApiTrigger:
                 f"{self._api.max_path_length}: use a shorter dag_id or another transport",
             )
         return path
+
+
+class AirflowApiTransport:
+    """``AirflowTransport`` for one environment over an ``AirflowApiTrigger``."""
+
+    def __init__(self, environment: EnvironmentRef, api: AirflowApiTrigger) -> None:
+        self.environment = environment
+        self._api = api
+
+    def trigger(self, request: TriggerRequest) -> TriggerResult:
+        return self._api.trigger(request)
+
+    def get_dag_run_state(
+        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
+    ) -> str | None:
+        return self._api.get_dag_run_state(dag_id, dag_run_id, triggered_after=triggered_after)
 
 
 def _run_named(page: Mapping[str, Any], dag_run_id: str) -> Mapping[str, Any] | None:

@@ -23,8 +23,13 @@ from aws_lambda_powertools.utilities.parameters.exceptions import (
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from dagtrigger.errors import RejectedError, TransientTriggerError
-from dagtrigger.models import EnvironmentRef, TriggerRequest, TriggerResult
-from dagtrigger.transports.airflow_api import AirflowApiTrigger, ApiReply, utc_now
+from dagtrigger.models import EnvironmentRef
+from dagtrigger.transports.airflow_api import (
+    AirflowApiTransport,
+    AirflowApiTrigger,
+    ApiReply,
+    utc_now,
+)
 
 #: (connect, read) seconds for one call to Airflow
 DEFAULT_TIMEOUT = (5.0, 15.0)
@@ -227,7 +232,7 @@ def _body_of(response: requests.Response) -> Any:
         return response.text
 
 
-class AirflowRestTransport:
+class AirflowRestTransport(AirflowApiTransport):
     """``AirflowTransport`` over an Airflow's own REST API for one environment."""
 
     def __init__(
@@ -239,16 +244,7 @@ class AirflowRestTransport:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.environment = environment
         carrier = AirflowRestCarrier(
             environment, session, credentials_provider=credentials_provider, timeout=timeout
         )
-        self._api = AirflowApiTrigger(carrier, now=now)
-
-    def trigger(self, request: TriggerRequest) -> TriggerResult:
-        return self._api.trigger(request)
-
-    def get_dag_run_state(
-        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
-    ) -> str | None:
-        return self._api.get_dag_run_state(dag_id, dag_run_id, triggered_after=triggered_after)
+        super().__init__(environment, AirflowApiTrigger(carrier, now=now))

@@ -14,8 +14,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dagtrigger.models import EnvironmentRef, TriggerRequest, TriggerResult
-from dagtrigger.transports.airflow_api import AirflowApiTrigger, ApiReply, utc_now
+from dagtrigger.models import EnvironmentRef
+from dagtrigger.transports.airflow_api import (
+    AirflowApiTransport,
+    AirflowApiTrigger,
+    ApiReply,
+    utc_now,
+)
 from dagtrigger.transports.mwaa_environment import (
     AirflowMajorResolver,
     classify_botocore_failure,
@@ -84,7 +89,7 @@ def _reply_from_error(error: ClientError) -> ApiReply:
     return ApiReply(int(status), body)
 
 
-class InvokeRestApiTransport:
+class InvokeRestApiTransport(AirflowApiTransport):
     """``AirflowTransport`` over MWAA ``InvokeRestApi`` for one environment."""
 
     def __init__(
@@ -95,18 +100,10 @@ class InvokeRestApiTransport:
         resolver: AirflowMajorResolver | None = None,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.environment = environment
         carrier = InvokeRestApiCarrier(
             environment, mwaa_client, resolver or AirflowMajorResolver(mwaa_client)
         )
-        self._api = AirflowApiTrigger(
+        api = AirflowApiTrigger(
             carrier, path_too_long_code="dag_id_too_long_for_invoke_rest_api", now=now
         )
-
-    def trigger(self, request: TriggerRequest) -> TriggerResult:
-        return self._api.trigger(request)
-
-    def get_dag_run_state(
-        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
-    ) -> str | None:
-        return self._api.get_dag_run_state(dag_id, dag_run_id, triggered_after=triggered_after)
+        super().__init__(environment, api)

@@ -29,20 +29,19 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import requests
-from botocore.exceptions import BotoCoreError, ClientError
 
 from dagtrigger.errors import DagTriggerError, RejectedError, TransientTriggerError
 from dagtrigger.locks import LockNotAcquiredError, cli_lock_key
 from dagtrigger.models import EnvironmentRef, TriggerRequest, TriggerResult
 from dagtrigger.observability import logger
 from dagtrigger.transports import cli_command, cli_output
-from dagtrigger.transports.airflow_api import LOGICAL_DATE_COLLISION_RETRIES, utc_now
-from dagtrigger.transports.ids import mentions_run_id, validate_dag_id, validate_dag_run_id
-from dagtrigger.transports.mwaa_environment import (
-    AirflowMajorResolver,
-    classify_botocore_failure,
-    classify_mwaa_error,
+from dagtrigger.transports.airflow_api import (
+    LOGICAL_DATE_COLLISION_RETRIES,
+    result_from_run,
+    utc_now,
 )
+from dagtrigger.transports.ids import mentions_run_id, validate_dag_id, validate_dag_run_id
+from dagtrigger.transports.mwaa_environment import AirflowMajorResolver, mwaa_errors_classified
 
 CLI_TOKEN_LIFETIME_SECONDS = 60.0
 #: stop using a token this long before it expires: a request must not outlive its token
@@ -103,14 +102,8 @@ class CliTokenCache:
 
     def _create(self, name: str) -> CliCredentials:
         requested_at = self._clock()  # the token's 60 s may start before the answer arrives
-        try:
+        with mwaa_errors_classified(environment=name, action="CreateCliToken"):
             reply = self._client.create_cli_token(Name=name)
-        except ClientError as error:
-            raise classify_mwaa_error(error, environment=name, action="CreateCliToken") from None
-        except BotoCoreError as error:
-            raise classify_botocore_failure(
-                error, environment=name, action="CreateCliToken"
-            ) from None
         token, hostname = reply.get("CliToken"), reply.get("WebServerHostname")
         if not isinstance(token, str) or not token:
             raise TransientTriggerError(f"CreateCliToken for {name!r} returned no token")
@@ -239,7 +232,7 @@ class MwaaCliTransport:
         records = cli_output.json_records(stdout)
         run = cli_output.find_run(records, request.dag_run_id) if records else None
         if run is not None:
-            return _result(request, run, already_existed=False)
+            return result_from_run(run, dag_run_id=request.dag_run_id, already_existed=False)
         if mentions_run_id(stdout, request.dag_run_id):  # table output: the run is there
             return TriggerResult(dag_run_id=request.dag_run_id, logical_date=None, state=None)
         # Neither an error nor our run: unknown outcome. A retry is safe (same run id).
@@ -355,17 +348,4 @@ def _error_for(failure: cli_output.CliError, *, doing: str) -> DagTriggerError:
 
 
 def _already_triggered(request: TriggerRequest, run: Mapping[str, Any]) -> TriggerResult:
-    return _result(request, run, already_existed=True)
-
-
-def _result(
-    request: TriggerRequest, run: Mapping[str, Any], *, already_existed: bool
-) -> TriggerResult:
-    logical_date = run.get("logical_date") or run.get("execution_date")
-    state = run.get("state")
-    return TriggerResult(
-        dag_run_id=request.dag_run_id,
-        logical_date=str(logical_date) if logical_date else None,
-        state=str(state) if state else None,
-        already_existed=already_existed,
-    )
+    return result_from_run(run, dag_run_id=request.dag_run_id, already_existed=True)

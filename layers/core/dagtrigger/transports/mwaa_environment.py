@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
@@ -84,6 +86,17 @@ def classify_botocore_failure(
     return RejectedError("mwaa_request_invalid", message)
 
 
+@contextmanager
+def mwaa_errors_classified(*, environment: str, action: str) -> Iterator[None]:
+    """Raise botocore failures of an MWAA control-plane call as retryable or permanent."""
+    try:
+        yield
+    except ClientError as error:
+        raise classify_mwaa_error(error, environment=environment, action=action) from error
+    except BotoCoreError as error:
+        raise classify_botocore_failure(error, environment=environment, action=action) from error
+
+
 def parse_airflow_major(version: str) -> int:
     major, _, _ = version.strip().partition(".")
     if not major.isdigit():
@@ -108,14 +121,8 @@ class AirflowMajorResolver:
             return self._majors[environment.name]
 
     def _ask_mwaa(self, name: str) -> int:
-        try:
+        with mwaa_errors_classified(environment=name, action="GetEnvironment"):
             reply = self._client.get_environment(Name=name)
-        except ClientError as error:
-            raise classify_mwaa_error(error, environment=name, action="GetEnvironment") from error
-        except BotoCoreError as error:
-            raise classify_botocore_failure(
-                error, environment=name, action="GetEnvironment"
-            ) from error
         version = reply.get("Environment", {}).get("AirflowVersion")
         if not version:
             raise RejectedError(

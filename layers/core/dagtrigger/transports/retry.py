@@ -84,7 +84,7 @@ def trigger_with_retries(
     except TransientTriggerError as last:
         raise TriggerFailedError(last.message, attempts=attempts) from last
     except RejectedError as rejected:
-        rejected.attempts = attempts  # type: ignore[attr-defined]
+        rejected.attempts = attempts
         rejected.add_note(f"rejected after {attempts} attempt(s)")
         raise
     return RetryOutcome(result=result, attempts=attempts)
