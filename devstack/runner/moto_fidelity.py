@@ -15,7 +15,7 @@ SQS target):
   say which; ``PutObject`` is used, the common case.
 
 The object key itself is left as moto sends it: AWS delivers the key of an EventBridge
-event as it is, not URL-encoded (evidence in ``dagtrigger.s3events``' docstring), and so
+event as it is, not URL-encoded (evidence in ``dagtrigger.sources.s3.parse``' docstring), and so
 does moto.
 
 The transform runs when the runner reads a message from the queue, before the handler sees

@@ -4,8 +4,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dagtrigger.dependencies import get_dependencies
 from dagtrigger.observability import logger, metrics, tracer
-from dagtrigger.reconcile_service import reconcile_open_triggers
 from dagtrigger.settings import get_settings
+from dagtrigger.trigger.reconcile import reconcile_open_triggers
 
 get_settings()  # a missing or malformed variable fails the cold start, by name
 

@@ -5,8 +5,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dagtrigger.dependencies import get_dependencies
 from dagtrigger.observability import logger, metrics, tracer
-from dagtrigger.s3_service import process_s3_batch
 from dagtrigger.settings import get_settings
+from dagtrigger.sources.s3.service import process_s3_batch
 
 get_settings()  # a missing or malformed variable fails the cold start, by name
 

@@ -6,8 +6,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dagtrigger.dependencies import get_dependencies
 from dagtrigger.observability import logger, metrics, tracer
-from dagtrigger.schedule_service import handle_scheduled_trigger
 from dagtrigger.settings import get_settings
+from dagtrigger.sources.schedules.service import handle_scheduled_trigger
 
 get_settings()  # a missing or malformed variable fails the cold start, by name
 

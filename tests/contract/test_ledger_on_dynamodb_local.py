@@ -10,9 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from dagtrigger.ledger import ClaimOutcome, NewTrigger, TriggerLedger
+from dagtrigger.ledger import ClaimOutcome, NewTrigger, SourceType, TriggerLedger
 from dagtrigger.ledger.schema import create_table
-from dagtrigger.models import SourceType
 from devstack.dynamodb_local import start_dynamodb_local
 
 pytestmark = pytest.mark.contract

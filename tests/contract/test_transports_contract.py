@@ -28,10 +28,15 @@ import requests
 
 from dagtrigger.errors import RejectedError
 from dagtrigger.ledger.schema import create_table
-from dagtrigger.models import EnvironmentRef, TransportKind, TriggerRequest, TriggerResult
 from dagtrigger.settings import Settings
 from dagtrigger.transports.airflow_rest import AirflowCredentials
-from dagtrigger.transports.base import AirflowTransport
+from dagtrigger.transports.base import (
+    AirflowTransport,
+    EnvironmentRef,
+    TransportKind,
+    TriggerRequest,
+    TriggerResult,
+)
 from dagtrigger.transports.factory import build_transport
 from dagtrigger.transports.retry import trigger_with_retries
 from devstack.airflow import AirflowServer

@@ -24,7 +24,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from dagtrigger.webhooks import sign_github
+from dagtrigger.sources.webhooks import sign_github
 from devstack.processes import wait_until
 from devstack.stack import REGION, LocalStack
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from dagtrigger.schedules import build_target_input, read_target_input
 from dagtrigger.settings import Settings
+from dagtrigger.sources.schedules import build_target_input, read_target_input
 from functions.api.app import openapi_json
 
 pytestmark = pytest.mark.template

@@ -1,4 +1,5 @@
-"""Service-level fixtures: a moto history table, a routes file and a recording transport."""
+"""Unit fixtures: a moto history table, a routes file, a recording transport, and builders of
+S3 events and small routes files."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
@@ -20,10 +22,12 @@ from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import RejectedError, TransientTriggerError
 from dagtrigger.ledger import TriggerLedger
 from dagtrigger.ledger.schema import create_table
-from dagtrigger.models import TriggerRequest, TriggerResult
-from dagtrigger.ratelimit import RateLimiter
-from dagtrigger.routing.loader import RoutesLoader
+from dagtrigger.routes import RoutesFile, parse_routes
+from dagtrigger.routes.loader import RoutesLoader
 from dagtrigger.settings import Settings
+from dagtrigger.sources.s3.parse import S3ObjectEvent
+from dagtrigger.transports.base import TriggerRequest, TriggerResult
+from dagtrigger.transports.ratelimit import RateLimiter
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events" / "s3_events"
@@ -214,3 +218,78 @@ def make_deps(
 @pytest.fixture
 def deps(make_deps: Callable[..., Dependencies]) -> Dependencies:
     return make_deps()
+
+
+# --- builders of S3 events and routes files -------------------------------------------------
+
+EnvironmentBlock = dict[str, Any]
+
+DEFAULT_ENVIRONMENTS: dict[str, EnvironmentBlock] = {
+    "prod": {"name": "my-mwaa-env", "transport": "invoke_rest_api"},
+}
+
+
+def s3_event(
+    key: str = "sales/2026-11-21.csv",
+    *,
+    bucket: str = "landing",
+    size: int | None = 1234,
+    version_id: str | None = "v1",
+) -> S3ObjectEvent:
+    return S3ObjectEvent(
+        bucket=bucket,
+        key=key,
+        size=size,
+        etag="d41d8cd98f00b204e9800998ecf8427e",
+        version_id=version_id,
+        sequencer="0062E99A88DC407460",
+        event_time=datetime(2026, 11, 21, 10, 15, tzinfo=UTC),
+        region="us-east-1",
+        event_name="ObjectCreated:Put",
+        source_format="eventbridge",
+    )
+
+
+def build_routes_yaml(
+    *s3_routes: dict[str, Any], environments: dict[str, Any] | None = None
+) -> str:
+    document = {
+        "version": 1,
+        "environments": environments if environments is not None else DEFAULT_ENVIRONMENTS,
+        "s3": list(s3_routes),
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def s3_route(name: str = "sales-csv", **fields: Any) -> dict[str, Any]:
+    route: dict[str, Any] = {
+        "name": name,
+        "buckets": ["landing"],
+        "environment": "prod",
+        "dag_id": "ingest_sales",
+    }
+    route.update(fields)
+    return route
+
+
+@pytest.fixture
+def build_routes() -> Callable[..., RoutesFile]:
+    def build(*s3_routes: dict[str, Any]) -> RoutesFile:
+        return parse_routes(build_routes_yaml(*s3_routes), source="test")
+
+    return build
+
+
+@pytest.fixture
+def make_event() -> Callable[..., S3ObjectEvent]:
+    return s3_event
+
+
+@pytest.fixture
+def make_route() -> Callable[..., dict[str, Any]]:
+    return s3_route
+
+
+@pytest.fixture
+def make_routes_yaml() -> Callable[..., str]:
+    return build_routes_yaml

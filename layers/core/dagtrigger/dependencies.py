@@ -10,14 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import Any
 
-from dagtrigger.ledger import TriggerLedger, ledger_from_settings, utc_now
-from dagtrigger.models import EnvironmentRef
-from dagtrigger.ratelimit import RateLimiter
-from dagtrigger.routing.loader import RoutesLoader
+from dagtrigger import aws
+from dagtrigger.clock import utc_now
+from dagtrigger.ledger import TriggerLedger
+from dagtrigger.routes.loader import RoutesLoader
 from dagtrigger.settings import Settings, get_settings
-from dagtrigger.transports.base import AirflowTransport
+from dagtrigger.transports.base import AirflowTransport, EnvironmentRef
 from dagtrigger.transports.factory import transport_for
+from dagtrigger.transports.ratelimit import RateLimiter
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,18 @@ class Dependencies:
     transport_for: Callable[[EnvironmentRef], AirflowTransport]
     limiter: RateLimiter
     clock: Callable[[], datetime] = utc_now
+
+
+def ledger_from_settings(settings: Settings | None = None, *, table: Any = None) -> TriggerLedger:
+    """The ledger the Lambda functions use: table and limits from the validated settings."""
+    settings = settings or get_settings()
+    return TriggerLedger(
+        table if table is not None else aws.dynamodb_table(settings.table_name),
+        history_ttl_days=settings.history_ttl_days,
+        ignored_ttl_days=settings.ignored_ttl_days,
+        conf_max_bytes=settings.conf_max_bytes,
+        lease_seconds=settings.trigger_lease_seconds,
+    )
 
 
 @cache

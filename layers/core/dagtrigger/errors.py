@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dagtrigger.ledger.records import TriggerStatus
+
 
 class DagTriggerError(Exception):
     """Base class for every error dagtrigger raises on purpose."""
@@ -49,3 +54,53 @@ class TriggerFailedError(DagTriggerError):
         super().__init__(message)
         self.message = message
         self.attempts = attempts
+
+
+# --- the history ledger (never raw botocore condition failures) ---------------------------
+
+
+class LedgerError(DagTriggerError):
+    """Base class for errors the ledger raises on purpose."""
+
+
+class TriggerNotFoundError(LedgerError):
+    def __init__(self, trigger_id: str) -> None:
+        super().__init__(f"no trigger record with id {trigger_id!r}")
+        self.trigger_id = trigger_id
+
+
+class InvalidTransitionError(LedgerError):
+    """A status change the state machine does not allow from the record's current status."""
+
+    def __init__(
+        self,
+        trigger_id: str,
+        *,
+        current: TriggerStatus | str | None,
+        requested: TriggerStatus,
+        allowed_from: frozenset[TriggerStatus],
+        record: dict[str, Any],
+    ) -> None:
+        allowed = ", ".join(sorted(allowed_from))
+        super().__init__(
+            f"trigger {trigger_id!r} cannot move from {current} to {requested} "
+            f"(allowed only from: {allowed})"
+        )
+        self.trigger_id = trigger_id
+        self.current = current
+        self.requested = requested
+        self.record = record
+
+
+class LedgerContentionError(LedgerError):
+    """Concurrent writers kept changing the record; the caller should retry the event later."""
+
+    def __init__(self, trigger_id: str, attempts: int) -> None:
+        super().__init__(
+            f"trigger {trigger_id!r} changed under {attempts} consecutive conditional writes"
+        )
+        self.trigger_id = trigger_id
+
+
+class InvalidCursorError(LedgerError, ValueError):
+    """A pagination cursor that this ledger did not issue for this query."""

@@ -13,6 +13,8 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 
+from dagtrigger.errors import RejectedError
+
 #: Airflow's default ``run_id`` pattern (``[scheduler] allowed_run_id_pattern``)
 AIRFLOW_RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.~:+-]+$")
 MAX_RUN_ID_LENGTH = 250
@@ -72,3 +74,36 @@ def _sanitize(text: str) -> str:
     replaced = _DISALLOWED.sub("_", ascii_only.replace("/", "-"))
     # "__" separates the run id's parts; keep it out of the parts themselves.
     return _REPEATED_UNDERSCORES.sub("_", replaced).strip("_")
+
+
+# Strict checks of the ids that reach Airflow, made before any call to it: Airflow's own dag_id
+# pattern admits a leading "-" and non-ASCII letters; a dag id that reads like a CLI option,
+# or differs from another only in look-alike letters, has no place in a trigger.
+
+
+def validate_dag_id(dag_id: str) -> str:
+    """Return ``dag_id`` unchanged, or raise ``RejectedError('invalid_dag_id')`` saying why."""
+    if not isinstance(dag_id, str) or not DAG_ID_PATTERN.fullmatch(dag_id):
+        raise RejectedError(
+            "invalid_dag_id",
+            f"dag_id {dag_id!r} is not allowed: it must be 1-250 ASCII letters, digits, '_', '.' "
+            "or '-', and must not start with '.' or '-'",
+        )
+    return dag_id
+
+
+def validate_dag_run_id(dag_run_id: str) -> str:
+    """Return ``dag_run_id`` unchanged, or raise ``RejectedError('invalid_dag_run_id')``."""
+    if not isinstance(dag_run_id, str) or not DAG_RUN_ID_PATTERN.fullmatch(dag_run_id):
+        raise RejectedError(
+            "invalid_dag_run_id",
+            f"dag_run_id {dag_run_id!r} is not allowed: it must be 1-250 ASCII letters, digits "
+            "or any of '_.~:+-', and must not start with '-'",
+        )
+    return dag_run_id
+
+
+def mentions_run_id(text: str, dag_run_id: str) -> bool:
+    """True when ``text`` names ``dag_run_id`` as a whole token (not inside a longer id)."""
+    pattern = rf"(?<![A-Za-z0-9_.~:+-]){re.escape(dag_run_id)}(?![A-Za-z0-9_.~:+-])"
+    return re.search(pattern, text) is not None

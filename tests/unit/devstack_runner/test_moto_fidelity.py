@@ -108,7 +108,8 @@ def test_other_messages_pass_untouched(body: str) -> None:
 
 
 def test_the_fixed_event_reads_right_with_the_layers_parser() -> None:
-    s3events = pytest.importorskip("dagtrigger.s3events")
+    from dagtrigger.sources.s3 import parse as s3events
+
     fidelity = MotoS3EventFidelity()
     older = fidelity.apply(moto_message("m-1", sent_ms=1000))
     newer = fidelity.apply(moto_message("m-2", sent_ms=1000))

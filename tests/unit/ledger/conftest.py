@@ -13,9 +13,8 @@ import pytest
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
-from dagtrigger.ledger import NewTrigger, TriggerLedger
+from dagtrigger.ledger import NewTrigger, SourceType, TriggerLedger
 from dagtrigger.ledger.schema import create_table
-from dagtrigger.models import SourceType
 
 TABLE_NAME = "dagtrigger-history-test"
 _table_numbers = itertools.count(1)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from dagtrigger.ledger import ClaimOutcome, NewTrigger, TriggerLedger
-from dagtrigger.models import TriggerResult, TriggerStatus
+from dagtrigger.ledger import ClaimOutcome, NewTrigger, TriggerLedger, TriggerStatus
+from dagtrigger.transports.base import TriggerResult
 
 from .conftest import START, FakeClock
 

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dagtrigger.ledger import NewTrigger, ledger_from_settings, to_timestamp
+from dagtrigger.dependencies import ledger_from_settings
+from dagtrigger.ledger import NewTrigger
+from dagtrigger.ledger.encoding import to_timestamp
 from dagtrigger.settings import Settings
 
 

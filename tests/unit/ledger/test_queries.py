@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from dagtrigger.ledger import InvalidCursorError, NewTrigger, Page, TriggerLedger
-from dagtrigger.models import TriggerResult, TriggerStatus
+from dagtrigger.errors import InvalidCursorError
+from dagtrigger.ledger import NewTrigger, Page, TriggerLedger, TriggerStatus
+from dagtrigger.transports.base import TriggerResult
 
 from .conftest import FakeClock
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from dagtrigger.ledger import ClaimOutcome, NewTrigger, TriggerLedger
-from dagtrigger.models import TriggerStatus
+from dagtrigger.ledger import ClaimOutcome, NewTrigger, TriggerLedger, TriggerStatus
 
 from .conftest import START, FakeClock
 

@@ -8,15 +8,11 @@ from typing import Any
 
 import pytest
 
-from dagtrigger.ledger import (
-    InvalidTransitionError,
-    NewTrigger,
-    TriggerLedger,
-    TriggerNotFoundError,
-    to_timestamp,
-)
+from dagtrigger.errors import InvalidTransitionError, TriggerNotFoundError
+from dagtrigger.ledger import NewTrigger, TriggerLedger, TriggerStatus
+from dagtrigger.ledger.encoding import to_timestamp
 from dagtrigger.ledger.ledger import MAX_TRANSITIONS
-from dagtrigger.models import TriggerResult, TriggerStatus
+from dagtrigger.transports.base import TriggerResult
 
 from .conftest import FakeClock
 

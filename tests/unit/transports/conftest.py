@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from dagtrigger.models import EnvironmentRef, TransportKind, TriggerRequest
+from dagtrigger.transports.base import EnvironmentRef, TransportKind, TriggerRequest
 
 
 # --------------------------------------------------------------------------- small helpers

@@ -11,12 +11,12 @@ import pytest
 from moto import mock_aws
 
 from dagtrigger.errors import RejectedError, TransientTriggerError
-from dagtrigger.models import EnvironmentRef, TransportKind
 from dagtrigger.transports.airflow_rest import (
     AirflowCredentials,
     AirflowRestTransport,
     secrets_manager_credentials,
 )
+from dagtrigger.transports.base import EnvironmentRef, TransportKind
 
 RUN_ID = "dt__3f2a9c"
 

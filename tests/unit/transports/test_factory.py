@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from dagtrigger import aws
-from dagtrigger.models import EnvironmentRef, TransportKind
 from dagtrigger.settings import Settings, get_settings
 from dagtrigger.transports.airflow_rest import AirflowRestTransport
+from dagtrigger.transports.base import EnvironmentRef, TransportKind
 from dagtrigger.transports.factory import build_transport, reset_transports, transport_for
 from dagtrigger.transports.invoke_rest_api import InvokeRestApiTransport
 from dagtrigger.transports.mwaa_cli import MwaaCliTransport

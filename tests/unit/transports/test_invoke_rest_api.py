@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from dagtrigger.errors import RejectedError, TransientTriggerError
-from dagtrigger.models import EnvironmentRef, TransportKind
+from dagtrigger.transports.base import EnvironmentRef, TransportKind
 from dagtrigger.transports.invoke_rest_api import InvokeRestApiTransport
 
 RUN_ID = "dt__3f2a9c"

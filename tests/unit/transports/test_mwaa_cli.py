@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from dagtrigger.errors import RejectedError, TransientTriggerError
-from dagtrigger.models import EnvironmentRef
+from dagtrigger.transports.base import EnvironmentRef
 from dagtrigger.transports.mwaa_cli import CliTokenCache, MwaaCliTransport
 
 TOKEN_1 = "cli-token-ONE-do-not-log"

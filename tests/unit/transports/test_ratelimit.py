@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from dagtrigger.ratelimit import RateLimiter
+from dagtrigger.transports.ratelimit import RateLimiter
 
 
 def test_burst_is_served_at_once_then_the_rate_applies(clock):

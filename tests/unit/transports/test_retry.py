@@ -8,8 +8,8 @@ from datetime import datetime
 import pytest
 
 from dagtrigger.errors import RejectedError, TransientTriggerError, TriggerFailedError
-from dagtrigger.models import EnvironmentRef, TransportKind, TriggerRequest, TriggerResult
-from dagtrigger.ratelimit import RateLimiter
+from dagtrigger.transports.base import EnvironmentRef, TransportKind, TriggerRequest, TriggerResult
+from dagtrigger.transports.ratelimit import RateLimiter
 from dagtrigger.transports.retry import MAX_WAIT_SECONDS, trigger_with_retries
 
 ENV = EnvironmentRef(

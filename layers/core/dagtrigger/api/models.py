@@ -6,8 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from dagtrigger.models import TriggerStatus
-from dagtrigger.routing.config import DAG_ID_PATTERN, NAME_PATTERN
+from dagtrigger.ledger import TriggerStatus
+from dagtrigger.routes.model import DAG_ID_PATTERN, NAME_PATTERN
 
 EnvironmentAlias = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=64)]
 DagId = Annotated[str, StringConstraints(pattern=DAG_ID_PATTERN)]

@@ -20,8 +20,8 @@ from dagtrigger.api.context import ApiDependencies
 from dagtrigger.api.models import TriggerPage, TriggerRecord
 from dagtrigger.api.problems import ApiProblem, ProblemCode
 from dagtrigger.api.runs import resolve_environment
-from dagtrigger.ledger import InvalidCursorError, Page, TriggerLedger, dag_key
-from dagtrigger.models import TriggerStatus
+from dagtrigger.errors import InvalidCursorError
+from dagtrigger.ledger import Page, TriggerLedger, TriggerStatus, dag_key
 
 DEFAULT_LOOKBACK = timedelta(days=7)
 DEFAULT_PAGE_SIZE = 50

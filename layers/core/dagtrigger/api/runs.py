@@ -30,14 +30,10 @@ from dagtrigger.api.problems import (
 )
 from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import TriggerFailedError
-from dagtrigger.ledger import NewTrigger
-from dagtrigger.models import (
-    EnvironmentRef,
-    SourceType,
-    TriggerStatus,
-)
-from dagtrigger.routing.config import RoutesFile
-from dagtrigger.trigger_service import TriggerDisposition, TriggerOutcome, execute_trigger
+from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
+from dagtrigger.routes.model import RoutesFile
+from dagtrigger.transports.base import EnvironmentRef
+from dagtrigger.trigger.execute import TriggerDisposition, TriggerOutcome, execute_trigger
 
 DEFAULT_ENVIRONMENT_ALIAS = "default"
 REPLAYABLE = frozenset({TriggerStatus.TRIGGER_FAILED, TriggerStatus.REJECTED})

@@ -1,4 +1,4 @@
-"""Schedule management over the API: ``dagtrigger.schedules`` bound to the stack's group.
+"""Schedule management over the API: ``dagtrigger.sources.schedules`` bound to the stack's group.
 
 Every schedule lives in the group the stack owns and targets the schedules function through
 the Scheduler role and dead-letter queue from the settings; callers choose only what to run
@@ -15,7 +15,8 @@ from pydantic import Field
 
 from dagtrigger.api.context import ApiDependencies
 from dagtrigger.api.problems import ApiProblem, ProblemCode, validation_problem
-from dagtrigger.schedules import (
+from dagtrigger.settings import Settings
+from dagtrigger.sources.schedules import (
     ScheduleInfo,
     SchedulePage,
     ScheduleSpec,
@@ -25,8 +26,7 @@ from dagtrigger.schedules import (
     list_schedules,
     update_schedule,
 )
-from dagtrigger.schedules.spec import ScheduleName, ScheduleState
-from dagtrigger.settings import Settings
+from dagtrigger.sources.schedules.spec import ScheduleName, ScheduleState
 
 _CONFIG_VARIABLES = ("SCHEDULE_GROUP_NAME", "SCHEDULE_TARGET_ARN", "SCHEDULER_ROLE_ARN")
 

@@ -23,24 +23,24 @@ from dagtrigger.api.context import ApiDependencies
 from dagtrigger.api.models import Links, WebhookAccepted, trigger_link
 from dagtrigger.api.problems import ApiProblem, ProblemCode, unavailable
 from dagtrigger.api.runs import kept_run_id, rejection_problem
+from dagtrigger.clock import iso_utc
+from dagtrigger.conf import render_conf
 from dagtrigger.errors import RejectedError, TriggerFailedError
-from dagtrigger.ledger import NewTrigger
-from dagtrigger.models import SourceType, TriggerStatus
+from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
 from dagtrigger.observability import logger
-from dagtrigger.routing.config import WebhookHmacConfig, WebhookRoute
-from dagtrigger.templating import iso_utc, render_conf
-from dagtrigger.trigger_service import (
-    TriggerDisposition,
-    TriggerOutcome,
-    execute_trigger,
-    record_without_trigger,
-)
-from dagtrigger.webhooks import (
+from dagtrigger.routes.model import WebhookHmacConfig, WebhookRoute
+from dagtrigger.sources.webhooks import (
     HmacSchemeConfig,
     SignatureError,
     VerifiedDelivery,
     load_webhook_secrets,
     verify,
+)
+from dagtrigger.trigger.execute import (
+    TriggerDisposition,
+    TriggerOutcome,
+    execute_trigger,
+    record_without_trigger,
 )
 
 #: the conf a webhook route sends when it names none (the payload may be far too large)

@@ -17,11 +17,15 @@ from pydantic import ValidationError
 
 from dagtrigger.api import ApiProblem, ProblemCode
 from dagtrigger.api.problems import FieldError, unavailable
-from dagtrigger.errors import TransientTriggerError, TriggerFailedError
+from dagtrigger.errors import (
+    InvalidCursorError,
+    LedgerContentionError,
+    TransientTriggerError,
+    TriggerFailedError,
+)
 from dagtrigger.http.responses import problem_response
-from dagtrigger.ledger import InvalidCursorError, LedgerContentionError
 from dagtrigger.observability import logger
-from dagtrigger.schedules import ScheduleManagementError
+from dagtrigger.sources.schedules import ScheduleManagementError
 
 #: Retry-After for a 503 raised outside a service that knows its own setting
 DEFAULT_RETRY_AFTER_SECONDS = 30

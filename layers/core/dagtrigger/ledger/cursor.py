@@ -7,7 +7,7 @@ import binascii
 import json
 from typing import Any
 
-from dagtrigger.ledger.errors import InvalidCursorError
+from dagtrigger.errors import InvalidCursorError
 
 MAX_CURSOR_CHARS = 8192
 

@@ -1,10 +1,13 @@
-"""Converting between ledger records (plain Python) and DynamoDB items, with size caps."""
+"""Converting between ledger records (plain Python) and DynamoDB items, with size caps.
+
+Times are written as ISO-8601 UTC with microseconds and a ``Z``, so text order is time order.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -91,3 +94,23 @@ def to_record(item: dict[str, Any], partition_key: str) -> dict[str, Any]:
     if isinstance(record.get("conf"), str):
         record["conf"] = json.loads(record["conf"])
     return record
+
+
+def require_aware(moment: datetime, what: str) -> datetime:
+    """Refuse naive datetimes: a ledger time must name its time zone to be comparable."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (got naive datetime {moment.isoformat()})")
+    return moment
+
+
+def to_timestamp(moment: datetime, what: str = "time") -> str:
+    """``2026-11-21T02:00:00.000000Z``: fixed width, so text order is time order."""
+    return require_aware(moment, what).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_day(moment: datetime) -> str:
+    return require_aware(moment, "time").astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def to_epoch_seconds(moment: datetime) -> int:
+    return int(require_aware(moment, "time").timestamp())

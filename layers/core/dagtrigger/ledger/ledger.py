@@ -17,21 +17,20 @@ from typing import Any, Final
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from botocore.exceptions import ClientError
 
+from dagtrigger.clock import utc_now
+from dagtrigger.errors import InvalidTransitionError, LedgerContentionError, TriggerNotFoundError
 from dagtrigger.ledger.cursor import decode_cursor, encode_cursor
 from dagtrigger.ledger.encoding import (
     cap_text,
     encode_conf,
     encode_source_ref,
     from_low_level,
+    to_day,
+    to_epoch_seconds,
     to_record,
+    to_timestamp,
 )
-from dagtrigger.ledger.errors import (
-    InvalidTransitionError,
-    LedgerContentionError,
-    TriggerNotFoundError,
-)
-from dagtrigger.ledger.expressions import UpdateExpression
-from dagtrigger.ledger.records import Claim, ClaimOutcome, NewTrigger, Page, dag_key
+from dagtrigger.ledger.records import Claim, ClaimOutcome, NewTrigger, Page, TriggerStatus, dag_key
 from dagtrigger.ledger.schema import (
     INDEX_BY_DAG,
     INDEX_BY_DAY,
@@ -42,8 +41,8 @@ from dagtrigger.ledger.schema import (
     SORT_ATTRIBUTE,
     TTL_ATTRIBUTE,
 )
-from dagtrigger.ledger.timestamps import to_day, to_epoch_seconds, to_timestamp, utc_now
-from dagtrigger.models import TriggerResult, TriggerStatus
+from dagtrigger.ledger.updates import UpdateExpression
+from dagtrigger.transports.base import TriggerResult
 
 S = TriggerStatus
 

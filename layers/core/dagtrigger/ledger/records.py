@@ -7,7 +7,32 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from dagtrigger.models import SourceType
+
+class TriggerStatus(StrEnum):
+    RECEIVED = "RECEIVED"
+    TRIGGERED = "TRIGGERED"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+    TRIGGER_FAILED = "TRIGGER_FAILED"
+    IGNORED = "IGNORED"
+
+
+#: statuses the reconciler polls until the DAG run finishes
+OPEN_STATUSES = frozenset({TriggerStatus.TRIGGERED, TriggerStatus.RUNNING})
+#: statuses after which nothing changes any more
+FINAL_STATUSES = frozenset(
+    {TriggerStatus.SUCCESS, TriggerStatus.FAILED, TriggerStatus.REJECTED, TriggerStatus.IGNORED}
+)
+
+
+class SourceType(StrEnum):
+    S3 = "s3"
+    SCHEDULE = "schedule"
+    API = "api"
+    WEBHOOK = "webhook"
+
 
 #: DynamoDB allows 2,048 bytes in a partition key (table or index)
 MAX_KEY_BYTES = 2048

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from dagtrigger.clock import utc_now
 from dagtrigger.errors import DagTriggerError, RejectedError, TransientTriggerError
-from dagtrigger.models import EnvironmentRef, TriggerRequest, TriggerResult
+from dagtrigger.ids import mentions_run_id, validate_dag_id, validate_dag_run_id
 from dagtrigger.observability import logger
-from dagtrigger.transports.ids import mentions_run_id, validate_dag_id, validate_dag_run_id
+from dagtrigger.transports.base import EnvironmentRef, TriggerRequest, TriggerResult
 
 #: how many fresh logical dates to try when another run holds ours (Airflow 2)
 LOGICAL_DATE_COLLISION_RETRIES = 3
@@ -59,10 +60,6 @@ class AirflowApi(Protocol):
         body: Mapping[str, Any] | None = None,
         query: Mapping[str, Any] | None = None,
     ) -> ApiReply: ...
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def airflow_message(body: Any) -> str:

@@ -22,14 +22,14 @@ from aws_lambda_powertools.utilities.parameters.exceptions import (
 )
 from requests.auth import AuthBase, HTTPBasicAuth
 
+from dagtrigger.clock import utc_now
 from dagtrigger.errors import RejectedError, TransientTriggerError
-from dagtrigger.models import EnvironmentRef
 from dagtrigger.transports.airflow_api import (
     AirflowApiTransport,
     AirflowApiTrigger,
     ApiReply,
-    utc_now,
 )
+from dagtrigger.transports.base import EnvironmentRef
 
 #: (connect, read) seconds for one call to Airflow
 DEFAULT_TIMEOUT = (5.0, 15.0)

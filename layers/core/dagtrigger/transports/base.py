@@ -13,10 +13,48 @@ Retries, backoff and rate limiting wrap transports from outside (``dagtrigger.tr
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from enum import StrEnum
+from typing import Any, Protocol
 
-from dagtrigger.models import TriggerRequest, TriggerResult
+
+class TransportKind(StrEnum):
+    INVOKE_REST_API = "invoke_rest_api"
+    CLI = "cli"
+    AIRFLOW_REST = "airflow_rest"
+
+
+@dataclass(frozen=True)
+class EnvironmentRef:
+    """An MWAA (or self-managed Airflow) environment as a transport sees it."""
+
+    alias: str
+    name: str
+    transport: TransportKind
+    airflow_major: int | None = None  # None: ask GetEnvironment (MWAA) once and cache
+    base_url: str | None = None  # airflow_rest only
+    credentials_secret: str | None = None  # airflow_rest only: secret with username/password
+
+
+@dataclass(frozen=True)
+class TriggerRequest:
+    environment: EnvironmentRef
+    dag_id: str
+    dag_run_id: str
+    conf: dict[str, Any]
+    note: str | None = None
+    logical_date: datetime | None = None  # None: Airflow 3 gets null, Airflow 2 gets "now"
+
+
+@dataclass(frozen=True)
+class TriggerResult:
+    dag_run_id: str
+    logical_date: str | None
+    state: str | None
+    already_existed: bool = False  # Airflow already had our run id: a redelivery, not an error
+    dag_paused: bool | None = None  # True: the run will sit queued until the DAG is unpaused
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class AirflowTransport(Protocol):

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dagtrigger.errors import RejectedError
-from dagtrigger.transports.ids import validate_dag_id, validate_dag_run_id
+from dagtrigger.ids import validate_dag_id, validate_dag_run_id
 
 
 def render(argv: Sequence[str]) -> str:

@@ -14,15 +14,14 @@ from typing import Any
 import requests
 
 from dagtrigger import aws
-from dagtrigger.locks import DynamoDbLeaseLock
-from dagtrigger.models import EnvironmentRef, TransportKind
 from dagtrigger.settings import Settings, get_settings
 from dagtrigger.transports.airflow_rest import (
     AirflowRestTransport,
     CredentialsProvider,
     secrets_manager_credentials,
 )
-from dagtrigger.transports.base import AirflowTransport
+from dagtrigger.transports.base import AirflowTransport, EnvironmentRef, TransportKind
+from dagtrigger.transports.cli_lock import DynamoDbLeaseLock
 from dagtrigger.transports.invoke_rest_api import InvokeRestApiTransport
 from dagtrigger.transports.mwaa_cli import MwaaCliTransport
 

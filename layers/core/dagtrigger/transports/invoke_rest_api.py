@@ -14,13 +14,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dagtrigger.models import EnvironmentRef
+from dagtrigger.clock import utc_now
 from dagtrigger.transports.airflow_api import (
     AirflowApiTransport,
     AirflowApiTrigger,
     ApiReply,
-    utc_now,
 )
+from dagtrigger.transports.base import EnvironmentRef
 from dagtrigger.transports.mwaa_environment import (
     AirflowMajorResolver,
     classify_botocore_failure,

@@ -4,7 +4,7 @@ The token lives 60 s: it is cached per environment and reused until shortly befo
 The body is one command built by ``cli_command`` (only ``dags trigger``, ``dags state`` and
 ``dags list-runs`` can be built). The reply is JSON with base64 ``stdout`` and ``stderr`` and no
 exit code, read by ``cli_output``. MWAA asks callers not to run CLI commands concurrently, so
-every request runs under the environment's lease lock (``dagtrigger.locks``).
+every request runs under the environment's lease lock (``dagtrigger.transports.cli_lock``).
 
 Run states: Airflow 3's ``dags state DAG RUN_ID`` accepts a run id; Airflow 2's takes only a
 logical date, so on Airflow 2 the state comes from ``dags list-runs`` (every run of the DAG).
@@ -30,17 +30,17 @@ from typing import Any, Protocol
 
 import requests
 
+from dagtrigger.clock import utc_now
 from dagtrigger.errors import DagTriggerError, RejectedError, TransientTriggerError
-from dagtrigger.locks import LockNotAcquiredError, cli_lock_key
-from dagtrigger.models import EnvironmentRef, TriggerRequest, TriggerResult
+from dagtrigger.ids import mentions_run_id, validate_dag_id, validate_dag_run_id
 from dagtrigger.observability import logger
 from dagtrigger.transports import cli_command, cli_output
 from dagtrigger.transports.airflow_api import (
     LOGICAL_DATE_COLLISION_RETRIES,
     result_from_run,
-    utc_now,
 )
-from dagtrigger.transports.ids import mentions_run_id, validate_dag_id, validate_dag_run_id
+from dagtrigger.transports.base import EnvironmentRef, TriggerRequest, TriggerResult
+from dagtrigger.transports.cli_lock import LockNotAcquiredError, cli_lock_key
 from dagtrigger.transports.mwaa_environment import AirflowMajorResolver, mwaa_errors_classified
 
 CLI_TOKEN_LIFETIME_SECONDS = 60.0

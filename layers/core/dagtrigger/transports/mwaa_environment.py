@@ -11,7 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from dagtrigger.errors import DagTriggerError, RejectedError, TransientTriggerError
-from dagtrigger.models import EnvironmentRef
+from dagtrigger.transports.base import EnvironmentRef
 
 # botocore's own throttling codes (botocore.retries.standard) plus MWAA's HTTP 429 name.
 THROTTLING_CODES = frozenset(

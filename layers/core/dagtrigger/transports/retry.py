@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
 
 from dagtrigger.errors import RejectedError, TransientTriggerError, TriggerFailedError
-from dagtrigger.models import TriggerRequest, TriggerResult
 from dagtrigger.observability import MetricName, count, logger, record_latency
-from dagtrigger.ratelimit import RateLimiter
-from dagtrigger.transports.base import AirflowTransport
+from dagtrigger.transports.base import AirflowTransport, TriggerRequest, TriggerResult
+from dagtrigger.transports.ratelimit import RateLimiter
 
 #: the first backoff is drawn from [0, 0.5] s, doubling per retry up to [0, 8] s
 INITIAL_WAIT_SECONDS = 0.5

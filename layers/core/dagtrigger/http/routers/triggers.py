@@ -28,8 +28,8 @@ from dagtrigger.http.dependencies import (
 )
 from dagtrigger.http.responses import json_response
 from dagtrigger.http.routers.dag_runs import REPLAYED_HEADER
-from dagtrigger.models import TriggerStatus
-from dagtrigger.routing.config import DAG_ID_PATTERN, NAME_PATTERN
+from dagtrigger.ledger import TriggerStatus
+from dagtrigger.routes.model import DAG_ID_PATTERN, NAME_PATTERN
 
 router = APIGatewayHttpRouter()
 

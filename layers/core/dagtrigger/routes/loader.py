@@ -1,0 +1,310 @@
+"""Load the routes file from the layer, a file, an SSM parameter or an S3 object, and cache it.
+
+Locations:
+
+* ``bundled:NAME``: a file shipped in the layer beside the ``dagtrigger`` package;
+* ``file:PATH``: any local file;
+* ``ssm:/PARAMETER/NAME``: an SSM parameter (String or SecureString);
+* ``s3://BUCKET/KEY``: an S3 object.
+
+A bad file fails loudly: ``RoutesConfigError`` names the location, the field
+(``s3[2].dag_id``) and its line in the YAML. Once a good file has loaded, a refresh that
+fails keeps serving the last good routes and logs a warning, so a bad edit to the parameter
+never stops triggering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import ValidationError
+
+import dagtrigger
+from dagtrigger import aws
+from dagtrigger.errors import RoutesConfigError
+from dagtrigger.observability import logger
+from dagtrigger.routes.model import FieldProblems, RoutesFile
+
+Location = tuple[str | int, ...]
+ClientFactory = Callable[[], Any]
+LocationKind = Literal["bundled", "file", "ssm", "s3"]
+
+
+def _default_client(service: str) -> ClientFactory:
+    return lambda: aws.client(service)
+
+
+# ---------------------------------------------------------------------------------------------
+# Locations
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoutesLocation:
+    kind: LocationKind
+    target: str  # a path, a parameter name, or "bucket/key"
+    text: str  # as the user wrote it
+
+    @property
+    def refreshable(self) -> bool:
+        """A bundled file ships in the layer: it never changes under a running function."""
+        return self.kind != "bundled"
+
+
+def parse_location(location: str) -> RoutesLocation:
+    """Split ``bundled:NAME``, ``file:PATH``, ``ssm:/NAME`` or ``s3://BUCKET/KEY``."""
+    if location.startswith("bundled:"):
+        name = location.removeprefix("bundled:")
+        if not name or "/" in name or "\\" in name or name in {".", ".."}:
+            raise RoutesConfigError(
+                f"routes location {location!r}: bundled:NAME takes a file name, not a path"
+            )
+        return RoutesLocation("bundled", name, location)
+    if location.startswith("file:"):
+        path = location.removeprefix("file:")
+        if not path:
+            raise RoutesConfigError(f"routes location {location!r}: file: needs a path")
+        return RoutesLocation("file", path, location)
+    if location.startswith("ssm:"):
+        name = location.removeprefix("ssm:")
+        if not name.startswith("/") and not name.startswith("arn:"):
+            raise RoutesConfigError(
+                f"routes location {location!r}: write ssm:/PARAMETER/NAME (a leading '/')"
+            )
+        return RoutesLocation("ssm", name, location)
+    if location.startswith("s3://"):
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        if not bucket or not key:
+            raise RoutesConfigError(f"routes location {location!r}: write s3://BUCKET/KEY")
+        return RoutesLocation("s3", f"{bucket}/{key}", location)
+    raise RoutesConfigError(
+        f"routes location {location!r} is not one of bundled:NAME, file:PATH, "
+        "ssm:/PARAMETER/NAME or s3://BUCKET/KEY"
+    )
+
+
+def bundled_path(name: str) -> Path:
+    """``layers/core/NAME`` in the source tree; ``/opt/python/NAME`` in the Lambda layer."""
+    return Path(dagtrigger.__file__).resolve().parent.parent / name
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing with line numbers
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_routes(text: str, *, source: str) -> RoutesFile:
+    """Parse and validate a routes file; errors name the field and the line in ``source``."""
+    root, data = _load_yaml(text, source)
+    try:
+        return RoutesFile.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"  - {_format_location(loc)} (line {_line_of(root, loc)}): {message}"
+            for loc, message in _problems(exc)
+        ]
+        raise RoutesConfigError(f"invalid routes file {source}:\n" + "\n".join(problems)) from None
+
+
+def _load_yaml(text: str, source: str) -> tuple[yaml.Node, Any]:
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise RoutesConfigError(f"invalid routes file {source}: the file is empty")
+        _reject_duplicate_keys(root, source)
+        data = loader.construct_document(root)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
+        problem = exc.problem or exc.context or "YAML error"
+        raise RoutesConfigError(f"invalid routes file {source}: {where}: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise RoutesConfigError(f"invalid routes file {source}: {exc}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise RoutesConfigError(
+            f"invalid routes file {source} (line {root.start_mark.line + 1}): "
+            "the top level must be a mapping with version, environments and route lists"
+        )
+    return root, data
+
+
+def _reject_duplicate_keys(node: yaml.Node, source: str) -> None:
+    """PyYAML keeps the last of two equal keys; a routes file with both is a mistake."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise RoutesConfigError(
+                        f"invalid routes file {source}: line {line}: key {key_node.value!r} "
+                        f"appears twice in one mapping (first on line {seen[key_node.value]})"
+                    )
+                seen[key_node.value] = line
+            _reject_duplicate_keys(value_node, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _reject_duplicate_keys(item, source)
+
+
+def _problems(exc: ValidationError) -> list[tuple[Location, str]]:
+    problems: list[tuple[Location, str]] = []
+    for error in exc.errors():
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, FieldProblems):
+            prefix = tuple(error["loc"])
+            problems.extend((prefix + loc, message) for loc, message in cause.problems)
+            continue
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] in {"string_pattern_mismatch", "literal_error", "enum"}:
+            message += f" (got {_short_repr(error['input'])})"
+        problems.append((tuple(error["loc"]), message))
+    return problems
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _format_location(loc: Location) -> str:
+    """("s3", 2, "dag_id") -> "s3[2].dag_id"."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part == "[key]":
+            text += " (the key)"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _line_of(root: yaml.Node, loc: Location) -> int:
+    """The line of the deepest YAML node on ``loc``'s path (the parent, for a missing field).
+
+    A mapping entry is reported at its key's line: ``prod:`` rather than the first line of
+    the mapping under it.
+    """
+    line = root.start_mark.line + 1
+    node = root
+    for part in loc:
+        found = _child(node, part)
+        if found is None:
+            break
+        marker, node = found
+        line = marker.start_mark.line + 1
+    return line
+
+
+def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+    """(the node whose line to report, the child node) for one step of a location."""
+    if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == part:
+                return key_node, value_node
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        item = node.value[part]
+        return item, item
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The cached loader
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    routes: RoutesFile
+    digest: str
+    checked_at: float
+
+
+class RoutesLoader:
+    """Serve the routes file, re-reading it at most every ``cache_seconds``."""
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        cache_seconds: int,
+        ssm_client_factory: ClientFactory | None = None,
+        s3_client_factory: ClientFactory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._location = parse_location(location)
+        self._cache_seconds = cache_seconds
+        self._ssm_client_factory = ssm_client_factory or _default_client("ssm")
+        self._s3_client_factory = s3_client_factory or _default_client("s3")
+        self._clock = clock
+        self._loaded: _Loaded | None = None
+
+    @property
+    def location(self) -> str:
+        return self._location.text
+
+    def get(self) -> RoutesFile:
+        """The routes; raises ``RoutesConfigError`` only if no good file was ever loaded."""
+        now = self._clock()
+        loaded = self._loaded
+        if loaded is None:
+            self._loaded = self._load(now, previous=None)
+            return self._loaded.routes
+        if not self._location.refreshable or now - loaded.checked_at < self._cache_seconds:
+            return loaded.routes
+        try:
+            self._loaded = self._load(now, previous=loaded)
+        except Exception as exc:  # any failure: a bad edit, a throttled or missing parameter
+            logger.warning(
+                "routes refresh failed; serving the last good routes",
+                extra={"routes_location": self.location, "error": str(exc)},
+            )
+            # Try again after another cache period rather than on every event.
+            self._loaded = _Loaded(loaded.routes, loaded.digest, now)
+        return self._loaded.routes
+
+    def _load(self, now: float, previous: _Loaded | None) -> _Loaded:
+        text = self._read()
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if previous is not None and previous.digest == digest:
+            return _Loaded(previous.routes, digest, now)
+        routes = parse_routes(text, source=self.location)
+        logger.info(
+            "routes loaded",
+            extra={"routes_location": self.location, "routes_sha256": digest[:12]},
+        )
+        return _Loaded(routes, digest, now)
+
+    def _read(self) -> str:
+        kind, target = self._location.kind, self._location.target
+        try:
+            if kind == "bundled":
+                return bundled_path(target).read_text(encoding="utf-8")
+            if kind == "file":
+                return Path(target).read_text(encoding="utf-8")
+            if kind == "ssm":
+                response = self._ssm_client_factory().get_parameter(
+                    Name=target, WithDecryption=True
+                )
+                return str(response["Parameter"]["Value"])
+            bucket, _, key = target.partition("/")
+            body = self._s3_client_factory().get_object(Bucket=bucket, Key=key)["Body"]
+            return bytes(body.read()).decode("utf-8")
+        except RoutesConfigError:
+            raise
+        except UnicodeDecodeError as exc:
+            raise RoutesConfigError(f"routes file {self.location} is not UTF-8: {exc}") from None
+        except Exception as exc:
+            raise RoutesConfigError(
+                f"cannot read routes file {self.location}: {type(exc).__name__}: {exc}"
+            ) from exc

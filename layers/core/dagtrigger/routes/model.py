@@ -1,0 +1,399 @@
+"""The routes file: which events start which DAG, on which environment, with which conf.
+
+```yaml
+version: 1
+environments:
+  prod:
+    name: my-mwaa-env
+    transport: invoke_rest_api
+s3:
+  - name: sales-csv
+    buckets: [landing]
+    prefix: sales/
+    suffix: .csv
+    environment: prod
+    dag_id: ingest_sales
+```
+
+Every model forbids unknown keys, so a typo (``sufix:``) fails the load instead of silently
+matching more than intended. New route kinds (webhooks, schedules) are new ``RouteBase``
+subclasses in a new list field, registered in ``RoutesFile.ROUTE_LISTS``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from dagtrigger.conf import DEFAULT_S3_CONF_TEMPLATE, check_conf_template
+from dagtrigger.ids import DAG_ID_REGEX
+from dagtrigger.transports.base import EnvironmentRef, TransportKind
+
+#: route names and environment aliases
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+#: see dagtrigger.ids: stricter than Airflow's own pattern
+DAG_ID_PATTERN = DAG_ID_REGEX
+#: MWAA's own pattern for environment names
+MWAA_ENVIRONMENT_NAME_PATTERN = r"^[a-zA-Z][0-9a-zA-Z_-]*$"
+#: S3's rules for general purpose bucket names
+BUCKET_NAME_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=64)]
+BucketName = Annotated[str, StringConstraints(pattern=BUCKET_NAME_PATTERN)]
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class FieldProblems(ValueError):
+    """Problems a model validator found, each with the field it belongs to.
+
+    Pydantic places a model validator's error on the model itself; the loader expands this
+    one so every problem gets its own field path and line number, as a field's error would.
+    """
+
+    def __init__(self, problems: Sequence[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in problems))
+        self.problems = problems
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvironmentConfig(_Strict):
+    """An Airflow environment routes can send runs to, under an alias."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=80,
+        pattern=MWAA_ENVIRONMENT_NAME_PATTERN,
+        description="MWAA environment name (for airflow_rest: a label used in logs and history)",
+    )
+    transport: TransportKind = Field(
+        default=TransportKind.INVOKE_REST_API,
+        description="invoke_rest_api (MWAA InvokeRestApi, preferred), cli (MWAA CLI endpoint) "
+        "or airflow_rest (an Airflow REST API reachable at base_url)",
+    )
+    airflow_major: Literal[2, 3] | None = Field(
+        default=None,
+        description="Airflow major version; omitted: asked from MWAA GetEnvironment once",
+    )
+    base_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="airflow_rest only: the Airflow web server's http(s) URL, without /api/...",
+    )
+    credentials_secret: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="airflow_rest only: Secrets Manager name or ARN of a secret holding "
+        '{"username": ..., "password": ...}',
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_plain_http(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials: put them in credentials_secret")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query string or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _transport_fields_agree(self) -> EnvironmentConfig:
+        if self.transport is TransportKind.AIRFLOW_REST:
+            if self.base_url is None:
+                raise FieldProblems([(("base_url",), "transport airflow_rest needs base_url")])
+            return self
+        misplaced = [
+            (
+                (name,),
+                f"only for transport airflow_rest, not {self.transport.value} "
+                "(MWAA authenticates with IAM)",
+            )
+            for name in ("base_url", "credentials_secret")
+            if getattr(self, name) is not None
+        ]
+        if misplaced:
+            raise FieldProblems(misplaced)
+        return self
+
+    def to_ref(self, alias: str) -> EnvironmentRef:
+        return EnvironmentRef(
+            alias=alias,
+            name=self.name,
+            transport=self.transport,
+            airflow_major=self.airflow_major,
+            base_url=self.base_url,
+            credentials_secret=self.credentials_secret,
+        )
+
+
+class RouteBase(_Strict):
+    """What every route has: a name, a target DAG on an environment, a conf, a pause switch."""
+
+    name: Name = Field(description="unique among all routes; lower case, digits, '_' and '-'")
+    description: str | None = Field(default=None, max_length=1024, description="free text")
+    environment: Name = Field(description="alias of an entry under environments:")
+    dag_id: str = Field(
+        pattern=DAG_ID_PATTERN,
+        description="the DAG to trigger (ASCII letters, digits, '_', '.', '-'; no leading '-')",
+    )
+    conf: dict[str, Any] | None = Field(
+        default=None,
+        description="conf as a mapping whose string leaves are Jinja templates; "
+        "'{{ expr }}' alone keeps its type",
+    )
+    conf_template: str | None = Field(
+        default=None,
+        min_length=1,
+        description="conf as one Jinja template that renders to a JSON object (instead of conf:)",
+    )
+    paused: bool = Field(default=False, description="matching events are recorded as IGNORED")
+
+    @field_validator("conf")
+    @classmethod
+    def _conf_templates_compile(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_conf_template(value, field="conf")
+        return value
+
+    @field_validator("conf_template")
+    @classmethod
+    def _conf_template_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_conf_template(value, field="conf_template")
+        return value
+
+    @model_validator(mode="after")
+    def _one_conf_form(self) -> RouteBase:
+        if self.conf is not None and self.conf_template is not None:
+            raise FieldProblems(
+                [(("conf_template",), "give either conf or conf_template, not both")]
+            )
+        return self
+
+    def conf_spec(self) -> Mapping[str, Any] | str | None:
+        """The template to render: conf, conf_template, or the route kind's default."""
+        if self.conf is not None:
+            return self.conf
+        return self.conf_template
+
+
+class S3Route(RouteBase):
+    """Objects created in S3 that start a DAG run. Every filter given must match."""
+
+    buckets: list[BucketName] = Field(min_length=1, description="bucket names to listen to")
+    prefix: NonEmpty | None = Field(default=None, description="the key starts with this")
+    suffix: NonEmpty | None = Field(default=None, description="the key ends with this")
+    glob: NonEmpty | None = Field(
+        default=None,
+        description="pattern for the whole key: '*' and '?' stay within one '/' segment, "
+        "'**' crosses segments, '[abc]' and '[!abc]' are character classes",
+    )
+    regex: NonEmpty | None = Field(
+        default=None,
+        description="Python regular expression searched in the key (anchor it with ^ and $); "
+        "named groups become the template variable match",
+    )
+    min_size: int | None = Field(default=None, ge=0, description="smallest size in bytes")
+    max_size: int | None = Field(default=None, ge=0, description="largest size in bytes")
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _size_bounds_ordered(self) -> S3Route:
+        if (
+            self.min_size is not None
+            and self.max_size is not None
+            and self.min_size > self.max_size
+        ):
+            raise FieldProblems(
+                [
+                    (
+                        ("min_size",),
+                        f"min_size {self.min_size} is larger than max_size {self.max_size}",
+                    )
+                ]
+            )
+        return self
+
+    def conf_spec(self) -> Mapping[str, Any] | str | None:
+        spec = super().conf_spec()
+        return DEFAULT_S3_CONF_TEMPLATE if spec is None else spec
+
+
+class WebhookHmacConfig(_Strict):
+    """The generic HMAC scheme: where the signature is and how it is computed."""
+
+    header: str = Field(min_length=1, max_length=128, description="header carrying the signature")
+    algorithm: Literal["sha256", "sha512", "sha1"] = Field(default="sha256")
+    encoding: Literal["hex", "base64"] = Field(default="hex")
+    prefix: str = Field(default="", max_length=32, description="e.g. 'sha256=' before the digest")
+    timestamp_header: str | None = Field(
+        default=None,
+        max_length=128,
+        description="when set, the signed content is '<timestamp>.<body>' and the timestamp "
+        "must be within tolerance_seconds",
+    )
+    tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    delivery_id_header: str | None = Field(
+        default=None, max_length=128, description="header with the sender's delivery id"
+    )
+
+
+class WebhookRoute(RouteBase):
+    """A signed webhook, received at POST /v1/webhooks/{name}, that starts a DAG run."""
+
+    scheme: Literal["standard-webhooks", "github", "hmac"] = Field(
+        description="Standard Webhooks, GitHub X-Hub-Signature-256, or a generic HMAC"
+    )
+    secret: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="Secrets Manager name or ARN holding the signing secret(s)",
+    )
+    hmac: WebhookHmacConfig | None = Field(default=None, description="scheme hmac only")
+    filter: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="JMESPath over {payload, headers}; a falsy result records the delivery as "
+        "IGNORED instead of starting a run",
+    )
+    conf_jmespath: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="JMESPath over {payload, headers} that builds the conf object "
+        "(instead of conf/conf_template)",
+    )
+
+    @field_validator("filter", "conf_jmespath")
+    @classmethod
+    def _jmespath_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            import jmespath
+            from jmespath.exceptions import JMESPathError
+
+            try:
+                jmespath.compile(value)
+            except JMESPathError as exc:
+                raise ValueError(f"not a valid JMESPath expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _scheme_fields_agree(self) -> WebhookRoute:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        if self.scheme == "hmac" and self.hmac is None:
+            problems.append((("hmac",), "scheme hmac needs an hmac: section"))
+        if self.scheme != "hmac" and self.hmac is not None:
+            problems.append((("hmac",), f"only for scheme hmac, not {self.scheme}"))
+        if self.conf_jmespath is not None and (
+            self.conf is not None or self.conf_template is not None
+        ):
+            problems.append((("conf_jmespath",), "give one of conf, conf_template, conf_jmespath"))
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+
+class ScheduleRoute(RouteBase):
+    """A DAG started by EventBridge Scheduler; the schedule's input names this route.
+
+    Conf templates see ``scheduled_time`` (ISO 8601, UTC), ``scheduled_date`` (YYYY-MM-DD),
+    ``schedule_arn``, ``schedule_name``, ``schedule_group``, ``execution_id``, ``attempt``,
+    ``route`` and ``conf`` (the schedule's own conf, which is also merged over the result).
+    """
+
+    #: the conf a schedule route sends when it names none (the schedule's conf is merged over it)
+    DEFAULT_CONF_TEMPLATE: ClassVar[Mapping[str, str]] = {
+        "scheduled_time": "{{ scheduled_time }}",
+        "schedule_name": "{{ schedule_name }}",
+    }
+
+    def conf_spec(self) -> Mapping[str, Any] | str | None:
+        spec = super().conf_spec()
+        return self.DEFAULT_CONF_TEMPLATE if spec is None else spec
+
+
+class RoutesFile(_Strict):
+    """The whole routes file."""
+
+    #: the list fields that hold routes; route names are unique across all of them
+    ROUTE_LISTS: ClassVar[tuple[str, ...]] = ("s3", "webhooks", "schedules")
+
+    version: Literal[1] = Field(description="format version of this file; only 1 exists")
+    environments: dict[Name, EnvironmentConfig] = Field(
+        min_length=1, description="Airflow environments by alias"
+    )
+    s3: list[S3Route] = Field(default_factory=list, description="routes for S3 Object Created")
+    webhooks: list[WebhookRoute] = Field(
+        default_factory=list, description="signed webhooks at POST /v1/webhooks/{name}"
+    )
+    schedules: list[ScheduleRoute] = Field(
+        default_factory=list, description="targets for EventBridge Scheduler schedules"
+    )
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> RoutesFile:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        first_seen: dict[str, str] = {}
+        for list_name, index, route in self.iter_routes():
+            here = f"{list_name}[{index}]"
+            if route.name in first_seen:
+                problems.append(
+                    (
+                        (list_name, index, "name"),
+                        f"route name {route.name!r} is already used by {first_seen[route.name]}",
+                    )
+                )
+            else:
+                first_seen[route.name] = here
+            if route.environment not in self.environments:
+                known = ", ".join(sorted(self.environments)) or "none"
+                problems.append(
+                    (
+                        (list_name, index, "environment"),
+                        f"unknown environment {route.environment!r} (defined: {known})",
+                    )
+                )
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    def iter_routes(self) -> Iterator[tuple[str, int, RouteBase]]:
+        """Every route with the list it sits in and its index there."""
+        for list_name in self.ROUTE_LISTS:
+            routes: list[RouteBase] = getattr(self, list_name)
+            for index, route in enumerate(routes):
+                yield list_name, index, route
+
+    def find_route(self, name: str) -> RouteBase | None:
+        return next((route for _, _, route in self.iter_routes() if route.name == name), None)
+
+    def environment_ref(self, alias: str) -> EnvironmentRef:
+        """The environment behind an alias (validation guarantees routes name existing ones)."""
+        return self.environments[alias].to_ref(alias)

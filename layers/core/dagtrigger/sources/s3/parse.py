@@ -1,0 +1,303 @@
+"""Parse the body of one SQS message into S3 ``Object Created`` events.
+
+Three shapes arrive on the queue:
+
+* an EventBridge event, ``{"source": "aws.s3", "detail-type": "Object Created", ...}``
+  (the deployed path: bucket -> EventBridge rule -> SQS);
+* a classic S3 notification, ``{"Records": [{"eventName": "ObjectCreated:Put", ...}]}``,
+  sent by a bucket straight to SQS, or through SNS inside ``{"Type": "Notification",
+  "Message": "<json>"}``;
+* ``{"Event": "s3:TestEvent"}``, which S3 sends when a queue notification is configured.
+
+Object keys, settled with evidence:
+
+* Classic notifications URL-encode the key, form style (space -> ``+``, ``+`` -> ``%2B``):
+  https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
+  "The s3 key provides information about the bucket and object involved in the event. The
+  object key name value is URL encoded. For example, "red flower.jpg" becomes
+  "red+flower.jpg"". So the key is decoded with ``unquote_plus``.
+* EventBridge events carry the key as it is. The EventBridge message page
+  (https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html) says of the detail
+  field only "object — Information about the Amazon S3 object involved in the event", with
+  no statement that keys are encoded, unlike the page above. A fix tested against real
+  buckets (aws-solutions-library-samples/guidance-for-medialake-on-aws pull request 21,
+  2026-03) removed its EventBridge decoding after keys such as ``%2B++ %20.mp3`` and
+  ``test+b.png`` broke: "EventBridge delivers the object key un-encoded, so it is used as-is.
+  Decoding it would corrupt keys containing '+', '%', or spaces." Powertools'
+  ``S3EventBridgeNotificationObject.key`` applies ``unquote_plus`` anyway, which turns
+  ``c++ notes%20v2.csv`` into ``c   notes v2.csv``: that data class is not used here.
+  moto's server also delivers EventBridge keys raw, as the local stack should.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote_plus
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dagtrigger.errors import RejectedError
+
+_HEX = re.compile(r"^[0-9A-Fa-f]+$")
+
+# EventBridge "reason" -> the classic notification's eventName, so the ledger speaks one language.
+_REASON_TO_EVENT_NAME = {
+    "PutObject": "ObjectCreated:Put",
+    "POST Object": "ObjectCreated:Post",
+    "PostObject": "ObjectCreated:Post",
+    "CopyObject": "ObjectCreated:Copy",
+    "CompleteMultipartUpload": "ObjectCreated:CompleteMultipartUpload",
+}
+
+
+class MalformedEventError(RejectedError):
+    """The message is not an S3 event we understand; the message says which field and where."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("malformed_event", message)
+
+
+@dataclass(frozen=True)
+class S3ObjectEvent:
+    """One ``Object Created`` event, normalised from EventBridge or classic S3 notifications."""
+
+    bucket: str
+    key: str  # decoded: exactly the object's key
+    size: int | None
+    etag: str | None
+    version_id: str | None
+    sequencer: str | None
+    event_time: datetime
+    region: str
+    event_name: str
+    source_format: Literal["eventbridge", "s3-notification"]
+
+    @property
+    def source_key(self) -> str:
+        """The object's address, used to query its history."""
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def identity(self) -> str:
+        """What makes two deliveries the same event: version id, else etag + sequencer."""
+        if self.version_id and self.version_id != "null":
+            return f"s3://{self.bucket}/{self.key}#version={self.version_id}"
+        return (
+            f"s3://{self.bucket}/{self.key}#etag={self.etag or ''}#sequencer={self.sequencer or ''}"
+        )
+
+
+@dataclass(frozen=True)
+class ParsedS3Message:
+    events: list[S3ObjectEvent] = field(default_factory=list)
+    is_test_event: bool = False
+    #: eventName / detail-type of records that were not Object Created (skipped, not errors)
+    skipped: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Wire models: only the fields we use, strict where a wrong type would mislead
+# ---------------------------------------------------------------------------------------------
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+Size = Annotated[int, Field(strict=True, ge=0)]
+Text = Annotated[str, Field(min_length=1)]
+
+
+class _Bucket(_Wire):
+    name: Text
+
+
+class _EventBridgeObject(_Wire):
+    key: Text
+    size: Size | None = None
+    etag: str | None = None
+    version_id: str | None = Field(default=None, alias="version-id")
+    sequencer: str | None = None
+
+
+class _EventBridgeDetail(_Wire):
+    bucket: _Bucket
+    object_: _EventBridgeObject = Field(alias="object")
+    reason: str | None = None
+
+
+class _EventBridgeEvent(_Wire):
+    source: Literal["aws.s3"]
+    detail_type: str = Field(alias="detail-type")
+    time: datetime
+    region: Text
+    detail: _EventBridgeDetail
+
+
+class _NotificationObject(_Wire):
+    key: Text
+    size: Size | None = None
+    etag: str | None = Field(default=None, alias="eTag")
+    version_id: str | None = Field(default=None, alias="versionId")
+    sequencer: str | None = None
+
+
+class _NotificationS3(_Wire):
+    bucket: _Bucket
+    object_: _NotificationObject = Field(alias="object")
+
+
+class _NotificationRecord(_Wire):
+    event_name: Text = Field(alias="eventName")
+    event_time: datetime = Field(alias="eventTime")
+    aws_region: Text = Field(alias="awsRegion")
+    s3: _NotificationS3
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_sqs_body(body: str) -> ParsedS3Message:
+    """The Object Created events in one SQS message body; raises ``MalformedEventError``."""
+    document = _json_object(body, "SQS message body")
+    if document.get("Type") == "Notification" and "Message" in document:
+        message = document["Message"]
+        if not isinstance(message, str):
+            raise MalformedEventError("SNS notification field Message must be a JSON string")
+        document = _json_object(message, "SNS notification Message")
+    if document.get("Event") == "s3:TestEvent":
+        return ParsedS3Message(is_test_event=True)
+    if "detail-type" in document or "detail" in document:
+        return _parse_eventbridge(document)
+    if "Records" in document:
+        return _parse_notification(document)
+    keys = ", ".join(sorted(map(str, document))[:10]) or "none"
+    raise MalformedEventError(
+        "not an S3 event: expected an EventBridge event (detail-type, detail), an S3 "
+        f"notification (Records) or an s3:TestEvent; the message's top-level keys are: {keys}"
+    )
+
+
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MalformedEventError(
+            f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(document, dict):
+        raise MalformedEventError(f"{what} is JSON but not an object")
+    return document
+
+
+def _parse_eventbridge(document: dict[str, Any]) -> ParsedS3Message:
+    detail_type = document.get("detail-type")
+    if document.get("source") == "aws.s3" and detail_type != "Object Created":
+        return ParsedS3Message(skipped=[str(detail_type)])
+    try:
+        event = _EventBridgeEvent.model_validate(document)
+    except ValidationError as exc:
+        raise MalformedEventError(_describe("EventBridge event", exc)) from None
+    obj = event.detail.object_
+    reason = event.detail.reason
+    return ParsedS3Message(
+        events=[
+            S3ObjectEvent(
+                bucket=event.detail.bucket.name,
+                key=obj.key,  # sent as is: see the module docstring
+                size=obj.size,
+                etag=obj.etag,
+                version_id=obj.version_id,
+                sequencer=obj.sequencer,
+                event_time=_aware(event.time),
+                region=event.region,
+                event_name=_REASON_TO_EVENT_NAME.get(
+                    reason or "", f"ObjectCreated:{reason}" if reason else "ObjectCreated:*"
+                ),
+                source_format="eventbridge",
+            )
+        ]
+    )
+
+
+def _parse_notification(document: dict[str, Any]) -> ParsedS3Message:
+    records = document["Records"]
+    if not isinstance(records, list):
+        raise MalformedEventError("S3 notification field Records must be a list")
+    events: list[S3ObjectEvent] = []
+    skipped: list[str] = []
+    for index, record in enumerate(records):
+        where = f"S3 notification Records[{index}]"
+        if not isinstance(record, dict):
+            raise MalformedEventError(f"{where} must be an object")
+        event_name = record.get("eventName")
+        if not isinstance(event_name, str):
+            raise MalformedEventError(f"{where}.eventName is missing or not a string")
+        if not event_name.startswith("ObjectCreated:"):
+            skipped.append(event_name)
+            continue
+        try:
+            parsed = _NotificationRecord.model_validate(record)
+        except ValidationError as exc:
+            raise MalformedEventError(_describe(where, exc)) from None
+        obj = parsed.s3.object_
+        events.append(
+            S3ObjectEvent(
+                bucket=parsed.s3.bucket.name,
+                key=_decode_notification_key(obj.key, where),
+                size=obj.size,
+                etag=obj.etag,
+                version_id=obj.version_id,
+                sequencer=obj.sequencer,
+                event_time=_aware(parsed.event_time),
+                region=parsed.aws_region,
+                event_name=event_name,
+                source_format="s3-notification",
+            )
+        )
+    return ParsedS3Message(events=events, skipped=skipped)
+
+
+def _decode_notification_key(wire_key: str, where: str) -> str:
+    """Form-style URL decoding, strict about bytes that are not UTF-8."""
+    try:
+        return unquote_plus(wire_key, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise MalformedEventError(
+            f"{where}.s3.object.key {wire_key!r} does not URL-decode to UTF-8"
+        ) from None
+
+
+def _describe(where: str, exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        path = ""
+        for part in error["loc"]:
+            name = "object" if part == "object_" else part
+            path += f"[{name}]" if isinstance(name, int) else f".{name}"
+        problems.append(f"{path.lstrip('.') or '(top level)'}: {error['msg']}")
+    return f"malformed {where}: " + "; ".join(problems)
+
+
+def _aware(moment: datetime) -> datetime:
+    """In UTC; a time without a zone is taken as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def sequencer_newer(a: str, b: str) -> bool:
+    """True if sequencer ``a`` orders after ``b`` (same key).
+
+    S3 sequencers are hexadecimal strings of varying length; AWS says to compare them after
+    left-padding the shorter with zeros. Raises ``ValueError`` for a value that is not hex.
+    """
+    for value in (a, b):
+        if not _HEX.match(value):
+            raise ValueError(f"sequencer {value!r} is not hexadecimal")
+    width = max(len(a), len(b))
+    return a.upper().zfill(width) > b.upper().zfill(width)

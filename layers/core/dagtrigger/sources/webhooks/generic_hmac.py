@@ -1,0 +1,109 @@
+"""The generic HMAC scheme, shaped per route by an HmacSchemeConfig.
+
+The signed content is the raw body, or ``{timestamp}.{body}`` when the route names a
+timestamp header (the Stripe/Slack defence against replays). The delivery id, when the route
+names a header for it, is not signed: it is an idempotency key, not evidence.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+from dagtrigger.sources.webhooks.digests import any_signature_matches, hmac_digest
+from dagtrigger.sources.webhooks.errors import SignatureError, SignatureFailure
+from dagtrigger.sources.webhooks.headers import RequestHeaders, optional_identifier, split_list
+from dagtrigger.sources.webhooks.keys import utf8_keys
+from dagtrigger.sources.webhooks.models import HmacSchemeConfig, SignatureScheme, VerifiedDelivery
+from dagtrigger.sources.webhooks.timestamps import parse_unix_seconds, within_tolerance
+
+_DIGEST_SIZES = {"sha1": 20, "sha256": 32, "sha512": 64}
+
+
+def signature_pattern(config: HmacSchemeConfig) -> re.Pattern[str]:
+    """The exact shape of one signature: prefix, then lower-case hex or padded base64."""
+    size = _DIGEST_SIZES[config.algorithm]
+    if config.encoding == "hex":
+        body = f"[0-9a-f]{{{2 * size}}}"
+    else:
+        padding = -size % 3
+        body = f"[A-Za-z0-9+/]{{{4 * -(-size // 3) - padding}}}={{{padding}}}"
+    return re.compile(re.escape(config.prefix) + body)
+
+
+def encode_signature(config: HmacSchemeConfig, digest: bytes) -> bytes:
+    return digest.hex().encode("ascii") if config.encoding == "hex" else base64.b64encode(digest)
+
+
+def signed_content(body: bytes, timestamp: str | None) -> bytes:
+    return body if timestamp is None else f"{timestamp}.".encode() + body
+
+
+def received_signatures(config: HmacSchemeConfig, value: str) -> list[bytes]:
+    pattern = signature_pattern(config)
+    entries = split_list(value)
+    if not entries or not all(pattern.fullmatch(entry) for entry in entries):
+        raise SignatureError(
+            SignatureFailure.BAD_FORMAT,
+            f"the {config.header} header is not the configured prefix followed by a "
+            f"{config.encoding} {config.algorithm} HMAC"
+            + (" (lower-case hex)" if config.encoding == "hex" else ""),
+        )
+    return [entry.removeprefix(config.prefix).encode("ascii") for entry in entries]
+
+
+def verify_generic_hmac(
+    headers: RequestHeaders,
+    *,
+    body: bytes,
+    secrets: Sequence[str],
+    now: datetime,
+    config: HmacSchemeConfig,
+) -> VerifiedDelivery:
+    keys = utf8_keys(secrets)
+    received = received_signatures(config, headers.required(config.header))
+    delivery_id = optional_identifier(headers, config.delivery_id_header)
+    raw_timestamp, timestamp = _signed_timestamp(headers, now=now, config=config)
+    content = signed_content(body, raw_timestamp)
+    expected = (
+        encode_signature(config, hmac_digest(config.algorithm, key, content)) for key in keys
+    )
+    if not any_signature_matches(expected, received):
+        raise SignatureError(SignatureFailure.MISMATCH, f"no {config.header} entry matches")
+    return VerifiedDelivery(
+        delivery_id=delivery_id, timestamp=timestamp, scheme=SignatureScheme.HMAC
+    )
+
+
+def sign_generic_hmac(
+    body: bytes,
+    *,
+    config: HmacSchemeConfig,
+    secret: str,
+    timestamp: int | None = None,
+    delivery_id: str | None = None,
+) -> dict[str, str]:
+    """The headers a sender configured like ``config`` would add to ``body``."""
+    if (timestamp is None) != (config.timestamp_header is None):
+        raise ValueError("give a timestamp exactly when the config names a timestamp header")
+    (key,) = utf8_keys([secret])
+    raw_timestamp = None if timestamp is None else str(timestamp)
+    digest = hmac_digest(config.algorithm, key, signed_content(body, raw_timestamp))
+    headers = {config.header.lower(): config.prefix + encode_signature(config, digest).decode()}
+    if config.timestamp_header is not None and raw_timestamp is not None:
+        headers[config.timestamp_header.lower()] = raw_timestamp
+    if config.delivery_id_header is not None and delivery_id is not None:
+        headers[config.delivery_id_header.lower()] = delivery_id
+    return headers
+
+
+def _signed_timestamp(
+    headers: RequestHeaders, *, now: datetime, config: HmacSchemeConfig
+) -> tuple[str | None, datetime | None]:
+    if config.timestamp_header is None:
+        return None, None
+    raw = headers.required_single(config.timestamp_header)
+    seconds = parse_unix_seconds(raw, header=config.timestamp_header)
+    return raw, within_tolerance(seconds, now=now, tolerance_seconds=config.tolerance_seconds)

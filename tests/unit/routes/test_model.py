@@ -1,0 +1,364 @@
+"""The routes file: what a valid one gives, and how an invalid one is reported (field + line)."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import pytest
+
+from dagtrigger.conf import DEFAULT_S3_CONF_TEMPLATE
+from dagtrigger.errors import RoutesConfigError
+from dagtrigger.routes import S3Route, parse_routes
+from dagtrigger.routes.loader import bundled_path
+from dagtrigger.transports.base import EnvironmentRef, TransportKind
+
+VALID = textwrap.dedent(
+    """\
+    version: 1
+    environments:
+      prod:
+        name: my-mwaa-env
+        transport: invoke_rest_api
+        airflow_major: 3
+      selfhosted:
+        name: local-airflow
+        transport: airflow_rest
+        base_url: http://127.0.0.1:8080/
+        credentials_secret: dagtrigger/airflow
+    s3:
+      - name: sales-csv
+        buckets: [landing]
+        prefix: sales/
+        suffix: .csv
+        regex: '^sales/(?P<day>\\d{4}-\\d{2}-\\d{2})\\.csv$'
+        min_size: 1
+        max_size: 1000000
+        environment: prod
+        dag_id: ingest_sales
+        conf: {bucket: "{{ bucket }}", size: "{{ size }}", day: "{{ match.day }}"}
+      - name: everything-else
+        buckets: [landing, archive]
+        environment: selfhosted
+        dag_id: catch_all.v2
+        conf_template: '{"key": {{ key | tojson }}}'
+        paused: true
+    """
+)
+
+
+def problems_of(text: str) -> str:
+    with pytest.raises(RoutesConfigError) as caught:
+        parse_routes(text, source="file:/tmp/routes.yaml")
+    return str(caught.value)
+
+
+def test_a_valid_file_gives_typed_routes_and_environments() -> None:
+    # Given a routes file using every field
+    # When it is parsed
+    routes = parse_routes(VALID, source="test")
+
+    # Then routes and environments come back typed, in file order
+    assert [route.name for route in routes.s3] == ["sales-csv", "everything-else"]
+    first, second = routes.s3
+    assert (first.prefix, first.suffix, first.min_size, first.max_size) == (
+        "sales/",
+        ".csv",
+        1,
+        1000000,
+    )
+    assert second.paused is True
+    assert second.conf_spec() == '{"key": {{ key | tojson }}}'
+    assert routes.environment_ref("selfhosted") == EnvironmentRef(
+        alias="selfhosted",
+        name="local-airflow",
+        transport=TransportKind.AIRFLOW_REST,
+        airflow_major=None,
+        base_url="http://127.0.0.1:8080",  # trailing slash dropped
+        credentials_secret="dagtrigger/airflow",
+    )
+    assert routes.environment_ref("prod").airflow_major == 3
+    assert routes.find_route("everything-else") is second
+    assert routes.find_route("missing") is None
+
+
+def test_an_s3_route_without_conf_sends_the_default_conf() -> None:
+    # Given a route with neither conf nor conf_template
+    routes = parse_routes(
+        VALID.replace(
+            '    conf: {bucket: "{{ bucket }}", size: "{{ size }}", day: "{{ match.day }}"}\n', ""
+        ),
+        source="test",
+    )
+
+    # Then its conf is the documented default
+    assert routes.s3[0].conf is None
+    assert routes.s3[0].conf_spec() == DEFAULT_S3_CONF_TEMPLATE
+    assert set(DEFAULT_S3_CONF_TEMPLATE) == {
+        "bucket",
+        "key",
+        "size",
+        "etag",
+        "version_id",
+        "sequencer",
+        "event_time",
+    }
+
+
+def test_the_bundled_example_routes_file_is_valid() -> None:
+    # Given the example shipped in the layer
+    text = bundled_path("routes.yaml").read_text(encoding="utf-8")
+
+    # When it is parsed
+    routes = parse_routes(text, source="bundled:routes.yaml")
+
+    # Then it routes landing/sales/*.csv to ingest_sales on dagtrigger-demo
+    route = routes.s3[0]
+    assert isinstance(route, S3Route)
+    assert (route.buckets, route.prefix, route.suffix, route.dag_id) == (
+        ["landing"],
+        "sales/",
+        ".csv",
+        "ingest_sales",
+    )
+    assert routes.environment_ref(route.environment).name == "dagtrigger-demo"
+    assert routes.environment_ref(route.environment).transport is TransportKind.INVOKE_REST_API
+    assert set(route.conf or {}) == {"bucket", "key", "size", "day"}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "line", "reason"),
+    [
+        pytest.param(
+            "dag_id: ingest_sales",
+            "dag_id: -rf",
+            "s3[0].dag_id",
+            21,
+            "should match pattern",
+            id="dag id with a leading dash",
+        ),
+        pytest.param(
+            "dag_id: ingest_sales",
+            "dag_id: ingést",
+            "s3[0].dag_id",
+            21,
+            "should match pattern",
+            id="non-ascii dag id",
+        ),
+        pytest.param(
+            "environment: prod\n",
+            "environment: staging\n",
+            "s3[0].environment",
+            20,
+            "unknown environment 'staging' (defined: prod, selfhosted)",
+            id="unknown environment",
+        ),
+        pytest.param(
+            "name: everything-else",
+            "name: sales-csv",
+            "s3[1].name",
+            23,
+            "route name 'sales-csv' is already used by s3[0]",
+            id="duplicate route name",
+        ),
+        pytest.param(
+            "regex: '^sales/",
+            "regex: '(^sales/",
+            "s3[0].regex",
+            17,
+            "not a valid regular expression",
+            id="regex that does not compile",
+        ),
+        pytest.param(
+            "max_size: 1000000",
+            "max_size: 0",
+            "s3[0].min_size",
+            18,
+            "min_size 1 is larger than max_size 0",
+            id="min size above max size",
+        ),
+        pytest.param(
+            "suffix: .csv",
+            "sufix: .csv",
+            "s3[0].sufix",
+            16,
+            "Extra inputs are not permitted",
+            id="misspelt key",
+        ),
+        pytest.param(
+            "    base_url: http://127.0.0.1:8080/\n",
+            "",
+            "environments.selfhosted.base_url",
+            7,
+            "transport airflow_rest needs base_url",
+            id="airflow_rest without base_url",
+        ),
+        pytest.param(
+            "    transport: invoke_rest_api\n",
+            "    transport: invoke_rest_api\n    base_url: https://example.com\n",
+            "environments.prod.base_url",
+            6,
+            "only for transport airflow_rest",
+            id="mwaa transport with base_url",
+        ),
+        pytest.param(
+            "http://127.0.0.1:8080/",
+            "https://admin:secret@airflow.example.com",
+            "environments.selfhosted.base_url",
+            10,
+            "must not carry credentials",
+            id="credentials inside base_url",
+        ),
+        pytest.param(
+            "http://127.0.0.1:8080/",
+            "ftp://airflow.example.com",
+            "environments.selfhosted.base_url",
+            10,
+            "http:// or https://",
+            id="base_url that is not http",
+        ),
+        pytest.param(
+            "paused: true",
+            "paused: true\n    conf: {a: b}",
+            "s3[1].conf_template",
+            27,
+            "either conf or conf_template, not both",
+            id="both conf forms",
+        ),
+        pytest.param(
+            'day: "{{ match.day }}"',
+            'day: "{{ match.day }"',
+            "s3[0].conf",
+            22,
+            "conf.day: template syntax error",
+            id="template syntax error",
+        ),
+        pytest.param(
+            "buckets: [landing]",
+            "buckets: [Landing_Zone]",
+            "s3[0].buckets[0]",
+            14,
+            "should match pattern",
+            id="invalid bucket name",
+        ),
+        pytest.param(
+            "buckets: [landing]",
+            "buckets: []",
+            "s3[0].buckets",
+            14,
+            "at least 1 item",
+            id="no bucket",
+        ),
+        pytest.param(
+            "airflow_major: 3",
+            "airflow_major: 4",
+            "environments.prod.airflow_major",
+            6,
+            "Input should be 2 or 3",
+            id="unknown airflow major",
+        ),
+        pytest.param(
+            "version: 1",
+            "version: 2",
+            "version",
+            1,
+            "Input should be 1",
+            id="unknown version",
+        ),
+    ],
+)
+def test_an_invalid_file_names_the_location_field_line_and_reason(
+    old: str, new: str, field: str, line: int, reason: str
+) -> None:
+    # Given the valid file with one mistake
+    assert old in VALID
+    text = VALID.replace(old, new, 1)
+
+    # When it is parsed
+    message = problems_of(text)
+
+    # Then the error names the file, the field, its line and what is wrong with it
+    assert "file:/tmp/routes.yaml" in message
+    entry = next((row for row in message.splitlines() if f"- {field} (" in row), None)
+    assert entry is not None, message
+    assert f"(line {line})" in entry, message
+    assert reason in entry, message
+
+
+def test_the_line_points_at_the_entry_that_lacks_a_required_field() -> None:
+    # Given a route with no dag_id, starting on line 13
+    text = VALID.replace("    dag_id: ingest_sales\n", "")
+
+    # When it is parsed
+    message = problems_of(text)
+
+    # Then the route's own line is reported
+    assert "s3[0].dag_id (line 13): Field required" in message
+
+
+def test_every_problem_in_a_file_is_reported_at_once() -> None:
+    # Given two unrelated mistakes
+    text = VALID.replace("dag_id: ingest_sales", "dag_id: -x").replace(
+        "name: local-airflow", "name: 9lives"
+    )
+
+    # Then both are listed
+    message = problems_of(text)
+    assert "s3[0].dag_id (line 21)" in message
+    assert "environments.selfhosted.name (line 8)" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "version: 1\nenvironments:\n  prod: {name: x\n",
+            r"line 4, column 1: .*expected",
+            id="unclosed flow mapping",
+        ),
+        pytest.param(
+            "version: 1\nenvironments:\n\tprod: {}\n",
+            r"line 3, column 1: found character .\\t. that cannot start any token",
+            id="tab indentation",
+        ),
+        pytest.param("", "the file is empty", id="empty file"),
+        pytest.param("- a\n- b\n", r"\(line 1\): the top level must be a mapping", id="a list"),
+        pytest.param(
+            "version: 1\nenvironments: {}\nversion: 1\n",
+            "line 3: key 'version' appears twice in one mapping \\(first on line 1\\)",
+            id="duplicate key",
+        ),
+    ],
+)
+def test_yaml_problems_report_their_line(text: str, expected: str) -> None:
+    # When a file that is not a usable YAML mapping is parsed
+    message = problems_of(text)
+
+    # Then the message locates the problem
+    assert message.startswith("invalid routes file file:/tmp/routes.yaml")
+    assert re.search(expected, message), message
+
+
+def test_yaml_tags_that_build_python_objects_are_refused() -> None:
+    # Given a file that asks PyYAML for a Python object
+    text = "version: 1\nenvironments: !!python/object/apply:os.system ['true']\n"
+
+    # Then the safe loader refuses it, with the line
+    assert "line 2" in problems_of(text)
+
+
+def test_a_file_needs_at_least_one_environment() -> None:
+    # Given a file with no environments at all
+    message = problems_of("version: 1\nenvironments: {}\n")
+
+    # Then that is an error on the environments field
+    assert "environments (line 2)" in message
+
+
+def test_loaded_routes_cannot_be_changed_in_place() -> None:
+    # Given loaded routes, shared by every invocation of a warm Lambda
+    routes = parse_routes(VALID, source="test")
+
+    # Then un-pausing a route in memory is refused
+    with pytest.raises(ValueError, match="frozen"):
+        setattr(routes.s3[1], "paused", False)  # noqa: B010 - what a careless caller would do

@@ -1,0 +1,411 @@
+"""parse_sqs_body: EventBridge and classic S3 notifications, key decoding, and refusals."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from dagtrigger.sources.s3.parse import MalformedEventError, parse_sqs_body, sequencer_newer
+
+TRICKY_KEY = "c++ notes%20v2.csv"
+
+
+def eventbridge_body(key: str, **object_fields: Any) -> str:
+    """An SQS body as an EventBridge rule delivers it (shape of AWS's documented example)."""
+    obj = {
+        "key": key,
+        "size": 5,
+        "etag": "b1946ac92492d2347c6235b4d2611184",
+        "version-id": "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
+        "sequencer": "617f08299329d189",
+    }
+    obj.update(object_fields)
+    return json.dumps(
+        {
+            "version": "0",
+            "id": "17793124-05d4-b198-2fde-7ededc63b103",
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "account": "111122223333",
+            "time": "2021-11-12T00:00:00Z",
+            "region": "ca-central-1",
+            "resources": ["arn:aws:s3:::landing"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": "landing"},
+                "object": {k: v for k, v in obj.items() if v is not None},
+                "request-id": "N4N7GDK58NMKJ12R",
+                "requester": "123456789012",
+                "source-ip-address": "1.2.3.4",
+                "reason": "PutObject",
+            },
+        }
+    )
+
+
+def notification_record(wire_key: str, event_name: str = "ObjectCreated:Put") -> dict[str, Any]:
+    """One record of a classic S3 notification; ``wire_key`` is already URL-encoded."""
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-west-2",
+        "eventTime": "2026-11-21T10:15:00.123Z",
+        "eventName": event_name,
+        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "1.2.3.4"},
+        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURI"},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "landing-to-queue",
+            "bucket": {
+                "name": "landing",
+                "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                "arn": "arn:aws:s3:::landing",
+            },
+            "object": {
+                "key": wire_key,
+                "size": 1024,
+                "eTag": "d41d8cd98f00b204e9800998ecf8427e",
+                "versionId": "096fKKXTRTtl3on89fVO.nfljtsv6qko",
+                "sequencer": "0055AED6DCD90281E5",
+            },
+        },
+    }
+
+
+def notification_body(*records: dict[str, Any]) -> str:
+    return json.dumps({"Records": list(records)})
+
+
+def sns_wrapped(message: str) -> str:
+    return json.dumps(
+        {
+            "Type": "Notification",
+            "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+            "TopicArn": "arn:aws:sns:us-west-2:123456789012:landing-events",
+            "Subject": "Amazon S3 Notification",
+            "Message": message,
+        }
+    )
+
+
+def malformed(body: str) -> str:
+    with pytest.raises(MalformedEventError) as caught:
+        parse_sqs_body(body)
+    assert caught.value.code == "malformed_event"
+    return caught.value.message
+
+
+# --- the tricky key, on the wire of each format -------------------------------------------
+
+
+def test_classic_notifications_send_the_key_form_encoded_and_it_is_decoded() -> None:
+    # Given the wire form S3 sends for "c++ notes%20v2.csv": '+' -> %2B, ' ' -> '+', '%' -> %25
+    body = notification_body(notification_record("c%2B%2B+notes%2520v2.csv"))
+    assert '"key": "c%2B%2B+notes%2520v2.csv"' in body
+
+    # When it is parsed
+    (event,) = parse_sqs_body(body).events
+
+    # Then the key is exactly the object's key
+    assert event.key == TRICKY_KEY
+    assert event.source_format == "s3-notification"
+
+
+def test_eventbridge_sends_the_key_as_is_and_it_is_not_decoded() -> None:
+    # Given the wire form EventBridge sends: the key itself
+    body = eventbridge_body(TRICKY_KEY)
+    assert '"key": "c++ notes%20v2.csv"' in body
+
+    # When it is parsed
+    (event,) = parse_sqs_body(body).events
+
+    # Then the key is exactly the object's key (no '+' became a space, no %20 a space)
+    assert event.key == TRICKY_KEY
+    assert event.source_format == "eventbridge"
+
+
+def test_powertools_eventbridge_data_class_would_corrupt_the_key() -> None:
+    # Why s3events does not use S3EventBridgeNotificationEvent: it applies unquote_plus
+    from aws_lambda_powertools.utilities.data_classes import S3EventBridgeNotificationEvent
+
+    event = S3EventBridgeNotificationEvent(json.loads(eventbridge_body(TRICKY_KEY)))
+
+    assert event.detail.object.key == "c   notes v2.csv"
+
+
+@pytest.mark.parametrize(
+    ("key", "wire_key"),
+    [
+        ("sales/2026 report.csv", "sales/2026+report.csv"),
+        ("a+b.csv", "a%2Bb.csv"),
+        ("données/été 2026.csv", "donn%C3%A9es/%C3%A9t%C3%A9+2026.csv"),
+        ("o'brien's.csv", "o%27brien%27s.csv"),
+        ("line\nbreak.csv", "line%0Abreak.csv"),
+        ("100%.csv", "100%25.csv"),
+        ("plain/key.csv", "plain/key.csv"),
+    ],
+)
+def test_keys_decode_to_the_same_object_in_both_formats(key: str, wire_key: str) -> None:
+    (from_notification,) = parse_sqs_body(notification_body(notification_record(wire_key))).events
+    (from_eventbridge,) = parse_sqs_body(eventbridge_body(key)).events
+
+    assert from_notification.key == key
+    assert from_eventbridge.key == key
+
+
+def test_a_key_that_does_not_decode_to_utf8_is_malformed() -> None:
+    message = malformed(notification_body(notification_record("bad%FF.csv")))
+
+    assert (
+        message
+        == "S3 notification Records[0].s3.object.key 'bad%FF.csv' does not URL-decode to UTF-8"
+    )
+
+
+# --- the fields -----------------------------------------------------------------------------
+
+
+def test_an_eventbridge_event_is_normalised() -> None:
+    (event,) = parse_sqs_body(eventbridge_body("sales/a.csv")).events
+
+    assert (event.bucket, event.key, event.size, event.region) == (
+        "landing",
+        "sales/a.csv",
+        5,
+        "ca-central-1",
+    )
+    assert (event.etag, event.version_id, event.sequencer) == (
+        "b1946ac92492d2347c6235b4d2611184",
+        "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
+        "617f08299329d189",
+    )
+    assert event.event_time == datetime(2021, 11, 12, tzinfo=UTC)
+    assert event.event_time.tzinfo is UTC
+    assert event.event_name == "ObjectCreated:Put"
+
+
+def test_a_classic_record_is_normalised() -> None:
+    (event,) = parse_sqs_body(notification_body(notification_record("sales/a.csv"))).events
+
+    assert (event.bucket, event.key, event.size, event.region) == (
+        "landing",
+        "sales/a.csv",
+        1024,
+        "us-west-2",
+    )
+    assert (event.etag, event.version_id, event.sequencer) == (
+        "d41d8cd98f00b204e9800998ecf8427e",
+        "096fKKXTRTtl3on89fVO.nfljtsv6qko",
+        "0055AED6DCD90281E5",
+    )
+    assert event.event_time == datetime(2026, 11, 21, 10, 15, 0, 123000, tzinfo=UTC)
+    assert event.event_name == "ObjectCreated:Put"
+
+
+def test_size_version_and_sequencer_may_be_missing() -> None:
+    body = eventbridge_body("a.csv", size=None, **{"version-id": None, "sequencer": None})
+
+    (event,) = parse_sqs_body(body).events
+
+    assert (event.size, event.version_id, event.sequencer) == (None, None, None)
+    assert event.identity == "s3://landing/a.csv#etag=b1946ac92492d2347c6235b4d2611184#sequencer="
+
+
+@pytest.mark.parametrize(
+    ("reason", "event_name"),
+    [
+        ("CopyObject", "ObjectCreated:Copy"),
+        ("CompleteMultipartUpload", "ObjectCreated:CompleteMultipartUpload"),
+        ("POST Object", "ObjectCreated:Post"),
+        ("SomethingNew", "ObjectCreated:SomethingNew"),
+    ],
+)
+def test_eventbridge_reasons_map_to_notification_event_names(reason: str, event_name: str) -> None:
+    document = json.loads(eventbridge_body("a.csv"))
+    document["detail"]["reason"] = reason
+
+    (event,) = parse_sqs_body(json.dumps(document)).events
+
+    assert event.event_name == event_name
+
+
+def test_several_records_keep_their_order_and_non_created_ones_are_skipped() -> None:
+    body = notification_body(
+        notification_record("one.csv"),
+        notification_record("gone.csv", event_name="ObjectRemoved:Delete"),
+        notification_record("two.csv", event_name="ObjectCreated:CompleteMultipartUpload"),
+    )
+
+    parsed = parse_sqs_body(body)
+
+    assert [e.key for e in parsed.events] == ["one.csv", "two.csv"]
+    assert parsed.skipped == ["ObjectRemoved:Delete"]
+    assert parsed.is_test_event is False
+
+
+def test_eventbridge_events_other_than_object_created_are_skipped() -> None:
+    document = json.loads(eventbridge_body("a.csv"))
+    document["detail-type"] = "Object Deleted"
+
+    parsed = parse_sqs_body(json.dumps(document))
+
+    assert parsed.events == []
+    assert parsed.skipped == ["Object Deleted"]
+
+
+def test_an_sns_wrapped_notification_is_unwrapped() -> None:
+    body = sns_wrapped(notification_body(notification_record("c%2B%2B+notes%2520v2.csv")))
+
+    (event,) = parse_sqs_body(body).events
+
+    assert event.key == TRICKY_KEY
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps(
+            {
+                "Service": "Amazon S3",
+                "Event": "s3:TestEvent",
+                "Time": "2026-11-21T10:15:00.000Z",
+                "Bucket": "landing",
+                "RequestId": "5582815E1AEA5ADF",
+                "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
+            }
+        ),
+        sns_wrapped(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"})),
+    ],
+    ids=["direct", "through SNS"],
+)
+def test_the_s3_test_event_is_recognised(body: str) -> None:
+    parsed = parse_sqs_body(body)
+
+    assert parsed.is_test_event is True
+    assert parsed.events == []
+
+
+# --- refusals -------------------------------------------------------------------------------
+
+
+def test_a_body_that_is_not_json_is_malformed() -> None:
+    assert malformed('{"Records": [') == (
+        "SQS message body is not JSON: Expecting value at line 1 column 14"
+    )
+
+
+def test_a_body_that_is_not_an_object_is_malformed() -> None:
+    assert malformed("[1, 2]") == "SQS message body is JSON but not an object"
+
+
+def test_an_unknown_shape_lists_the_keys_it_had() -> None:
+    message = malformed(json.dumps({"hello": 1, "world": 2}))
+
+    assert message.startswith("not an S3 event: expected an EventBridge event")
+    assert message.endswith("the message's top-level keys are: hello, world")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda d: d["detail"]["object"].pop("key"),
+            "malformed EventBridge event: detail.object.key: Field required",
+        ),
+        (
+            lambda d: d.update(source="aws.ec2"),
+            "malformed EventBridge event: source: Input should be 'aws.s3'",
+        ),
+        (
+            lambda d: d["detail"]["object"].update(size="5"),
+            "malformed EventBridge event: detail.object.size: Input should be a valid integer",
+        ),
+        (
+            lambda d: d["detail"]["object"].update(size=-1),
+            "malformed EventBridge event: detail.object.size: Input should be greater than or "
+            "equal to 0",
+        ),
+        (
+            lambda d: d["detail"].pop("bucket"),
+            "malformed EventBridge event: detail.bucket: Field required",
+        ),
+        (
+            lambda d: d.update(time="yesterday"),
+            "malformed EventBridge event: time: Input should be a valid datetime",
+        ),
+    ],
+)
+def test_a_broken_eventbridge_event_names_the_field(change: Any, expected: str) -> None:
+    document = json.loads(eventbridge_body("a.csv"))
+    change(document)
+
+    assert malformed(json.dumps(document)).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("record_change", "expected"),
+    [
+        (
+            lambda r: r["s3"]["bucket"].pop("name"),
+            "malformed S3 notification Records[1]: s3.bucket.name: Field required",
+        ),
+        (
+            lambda r: r.pop("eventName"),
+            "S3 notification Records[1].eventName is missing or not a string",
+        ),
+        (
+            lambda r: r.pop("awsRegion"),
+            "malformed S3 notification Records[1]: awsRegion: Field required",
+        ),
+        (
+            lambda r: r["s3"]["object"].update(key=""),
+            "malformed S3 notification Records[1]: s3.object.key: String should have at least 1",
+        ),
+    ],
+)
+def test_a_broken_record_names_its_index_and_field(record_change: Any, expected: str) -> None:
+    broken = notification_record("b.csv")
+    record_change(broken)
+    body = notification_body(notification_record("a.csv"), broken)
+
+    assert malformed(body).startswith(expected)
+
+
+def test_records_must_be_a_list() -> None:
+    assert malformed(json.dumps({"Records": {"a": 1}})) == (
+        "S3 notification field Records must be a list"
+    )
+
+
+def test_an_sns_message_must_be_a_string() -> None:
+    body = json.dumps({"Type": "Notification", "Message": {"Records": []}})
+
+    assert malformed(body) == "SNS notification field Message must be a JSON string"
+
+
+# --- sequencers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "newer"),
+    [
+        ("0055AED6DCD90281E5", "0055AED6DCD90281E4", True),
+        ("0055AED6DCD90281E4", "0055AED6DCD90281E5", False),
+        ("0055AED6DCD90281E5", "0055AED6DCD90281E5", False),
+        ("0A", "9", True),  # padded: "0A" > "09"; compared as text unpadded, "9" would win
+        ("9", "0A", False),
+        ("617f08299329d189", "617F08299329D188", True),  # case does not matter
+        ("00617F08299329D189", "617F08299329D189", False),  # leading zeros do not matter
+    ],
+)
+def test_sequencers_compare_after_left_padding(a: str, b: str, newer: bool) -> None:
+    assert sequencer_newer(a, b) is newer
+
+
+def test_a_sequencer_that_is_not_hex_is_refused() -> None:
+    with pytest.raises(ValueError, match="sequencer 'zz' is not hexadecimal"):
+        sequencer_newer("zz", "01")
