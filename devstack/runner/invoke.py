@@ -155,22 +155,17 @@ def load_handler(spec: FunctionSpec) -> tuple[ModuleType, Handler]:
 
 
 def forget_layer_caches() -> None:
-    """Clear the layer's per-instance caches, as a fresh Lambda instance starts without them.
+    """Clear the layer's per-instance state, as a fresh Lambda instance starts without it.
 
-    Only modules already imported are touched (looked up in ``sys.modules``, never changed),
-    so the runner imposes nothing on a layer that has no such caches.
+    Calls the layer's public ``reset_instance_state`` if the layer is loaded (looked up in
+    ``sys.modules``, never imported or changed), so the runner imposes nothing on a layer that
+    keeps no such state.
     """
-    for module_name, attribute, method in (
-        ("dagtrigger.aws", "reset_clients", None),
-        ("dagtrigger.settings", "get_settings", "cache_clear"),
-        ("dagtrigger.dependencies", "get_dependencies", "cache_clear"),
-        ("dagtrigger.api.context", "get_api_dependencies", "cache_clear"),
-        ("dagtrigger.transports.factory", "reset_transports", None),
-    ):
+    for module_name in ("dagtrigger.dependencies", "dagtrigger.api.context"):
         module = sys.modules.get(module_name)
-        target = getattr(module, attribute, None) if module is not None else None
-        if target is not None:
-            getattr(target, method)() if method else target()
+        reset = getattr(module, "reset_instance_state", None) if module is not None else None
+        if reset is not None:
+            reset()
 
 
 class Invoker:

@@ -16,7 +16,7 @@ import statistics
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +29,6 @@ import requests
 from dagtrigger.errors import RejectedError
 from dagtrigger.ledger.schema import create_table
 from dagtrigger.settings import Settings
-from dagtrigger.transports.airflow_rest import AirflowCredentials
 from dagtrigger.transports.base import (
     AirflowTransport,
     EnvironmentRef,
@@ -37,7 +36,7 @@ from dagtrigger.transports.base import (
     TriggerRequest,
     TriggerResult,
 )
-from dagtrigger.transports.factory import build_transport
+from dagtrigger.transports.factory import TransportParts, build_transport
 from dagtrigger.transports.retry import trigger_with_retries
 from devstack.airflow import AirflowServer
 from devstack.dynamodb_local import DUMMY_CREDENTIALS, start_dynamodb_local
@@ -235,25 +234,31 @@ def _build(
     # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE from the environment override
     # session.verify (psf/requests#3829); this machine sets them to the system store.
     session.trust_env = False
+    secrets = _LeastPrivilegeSecrets(airflow, secret_name)
+    mwaa_client = emulator.client()
     transport = build_transport(
         environment,
-        settings=Settings(table_name=TABLE_NAME),
-        mwaa_client=emulator.client(),
-        http_session=session,
-        table=lock_table,
-        secrets_provider=_least_privilege_credentials(airflow, secret_name),
+        TransportParts(
+            settings=Settings(table_name=TABLE_NAME),
+            mwaa_client=lambda: mwaa_client,
+            table=lambda: lock_table,
+            http_session=lambda: session,
+            secrets_provider=lambda: secrets,
+        ),
     )
     return environment, transport, session
 
 
-def _least_privilege_credentials(
-    airflow: AirflowServer, secret_name: str
-) -> Callable[[str], AirflowCredentials]:
-    def provide(name: str) -> AirflowCredentials:
-        assert name == secret_name, f"the transport asked for secret {name!r}"
-        return AirflowCredentials(airflow.user_username, airflow.user_password)
+class _LeastPrivilegeSecrets:
+    """Stands in for Secrets Manager: the Airflow user's credentials, for the one secret named."""
 
-    return provide
+    def __init__(self, airflow: AirflowServer, secret_name: str) -> None:
+        self._airflow = airflow
+        self._secret_name = secret_name
+
+    def get(self, name: str, **_options: Any) -> dict[str, str]:
+        assert name == self._secret_name, f"the transport asked for secret {name!r}"
+        return {"username": self._airflow.user_username, "password": self._airflow.user_password}
 
 
 @pytest.fixture(scope="module")

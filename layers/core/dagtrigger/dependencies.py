@@ -1,25 +1,74 @@
-"""What the services need, built once per Lambda instance and passed in explicitly.
+"""The composition root: what the services need, built from the settings once per Lambda
+instance and passed in explicitly.
 
+This is the only module that reads the settings to build things: the ledger, the routes
+loader, the transports and every AWS client. The modules below receive what they need.
 Handlers call ``get_dependencies()``; tests build ``Dependencies`` themselves with fakes or
 moto-backed resources, so nothing is patched or imported behind their back.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from dagtrigger import aws
+import boto3
+from botocore.config import Config
+
 from dagtrigger.clock import utc_now
 from dagtrigger.ledger import TriggerLedger
 from dagtrigger.routes.loader import RoutesLoader
 from dagtrigger.settings import Settings, get_settings
 from dagtrigger.transports.base import AirflowTransport, EnvironmentRef
-from dagtrigger.transports.factory import transport_for
+from dagtrigger.transports.factory import TransportCache, TransportParts
 from dagtrigger.transports.ratelimit import RateLimiter
+
+# One retry layer for MWAA calls is ours (tenacity, inside a time budget); botocore's own
+# retries would multiply it. Other services keep botocore's standard retry mode.
+_STANDARD = Config(
+    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10
+)
+_MWAA_SINGLE_ATTEMPT = {"retries": {"mode": "standard", "max_attempts": 1}, "read_timeout": 15}
+
+
+class AwsClients:
+    """boto3 clients and tables, created on first use and reused across invocations.
+
+    Endpoints follow botocore's own variables (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_MWAA
+    ...), so the same code talks to AWS or to the local stack with no switch of its own.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._clients: dict[str, Any] = {}
+        self._tables: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service``; the MWAA one makes single attempts (retries are ours)."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.client(service, config=self._config(service))
+            return self._clients[service]
+
+    def table(self, name: str) -> Any:
+        with self._lock:
+            if name not in self._tables:
+                self._tables[name] = boto3.resource("dynamodb", config=_STANDARD).Table(name)
+            return self._tables[name]
+
+    def _config(self, service: str) -> Config:
+        if service != "mwaa":
+            return _STANDARD
+        return Config(
+            **_MWAA_SINGLE_ATTEMPT,
+            # MWAA prefixes hosts with "env."/"api."; an emulator on 127.0.0.1 cannot answer that.
+            inject_host_prefix=self._settings.mwaa_inject_host_prefix,
+        )
 
 
 @dataclass(frozen=True)
@@ -30,13 +79,20 @@ class Dependencies:
     transport_for: Callable[[EnvironmentRef], AirflowTransport]
     limiter: RateLimiter
     clock: Callable[[], datetime] = utc_now
+    #: the EventBridge Scheduler client (schedule management, in the api function only)
+    scheduler_client: Callable[[], Any] = field(default=lambda: _not_configured("scheduler"))
+    #: a Powertools parameters provider for Secrets Manager (webhook secrets)
+    secrets_provider: Callable[[], Any] = field(default=lambda: _not_configured("secrets_provider"))
 
 
-def ledger_from_settings(settings: Settings | None = None, *, table: Any = None) -> TriggerLedger:
-    """The ledger the Lambda functions use: table and limits from the validated settings."""
-    settings = settings or get_settings()
+def _not_configured(what: str) -> Any:
+    raise RuntimeError(f"these dependencies were built without a {what}")
+
+
+def ledger_from_settings(settings: Settings, *, table: Any) -> TriggerLedger:
+    """The ledger the Lambda functions use: limits from the validated settings."""
     return TriggerLedger(
-        table if table is not None else aws.dynamodb_table(settings.table_name),
+        table,
         history_ttl_days=settings.history_ttl_days,
         ignored_ttl_days=settings.ignored_ttl_days,
         conf_max_bytes=settings.conf_max_bytes,
@@ -44,16 +100,72 @@ def ledger_from_settings(settings: Settings | None = None, *, table: Any = None)
     )
 
 
-@cache
-def get_dependencies() -> Dependencies:
-    settings = get_settings()
+def build_dependencies(settings: Settings, clients: AwsClients) -> Dependencies:
+    """Everything a function needs, from the settings and lazily created clients."""
+    secrets = _cached(lambda: _secrets_provider(clients))
     return Dependencies(
         settings=settings,
-        ledger=ledger_from_settings(settings),
+        ledger=ledger_from_settings(settings, table=clients.table(settings.table_name)),
         routes=RoutesLoader(
             settings.routes_location,
             cache_seconds=settings.routes_cache_seconds,
+            ssm_client_factory=lambda: clients.client("ssm"),
+            s3_client_factory=lambda: clients.client("s3"),
         ),
-        transport_for=transport_for,
+        transport_for=TransportCache(
+            TransportParts(
+                settings=settings,
+                mwaa_client=lambda: clients.client("mwaa"),
+                table=lambda: clients.table(settings.table_name),
+                http_session=_cached(_http_session),
+                secrets_provider=secrets,
+            )
+        ),
         limiter=RateLimiter(rate_per_second=settings.rest_api_max_tps),
+        scheduler_client=lambda: clients.client("scheduler"),
+        secrets_provider=secrets,
     )
+
+
+@cache
+def get_dependencies() -> Dependencies:
+    """The dependencies of this Lambda instance, built on its first invocation."""
+    settings = get_settings()
+    return build_dependencies(settings, AwsClients(settings))
+
+
+def reset_instance_state() -> None:
+    """Forget the settings, clients and transports, as a fresh Lambda instance starts without
+    them (the local stack's runner calls this for each simulated cold start)."""
+    get_dependencies.cache_clear()
+    get_settings.cache_clear()
+
+
+def _cached(factory: Callable[[], Any]) -> Callable[[], Any]:
+    """``factory`` called once, on first use, and its result reused (thread-safe)."""
+    lock = threading.Lock()
+    made: list[Any] = []
+
+    def get() -> Any:
+        with lock:
+            if not made:
+                made.append(factory())
+            return made[0]
+
+    return get
+
+
+def _http_session() -> Any:
+    # Imported here: only the CLI and Airflow REST transports talk HTTP themselves.
+    import requests
+
+    return requests.Session()
+
+
+def _secrets_provider(clients: AwsClients) -> Any:
+    # Imported here: only webhooks and the Airflow REST transport read secrets.
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    # Built on our own lazily created client, so it follows the same endpoint settings (and
+    # instance resets) as every other client, rather than Powertools' global provider.
+    return SecretsProvider(boto3_client=clients.client("secretsmanager"))

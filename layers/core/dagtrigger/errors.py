@@ -1,4 +1,13 @@
-"""Exceptions shared across the package. Each carries enough to be recorded in the ledger."""
+"""Every exception dagtrigger raises on purpose, in one place.
+
+Three families:
+
+* a trigger's fate: ``RejectedError`` (the event's own fault, recorded, never retried),
+  ``TransientTriggerError`` (worth retrying) and ``TriggerFailedError`` (retries ran out);
+* refusals of a request (``RequestError`` and its kinds: not found, conflict, invalid ...),
+  raised by services; only the HTTP layer turns them into status codes;
+* the ledger's own (a transition the state machine forbids, contention, a foreign cursor).
+"""
 
 from __future__ import annotations
 
@@ -56,6 +65,66 @@ class TriggerFailedError(DagTriggerError):
         self.attempts = attempts
 
 
+# --- refusals of a request: services raise them, the HTTP layer alone picks the status ------
+
+
+class RequestError(DagTriggerError):
+    """A request that cannot be served as asked.
+
+    ``location`` names the input at fault (``("body", "environment")``), ``code`` says why in a
+    word, ``retry_after_seconds`` asks the caller to come back (None: the deployment's setting
+    where a retry makes sense), ``details`` are facts the answer carries (a trigger id ...).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: tuple[str | int, ...] | None = None,
+        code: str | None = None,
+        retry_after_seconds: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.code = code
+        self.retry_after_seconds = retry_after_seconds
+        self.details = dict(details or {})
+
+
+class NotFoundError(RequestError):
+    """What the request names does not exist (a trigger, a schedule, a webhook)."""
+
+
+class ConflictError(RequestError):
+    """The request clashes with the current state (already exists, still in progress ...)."""
+
+
+class InvalidRequestError(RequestError):
+    """Well-formed input that does not fit (an unknown environment, a reused key ...)."""
+
+
+class MalformedRequestError(RequestError):
+    """Input that cannot be read at all (not JSON, a cursor we did not issue ...)."""
+
+
+class PayloadTooLargeError(RequestError):
+    """A body over its size limit."""
+
+
+class UnauthenticatedError(RequestError):
+    """The caller could not be authenticated; the answer never says why."""
+
+
+class ThrottledError(RequestError):
+    """A service we call is throttling or over a quota: try again later."""
+
+
+class UnavailableError(RequestError):
+    """Something the request needs is down, busy or not configured."""
+
+
 # --- the history ledger (never raw botocore condition failures) ---------------------------
 
 
@@ -63,7 +132,7 @@ class LedgerError(DagTriggerError):
     """Base class for errors the ledger raises on purpose."""
 
 
-class TriggerNotFoundError(LedgerError):
+class TriggerNotFoundError(LedgerError, NotFoundError):
     def __init__(self, trigger_id: str) -> None:
         super().__init__(f"no trigger record with id {trigger_id!r}")
         self.trigger_id = trigger_id
@@ -102,5 +171,5 @@ class LedgerContentionError(LedgerError):
         self.trigger_id = trigger_id
 
 
-class InvalidCursorError(LedgerError, ValueError):
+class InvalidCursorError(LedgerError, MalformedRequestError, ValueError):
     """A pagination cursor that this ledger did not issue for this query."""

@@ -12,8 +12,15 @@ import json
 import re
 import unicodedata
 from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import StringConstraints
 
 from dagtrigger.errors import RejectedError
+
+# --- identifier patterns: the one home of every rule an identifier must pass ---------------
+# Strings, for pydantic fields and the HTTP routes' parameters; compiled below where code
+# checks a value itself.
 
 #: Airflow's default ``run_id`` pattern (``[scheduler] allowed_run_id_pattern``)
 AIRFLOW_RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.~:+-]+$")
@@ -21,11 +28,35 @@ MAX_RUN_ID_LENGTH = 250
 
 #: The DAG ids dagtrigger sends: Airflow's ``^[\w.-]+$`` admits a leading "-" and non-ASCII
 #: letters; we admit less, so a DAG id never reads as a CLI option and always fits a run id.
-DAG_ID_REGEX = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
+DAG_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
 #: The run ids dagtrigger sends: Airflow's default pattern, no leading "-", at most 250 chars.
-DAG_RUN_ID_REGEX = r"^[A-Za-z0-9_.~:+][A-Za-z0-9_.~:+-]{0,249}$"
-DAG_ID_PATTERN = re.compile(DAG_ID_REGEX)
-DAG_RUN_ID_PATTERN = re.compile(DAG_RUN_ID_REGEX)
+DAG_RUN_ID_PATTERN = r"^[A-Za-z0-9_.~:+][A-Za-z0-9_.~:+-]{0,249}$"
+#: ``trigger_id()``'s output
+TRIGGER_ID_PATTERN = r"^t-[0-9a-f]{32}$"
+#: route names and environment aliases in the routes file (at most ``NAME_MAX_LENGTH``)
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+NAME_MAX_LENGTH = 64
+#: MWAA's own pattern for environment names
+MWAA_ENVIRONMENT_NAME_PATTERN = r"^[a-zA-Z][0-9a-zA-Z_-]*$"
+#: S3's rules for general purpose bucket names
+BUCKET_NAME_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+#: EventBridge Scheduler schedule and schedule group names (the Scheduler API's own rule)
+SCHEDULE_NAME_PATTERN = r"^[0-9a-zA-Z_.-]{1,64}$"
+SCHEDULE_ARN_PATTERN = (
+    r"^arn:aws[a-z-]*:scheduler:[a-z0-9-]+:\d{12}:schedule/"
+    r"(?P<group>[0-9a-zA-Z_.-]{1,64})/(?P<name>[0-9a-zA-Z_.-]{1,64})$"
+)
+ARN_PATTERN = r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$"
+#: what an ``Idempotency-Key`` may hold: 1 to 255 visible ASCII characters
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)]
+DagId = Annotated[str, StringConstraints(pattern=DAG_ID_PATTERN)]
+BucketName = Annotated[str, StringConstraints(pattern=BUCKET_NAME_PATTERN)]
+ScheduleName = Annotated[str, StringConstraints(pattern=SCHEDULE_NAME_PATTERN)]
+
+_DAG_ID = re.compile(DAG_ID_PATTERN)
+_DAG_RUN_ID = re.compile(DAG_RUN_ID_PATTERN)
 
 _RUN_ID_PREFIX = "dagtrigger"
 _SEPARATOR = "__"
@@ -83,7 +114,7 @@ def _sanitize(text: str) -> str:
 
 def validate_dag_id(dag_id: str) -> str:
     """Return ``dag_id`` unchanged, or raise ``RejectedError('invalid_dag_id')`` saying why."""
-    if not isinstance(dag_id, str) or not DAG_ID_PATTERN.fullmatch(dag_id):
+    if not isinstance(dag_id, str) or not _DAG_ID.fullmatch(dag_id):
         raise RejectedError(
             "invalid_dag_id",
             f"dag_id {dag_id!r} is not allowed: it must be 1-250 ASCII letters, digits, '_', '.' "
@@ -94,7 +125,7 @@ def validate_dag_id(dag_id: str) -> str:
 
 def validate_dag_run_id(dag_run_id: str) -> str:
     """Return ``dag_run_id`` unchanged, or raise ``RejectedError('invalid_dag_run_id')``."""
-    if not isinstance(dag_run_id, str) or not DAG_RUN_ID_PATTERN.fullmatch(dag_run_id):
+    if not isinstance(dag_run_id, str) or not _DAG_RUN_ID.fullmatch(dag_run_id):
         raise RejectedError(
             "invalid_dag_run_id",
             f"dag_run_id {dag_run_id!r} is not allowed: it must be 1-250 ASCII letters, digits "

@@ -8,9 +8,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dagtrigger.errors import SettingsError
-
-ARN_PATTERN = r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$"
-SCHEDULE_GROUP_PATTERN = r"^[0-9a-zA-Z-_.]{1,64}$"
+from dagtrigger.ids import ARN_PATTERN, SCHEDULE_NAME_PATTERN
 
 
 class Settings(BaseSettings):
@@ -57,7 +55,7 @@ class Settings(BaseSettings):
     # --- the HTTP API (schedule management, webhooks, answers while Airflow is down) ---
     schedule_group_name: str | None = Field(
         default=None,
-        pattern=SCHEDULE_GROUP_PATTERN,
+        pattern=SCHEDULE_NAME_PATTERN,
         description="EventBridge Scheduler group the stack owns; schedules are managed only there",
     )
     schedule_target_arn: str | None = Field(

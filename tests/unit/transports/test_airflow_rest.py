@@ -8,6 +8,7 @@ import socket
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from moto import mock_aws
 
 from dagtrigger.errors import RejectedError, TransientTriggerError
@@ -239,6 +240,11 @@ def test_run_state_is_read_from_airflow(rest, fake_airflow):
     assert transport.get_dag_run_state("ingest_sales", "absent") is None
 
 
+def read_secret(name: str) -> AirflowCredentials:
+    provider = SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+    return secrets_manager_credentials(lambda: provider)(name)
+
+
 def test_credentials_come_from_a_secrets_manager_json_secret():
     # Given a secret holding {"username", "password"}
     with mock_aws():
@@ -247,7 +253,7 @@ def test_credentials_come_from_a_secrets_manager_json_secret():
         )
 
         # When the provider reads it
-        credentials = secrets_manager_credentials("airflow/creds-test")
+        credentials = read_secret("airflow/creds-test")
 
     # Then both values are there, and the password stays out of its repr
     assert (credentials.username, credentials.password) == ("u1", "p1")
@@ -261,6 +267,6 @@ def test_a_malformed_secret_says_what_shape_it_needs():
         )
 
         with pytest.raises(TransientTriggerError) as raised:
-            secrets_manager_credentials("airflow/bad-shape")
+            read_secret("airflow/bad-shape")
 
     assert '"username"' in str(raised.value)

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from dagtrigger import aws
-from dagtrigger.settings import Settings, get_settings
+from dagtrigger.settings import Settings
 from dagtrigger.transports.airflow_rest import AirflowRestTransport
 from dagtrigger.transports.base import EnvironmentRef, TransportKind
-from dagtrigger.transports.factory import build_transport, reset_transports, transport_for
+from dagtrigger.transports.factory import TransportCache, TransportParts, build_transport
 from dagtrigger.transports.invoke_rest_api import InvokeRestApiTransport
 from dagtrigger.transports.mwaa_cli import MwaaCliTransport
 
 SETTINGS = Settings(table_name="dagtrigger-history")
+
+
+def parts(mwaa_client: object, http_session: object, table: object) -> TransportParts:
+    def given(client: object, name: str) -> object:
+        if client is None:
+            raise ValueError(f"this test gives no {name}")
+        return client
+
+    return TransportParts(
+        settings=SETTINGS,
+        mwaa_client=lambda: given(mwaa_client, "mwaa_client"),
+        table=lambda: given(table, "table"),
+        http_session=lambda: given(http_session, "http_session"),
+        secrets_provider=lambda: given(None, "secrets_provider"),
+    )
 
 
 def env(kind: TransportKind, **extra: object) -> EnvironmentRef:
@@ -35,23 +47,17 @@ def env(kind: TransportKind, **extra: object) -> EnvironmentRef:
 def test_each_kind_builds_its_transport(environment, expected, mwaa_client, http_session):
     transport = build_transport(
         environment,
-        settings=SETTINGS,
-        mwaa_client=mwaa_client,
-        http_session=http_session,
-        table=object(),
+        parts(mwaa_client=mwaa_client, http_session=http_session, table=object()),
     )
 
     assert isinstance(transport, expected)
 
 
-def test_a_missing_client_is_named(http_session):
-    with pytest.raises(ValueError, match="needs mwaa_client"):
+def test_an_unknown_transport_is_named(http_session):
+    with pytest.raises(ValueError, match="unknown transport 'carrier-pigeon'"):
         build_transport(
-            env(TransportKind.INVOKE_REST_API),
-            settings=SETTINGS,
-            mwaa_client=None,
-            http_session=http_session,
-            table=None,
+            env("carrier-pigeon"),  # type: ignore[arg-type]
+            parts(mwaa_client=None, http_session=http_session, table=None),
         )
 
 
@@ -59,30 +65,15 @@ def test_airflow_rest_without_base_url_is_a_configuration_error(http_session):
     with pytest.raises(ValueError, match="no base_url"):
         build_transport(
             env(TransportKind.AIRFLOW_REST),
-            settings=SETTINGS,
-            mwaa_client=None,
-            http_session=http_session,
-            table=None,
+            parts(mwaa_client=None, http_session=http_session, table=None),
         )
 
 
-@pytest.fixture
-def fresh_caches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TABLE_NAME", "dagtrigger-history")
-    get_settings.cache_clear()
-    aws.reset_clients()
-    reset_transports()
-    yield
-    reset_transports()
-    aws.reset_clients()
-    get_settings.cache_clear()
-
-
-@pytest.mark.usefixtures("fresh_caches")
-def test_transport_for_builds_once_per_environment():
+def test_transports_are_built_once_per_environment(mwaa_client, http_session):
+    transports = TransportCache(parts(mwaa_client, http_session, object()))
     rest_api = env(TransportKind.INVOKE_REST_API)
     cli = env(TransportKind.CLI)
 
-    assert transport_for(rest_api) is transport_for(rest_api)
-    assert transport_for(cli) is not transport_for(rest_api)
-    assert isinstance(transport_for(cli), MwaaCliTransport)
+    assert transports(rest_api) is transports(rest_api)
+    assert transports(cli) is not transports(rest_api)
+    assert isinstance(transports(cli), MwaaCliTransport)

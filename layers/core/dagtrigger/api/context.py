@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.parameters import BaseProvider, SecretsProvider
+from aws_lambda_powertools.utilities.parameters import BaseProvider
 
-from dagtrigger import aws
 from dagtrigger.dependencies import Dependencies, get_dependencies
 from dagtrigger.settings import Settings
 
@@ -32,10 +31,13 @@ class ApiDependencies:
 
 @cache
 def get_api_dependencies() -> ApiDependencies:
+    core = get_dependencies()
     return ApiDependencies(
-        core=get_dependencies(),
-        # Built on our own lazily created client, so it follows the same endpoint settings
-        # (and cache resets) as every other client, rather than Powertools' global provider.
-        secrets_provider=SecretsProvider(boto3_client=aws.client("secretsmanager")),
-        scheduler_client=lambda: aws.client("scheduler"),
+        core=core,
+        secrets_provider=core.secrets_provider(),
+        scheduler_client=core.scheduler_client,
     )
+
+
+def reset_instance_state() -> None:
+    get_api_dependencies.cache_clear()

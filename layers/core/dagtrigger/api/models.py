@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from dagtrigger.ids import Name
 from dagtrigger.ledger import TriggerStatus
-from dagtrigger.routes.model import DAG_ID_PATTERN, NAME_PATTERN
 
-EnvironmentAlias = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=64)]
-DagId = Annotated[str, StringConstraints(pattern=DAG_ID_PATTERN)]
+EnvironmentAlias = Name
 
 
 def trigger_link(trigger_id: str) -> str:

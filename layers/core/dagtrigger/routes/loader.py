@@ -26,7 +26,6 @@ import yaml
 from pydantic import ValidationError
 
 import dagtrigger
-from dagtrigger import aws
 from dagtrigger.errors import RoutesConfigError
 from dagtrigger.observability import logger
 from dagtrigger.routes.model import FieldProblems, RoutesFile
@@ -36,8 +35,11 @@ ClientFactory = Callable[[], Any]
 LocationKind = Literal["bundled", "file", "ssm", "s3"]
 
 
-def _default_client(service: str) -> ClientFactory:
-    return lambda: aws.client(service)
+def _no_client(service: str) -> ClientFactory:
+    def missing() -> Any:
+        raise RoutesConfigError(f"no {service} client was given to read the routes file")
+
+    return missing
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,8 +246,8 @@ class RoutesLoader:
     ) -> None:
         self._location = parse_location(location)
         self._cache_seconds = cache_seconds
-        self._ssm_client_factory = ssm_client_factory or _default_client("ssm")
-        self._s3_client_factory = s3_client_factory or _default_client("s3")
+        self._ssm_client_factory = ssm_client_factory or _no_client("ssm")
+        self._s3_client_factory = s3_client_factory or _no_client("s3")
         self._clock = clock
         self._loaded: _Loaded | None = None
 

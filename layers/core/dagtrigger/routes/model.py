@@ -37,20 +37,9 @@ from pydantic import (
 )
 
 from dagtrigger.conf import DEFAULT_S3_CONF_TEMPLATE, check_conf_template
-from dagtrigger.ids import DAG_ID_REGEX
+from dagtrigger.ids import DAG_ID_PATTERN, MWAA_ENVIRONMENT_NAME_PATTERN, BucketName, Name
 from dagtrigger.transports.base import EnvironmentRef, TransportKind
 
-#: route names and environment aliases
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
-#: see dagtrigger.ids: stricter than Airflow's own pattern
-DAG_ID_PATTERN = DAG_ID_REGEX
-#: MWAA's own pattern for environment names
-MWAA_ENVIRONMENT_NAME_PATTERN = r"^[a-zA-Z][0-9a-zA-Z_-]*$"
-#: S3's rules for general purpose bucket names
-BUCKET_NAME_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
-
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=64)]
-BucketName = Annotated[str, StringConstraints(pattern=BUCKET_NAME_PATTERN)]
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import requests
-from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters import BaseProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import (
     GetParameterError,
     TransformParameterError,
@@ -30,6 +30,7 @@ from dagtrigger.transports.airflow_api import (
     ApiReply,
 )
 from dagtrigger.transports.base import EnvironmentRef
+from dagtrigger.transports.factory import TransportParts
 
 #: (connect, read) seconds for one call to Airflow
 DEFAULT_TIMEOUT = (5.0, 15.0)
@@ -47,15 +48,19 @@ class AirflowCredentials:
 CredentialsProvider = Callable[[str], AirflowCredentials]
 
 
-def secrets_manager_credentials(secret_name: str) -> AirflowCredentials:
-    """Read ``{"username", "password"}`` from Secrets Manager, cached for a few minutes."""
-    try:
-        value = parameters.get_secret(secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
-    except TransformParameterError:
-        raise TransientTriggerError(f"secret {secret_name!r} does not hold JSON") from None
-    except GetParameterError as exc:
-        raise TransientTriggerError(f"cannot read secret {secret_name!r}: {exc}") from None
-    return credentials_from_secret(secret_name, value)
+def secrets_manager_credentials(provider: Callable[[], BaseProvider]) -> CredentialsProvider:
+    """Credentials read from Secrets Manager through ``provider``, cached for a few minutes."""
+
+    def read(secret_name: str) -> AirflowCredentials:
+        try:
+            value = provider().get(secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
+        except TransformParameterError:
+            raise TransientTriggerError(f"secret {secret_name!r} does not hold JSON") from None
+        except GetParameterError as exc:
+            raise TransientTriggerError(f"cannot read secret {secret_name!r}: {exc}") from None
+        return credentials_from_secret(secret_name, value)
+
+    return read
 
 
 def credentials_from_secret(secret_name: str, value: Any) -> AirflowCredentials:
@@ -93,12 +98,17 @@ class AirflowRestCarrier:
         environment: EnvironmentRef,
         session: requests.Session,
         *,
-        credentials_provider: CredentialsProvider = secrets_manager_credentials,
+        credentials_provider: CredentialsProvider | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
         if not environment.base_url:
             raise ValueError(
                 f"environment {environment.alias!r} uses airflow_rest but has no base_url"
+            )
+        if environment.credentials_secret and credentials_provider is None:
+            raise ValueError(
+                f"environment {environment.alias!r} names a credentials_secret, "
+                "but no credentials provider was given"
             )
         self._environment = environment
         self._root = environment.base_url.rstrip("/")
@@ -162,7 +172,9 @@ class AirflowRestCarrier:
 
     def _credentials(self) -> AirflowCredentials | None:
         secret = self._environment.credentials_secret
-        return self._credentials_provider(secret) if secret else None
+        if not secret or self._credentials_provider is None:
+            return None
+        return self._credentials_provider(secret)
 
     def _auth_for(self, major: int) -> AuthBase | None:
         if major < 3:
@@ -240,7 +252,7 @@ class AirflowRestTransport(AirflowApiTransport):
         environment: EnvironmentRef,
         session: requests.Session,
         *,
-        credentials_provider: CredentialsProvider = secrets_manager_credentials,
+        credentials_provider: CredentialsProvider | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -248,3 +260,11 @@ class AirflowRestTransport(AirflowApiTransport):
             environment, session, credentials_provider=credentials_provider, timeout=timeout
         )
         super().__init__(environment, AirflowApiTrigger(carrier, now=now))
+
+
+def build(environment: EnvironmentRef, parts: TransportParts) -> AirflowRestTransport:
+    return AirflowRestTransport(
+        environment,
+        parts.http_session(),
+        credentials_provider=secrets_manager_credentials(parts.secrets_provider),
+    )

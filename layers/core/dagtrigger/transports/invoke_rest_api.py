@@ -21,6 +21,7 @@ from dagtrigger.transports.airflow_api import (
     ApiReply,
 )
 from dagtrigger.transports.base import EnvironmentRef
+from dagtrigger.transports.factory import TransportParts
 from dagtrigger.transports.mwaa_environment import (
     AirflowMajorResolver,
     classify_botocore_failure,
@@ -107,3 +108,7 @@ class InvokeRestApiTransport(AirflowApiTransport):
             carrier, path_too_long_code="dag_id_too_long_for_invoke_rest_api", now=now
         )
         super().__init__(environment, api)
+
+
+def build(environment: EnvironmentRef, parts: TransportParts) -> InvokeRestApiTransport:
+    return InvokeRestApiTransport(environment, parts.mwaa_client())

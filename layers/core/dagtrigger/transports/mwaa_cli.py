@@ -40,7 +40,8 @@ from dagtrigger.transports.airflow_api import (
     result_from_run,
 )
 from dagtrigger.transports.base import EnvironmentRef, TriggerRequest, TriggerResult
-from dagtrigger.transports.cli_lock import LockNotAcquiredError, cli_lock_key
+from dagtrigger.transports.cli_lock import DynamoDbLeaseLock, LockNotAcquiredError, cli_lock_key
+from dagtrigger.transports.factory import TransportParts
 from dagtrigger.transports.mwaa_environment import AirflowMajorResolver, mwaa_errors_classified
 
 CLI_TOKEN_LIFETIME_SECONDS = 60.0
@@ -349,3 +350,23 @@ def _error_for(failure: cli_output.CliError, *, doing: str) -> DagTriggerError:
 
 def _already_triggered(request: TriggerRequest, run: Mapping[str, Any]) -> TriggerResult:
     return result_from_run(run, dag_run_id=request.dag_run_id, already_existed=True)
+
+
+#: how long a CLI request waits for another caller's command on the same environment
+CLI_LOCK_WAIT_SECONDS = 10.0
+
+
+def build(environment: EnvironmentRef, parts: TransportParts) -> MwaaCliTransport:
+    settings = parts.settings
+    lock = DynamoDbLeaseLock(
+        parts.table(),
+        lease_seconds=settings.cli_lock_seconds,
+        wait_seconds=min(CLI_LOCK_WAIT_SECONDS, settings.trigger_budget_seconds),
+    )
+    return MwaaCliTransport(
+        environment,
+        parts.mwaa_client(),
+        parts.http_session(),
+        lock,
+        timeout=(5.0, max(1.0, settings.cli_lock_seconds - 5.0)),
+    )

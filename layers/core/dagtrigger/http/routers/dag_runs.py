@@ -19,7 +19,7 @@ from dagtrigger.http.dependencies import (
     documented,
 )
 from dagtrigger.http.responses import json_response
-from dagtrigger.routes.model import DAG_ID_PATTERN
+from dagtrigger.ids import DAG_ID_PATTERN
 
 router = APIGatewayHttpRouter()
 

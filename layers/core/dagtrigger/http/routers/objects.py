@@ -13,7 +13,7 @@ from dagtrigger.api.models import TriggerPage
 from dagtrigger.api.queries import DEFAULT_PAGE_SIZE
 from dagtrigger.http.dependencies import IAM_SIGNED, api_dependencies, documented
 from dagtrigger.http.routers.triggers import Cursor, Limit
-from dagtrigger.routes.model import BUCKET_NAME_PATTERN
+from dagtrigger.ids import BUCKET_NAME_PATTERN
 
 router = APIGatewayHttpRouter()
 

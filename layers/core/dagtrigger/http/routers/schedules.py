@@ -14,8 +14,8 @@ from dagtrigger.api import schedules as schedule_service
 from dagtrigger.api.schedules import ScheduleReplacement
 from dagtrigger.http.dependencies import IAM_SIGNED, api_dependencies, documented
 from dagtrigger.http.responses import json_response, no_content
+from dagtrigger.ids import SCHEDULE_NAME_PATTERN
 from dagtrigger.sources.schedules import ScheduleInfo, SchedulePage, ScheduleSpec
-from dagtrigger.sources.schedules.parse import SCHEDULE_NAME_PATTERN
 from dagtrigger.sources.schedules.spec import ScheduleState
 
 router = APIGatewayHttpRouter()

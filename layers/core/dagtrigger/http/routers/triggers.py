@@ -28,12 +28,11 @@ from dagtrigger.http.dependencies import (
 )
 from dagtrigger.http.responses import json_response
 from dagtrigger.http.routers.dag_runs import REPLAYED_HEADER
+from dagtrigger.ids import DAG_ID_PATTERN, NAME_PATTERN, TRIGGER_ID_PATTERN
 from dagtrigger.ledger import TriggerStatus
-from dagtrigger.routes.model import DAG_ID_PATTERN, NAME_PATTERN
 
 router = APIGatewayHttpRouter()
 
-TRIGGER_ID_PATTERN = r"^t-[0-9a-f]{32}$"
 TriggerId = Annotated[str, Path(pattern=TRIGGER_ID_PATTERN, description="t- and 32 hex digits")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="most items in the page")]
 Cursor = Annotated[

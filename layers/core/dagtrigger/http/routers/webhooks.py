@@ -14,7 +14,7 @@ from dagtrigger.api import ApiDependencies, WebhookDelivery, receive_webhook
 from dagtrigger.api.models import WebhookAccepted
 from dagtrigger.http.dependencies import api_dependencies, documented, http_event
 from dagtrigger.http.responses import json_response
-from dagtrigger.routes.model import NAME_PATTERN
+from dagtrigger.ids import NAME_PATTERN
 
 router = APIGatewayHttpRouter()
 

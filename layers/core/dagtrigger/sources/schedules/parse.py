@@ -19,19 +19,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     field_validator,
     model_validator,
 )
 
-from dagtrigger.routes.model import DAG_ID_PATTERN, NAME_PATTERN
+from dagtrigger.ids import SCHEDULE_ARN_PATTERN, DagId, Name
 
 #: EventBridge Scheduler's context attributes, by the Input key that carries each
 CONTEXT_ATTRIBUTES: Final[Mapping[str, str]] = {
@@ -42,18 +41,11 @@ CONTEXT_ATTRIBUTES: Final[Mapping[str, str]] = {
 }
 _PLACEHOLDER_PREFIX = "<aws.scheduler."
 
-#: schedule and schedule group names (the Scheduler API's own rule)
-SCHEDULE_NAME_PATTERN = r"^[0-9a-zA-Z_.-]{1,64}$"
-SCHEDULE_ARN_PATTERN = (
-    r"^arn:aws[a-z-]*:scheduler:[a-z0-9-]+:\d{12}:schedule/"
-    r"(?P<group>[0-9a-zA-Z_.-]{1,64})/(?P<name>[0-9a-zA-Z_.-]{1,64})$"
-)
 _SCHEDULE_ARN = re.compile(SCHEDULE_ARN_PATTERN)
 #: the conf a schedule may carry, as compact JSON (the function caps the merged conf again)
 MAX_SCHEDULE_CONF_BYTES = 32 * 1024
 
-RouteName = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=64)]
-DagId = Annotated[str, StringConstraints(pattern=DAG_ID_PATTERN)]
+RouteName = Name
 
 
 class ScheduleTarget(BaseModel):

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     field_validator,
     model_validator,
 )
 
+from dagtrigger.ids import ScheduleName
 from dagtrigger.sources.schedules.expressions import parse_schedule_expression
-from dagtrigger.sources.schedules.parse import SCHEDULE_NAME_PATTERN, ScheduleTarget
+from dagtrigger.sources.schedules.parse import ScheduleTarget
 from dagtrigger.sources.schedules.timezones import validate_timezone
 
-ScheduleName = Annotated[str, StringConstraints(pattern=SCHEDULE_NAME_PATTERN)]
 ScheduleState = Literal["ENABLED", "DISABLED"]
 
 
