@@ -15,7 +15,7 @@ from rich.console import Console
 
 from devstack.demo.scenario import run_demo
 from devstack.paths import STATE_DIR
-from devstack.processes import group_pids
+from devstack.procfs import group_pids
 from devstack.stack import LocalStack, StackConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)

@@ -1,52 +1,43 @@
-"""Real Apache Airflow (3.x and 2.10) for the local stack: install, start on loopback, stop.
+"""Real Apache Airflow (3.x and 2.10) for the local stack: start on loopback, stop.
 
-Each major version lives in its own virtual environment (.stack/venvs/airflow-<major>), installed
-from a pinned lock file with uv. A server is a set of ManagedProcesses sharing one AIRFLOW_HOME,
-SQLite database and environment; `AirflowServer.cli_env()` lets other code run the same Airflow's
-CLI (the MWAA emulator's /aws_mwaa/cli does).
+`devstack.airflow_install` installs each major version. A server is a set of ManagedProcesses
+sharing one AIRFLOW_HOME, SQLite database and environment; `AirflowServer.cli_env()` lets
+other code run the same Airflow's CLI (the MWAA emulator's /aws_mwaa/cli does).
 """
 
 from __future__ import annotations
 
 import base64
-import fcntl
-import hashlib
 import json
 import os
 import secrets
-import subprocess
-import sys
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
-from devstack.paths import DAGS_DIR, FIND_PYTHON, LOCKS_DIR, PACKAGE_DIR, UV_BIN, VENVS_DIR
+from devstack.airflow_install import AIRFLOW_VERSIONS, ensure_airflow_venv
+from devstack.lifecycle import stopped_on_failure
+from devstack.paths import DAGS_DIR, PACKAGE_DIR, write_private_file
 from devstack.processes import (
     LOOPBACK,
     ManagedProcess,
     StackError,
     child_env,
     free_port,
-    group_pids,
-    pss_bytes,
     run_to_completion,
     stop_all,
     wait_for_http,
     wait_until,
 )
+from devstack.procfs import group_pids, pss_bytes
 
-AIRFLOW_VERSIONS = {3: "3.3.2", 2: "2.10.5"}
-PYTHON_VERSION = "3.12"
 ADMIN_USER = ("admin", "admin")
 # A least-privilege account (role "User" on 2.x, "user" on 3.x): enough to trigger DAG runs.
 TRIGGER_USER = ("user", "user")
 READY_TIMEOUT = 180.0
 MIGRATE_TIMEOUT = 300.0
-_STAMP_NAME = ".devstack-lock-sha256"
 AIRFLOW2_ACCOUNTS_SCRIPT = PACKAGE_DIR / "airflow2_accounts.py"
 
 
@@ -126,29 +117,6 @@ class AirflowServer:
         return token
 
 
-def venv_path(major: int) -> Path:
-    return VENVS_DIR / f"airflow-{_check_major(major)}"
-
-
-def lock_path(major: int) -> Path:
-    return LOCKS_DIR / f"airflow-{_check_major(major)}.lock"
-
-
-def ensure_airflow_venv(major: int) -> Path:
-    """Install Airflow `major` from its lock into .stack/venvs/airflow-<major> (once per lock)."""
-    venv, lock = venv_path(major), lock_path(major)
-    wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
-    stamp = venv / _STAMP_NAME
-    if _read_text(stamp) == wanted:
-        return venv
-    with _exclusive_lock(venv.with_name(venv.name + ".install-lock")):
-        if _read_text(stamp) == wanted:  # another process finished the install while we waited
-            return venv
-        _install_venv(venv, lock, f"Airflow {AIRFLOW_VERSIONS[major]}")
-        stamp.write_text(wanted)
-    return venv
-
-
 def start_airflow(
     major: int,
     *,
@@ -178,12 +146,9 @@ def start_airflow(
         venv=venv,
         port=port,
     )
-    secrets_ = _persistent_secrets(state_dir)
-    settings = _airflow3_settings if major >= 3 else _airflow2_settings
-    server.env = child_env(
-        {**settings(server, state_dir, dags_folder, parallelism, secrets_), **(extra_env or {})}
-    )
-    try:
+    settings = _airflow_settings(server, state_dir, dags_folder, parallelism)
+    server.env = child_env({**settings, **(extra_env or {})})
+    with stopped_on_failure(server):
         _prepare_database(server, state_dir)
         server.processes = _components(server, state_dir)
         for process in server.processes:
@@ -194,9 +159,6 @@ def start_airflow(
             process=server.processes,
             accept=lambda response: response.status_code == 200,
         )
-    except BaseException:
-        server.stop()
-        raise
     return server
 
 
@@ -219,67 +181,6 @@ def wait_for_dag(server: AirflowServer, dag_id: str, timeout: float = 120.0) -> 
     )
 
 
-def _check_major(major: int) -> int:
-    if major not in AIRFLOW_VERSIONS:
-        raise StackError(
-            f"Airflow major version {major!r} is not one of {sorted(AIRFLOW_VERSIONS)}"
-        )
-    return major
-
-
-def _install_venv(venv: Path, lock: Path, what: str) -> None:
-    if not UV_BIN.exists():
-        raise StackError(f"uv is missing at {UV_BIN}: run `make venv` first")
-    started = time.monotonic()
-    _progress(f"installing {what} into {venv} from {lock.name} ...")
-    if not (venv / "bin" / "python").exists():
-        python = _find_python()
-        _run_checked([str(UV_BIN), "venv", "--quiet", "--python", python, str(venv)], what)
-    _run_checked(
-        [str(UV_BIN), "pip", "sync", "--quiet", "--compile-bytecode", str(lock)],
-        what,
-        env={**child_env(), "VIRTUAL_ENV": str(venv)},
-    )
-    _progress(f"installed {what} in {time.monotonic() - started:.0f} s")
-
-
-def _find_python() -> str:
-    result = subprocess.run(
-        [str(FIND_PYTHON), PYTHON_VERSION], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise StackError(result.stderr.strip() or f"no Python {PYTHON_VERSION} found")
-    return result.stdout.strip()
-
-
-def _run_checked(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-    if result.returncode != 0:
-        raise StackError(f"installing {what}: {argv[0]} {argv[1]} failed:\n{result.stderr[-2000:]}")
-
-
-def _progress(message: str) -> None:
-    print(f"devstack: {message}", file=sys.stderr, flush=True)
-
-
-@contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        return None
-
-
 def _persistent_secrets(state_dir: Path) -> dict[str, str]:
     """Secrets made once per state directory, so restarts keep sessions, tokens and Variables."""
     path = state_dir / "secrets.json"
@@ -292,14 +193,19 @@ def _persistent_secrets(state_dir: Path) -> dict[str, str]:
     }
     if made != existing:
         state_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(json.dumps(made))
+        write_private_file(path, json.dumps(made))
     return made
 
 
-def _common_settings(
-    server: AirflowServer, dags_folder: Path, parallelism: int, secrets_: dict[str, str]
+def _airflow_settings(
+    server: AirflowServer, state_dir: Path, dags_folder: Path, parallelism: int
 ) -> dict[str, str]:
+    """Airflow's configuration, as AIRFLOW__* variables: the shared part, then the major's."""
+    secrets_ = _persistent_secrets(state_dir)
+    if server.major >= 3:
+        by_major = _airflow3_settings(server, state_dir, secrets_)
+    else:
+        by_major = _airflow2_settings(server, secrets_)
     return {
         "AIRFLOW_HOME": str(server.home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
@@ -314,21 +220,16 @@ def _common_settings(
         "PATH": f"{server.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "NO_PROXY": LOOPBACK,
         "no_proxy": LOOPBACK,
+        **by_major,
     }
 
 
 def _airflow3_settings(
-    server: AirflowServer,
-    state_dir: Path,
-    dags_folder: Path,
-    parallelism: int,
-    secrets_: dict[str, str],
+    server: AirflowServer, state_dir: Path, secrets_: dict[str, str]
 ) -> dict[str, str]:
     passwords_file = state_dir / "simple_auth_manager_passwords.json"
-    passwords_file.touch(mode=0o600)
-    passwords_file.write_text(json.dumps(dict([ADMIN_USER, TRIGGER_USER])))
+    write_private_file(passwords_file, json.dumps(dict([ADMIN_USER, TRIGGER_USER])))
     return {
-        **_common_settings(server, dags_folder, parallelism, secrets_),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{server.base_url}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER[0]}:admin,{TRIGGER_USER[0]}:user",
@@ -343,16 +244,9 @@ def _airflow3_settings(
     }
 
 
-def _airflow2_settings(
-    server: AirflowServer,
-    state_dir: Path,
-    dags_folder: Path,
-    parallelism: int,
-    secrets_: dict[str, str],
-) -> dict[str, str]:
-    del state_dir  # Airflow 2 keeps its users in the metadata DB
+def _airflow2_settings(server: AirflowServer, secrets_: dict[str, str]) -> dict[str, str]:
+    # Airflow 2 keeps its users in the metadata DB: no passwords file.
     return {
-        **_common_settings(server, dags_folder, parallelism, secrets_),
         "AIRFLOW__CORE__EXECUTOR": "SequentialExecutor",  # the only one SQLite allows on 2.x
         "AIRFLOW__API__AUTH_BACKENDS": (
             "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session"
@@ -385,8 +279,7 @@ def _prepare_database(server: AirflowServer, state_dir: Path) -> None:
     )
     if server.major < 3:
         accounts_file = state_dir / "accounts.json"
-        accounts_file.touch(mode=0o600)
-        accounts_file.write_text(json.dumps(_airflow2_accounts()))
+        write_private_file(accounts_file, json.dumps(_airflow2_accounts()))
         run_to_completion(
             f"airflow-{server.major} create accounts",
             [

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from devstack.lifecycle import stopped_on_failure
 from devstack.paths import NODE_DIR
 from devstack.processes import (
     LOOPBACK,
-    ManagedProcess,
+    ServerProcess,
     StackError,
-    child_env,
     free_port,
     wait_for_port,
     wait_until,
@@ -37,16 +36,8 @@ DUMMY_CREDENTIALS = {
 }
 
 
-@dataclass
-class DynamoDBLocal:
+class DynamoDBLocal(ServerProcess):
     """A running DynamoDB Local: its endpoint and the process behind it."""
-
-    endpoint_url: str
-    port: int
-    process: ManagedProcess = field(repr=False)
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
 def package_dir() -> Path:
@@ -64,7 +55,7 @@ def start_dynamodb_local(*, state_dir: Path, port: int | None = None) -> DynamoD
     """Start an in-memory, shared-database DynamoDB Local and wait until ListTables answers."""
     jar = ensure_dynamodb_local()
     port = port or free_port()
-    process = ManagedProcess(
+    server = DynamoDBLocal.launch(
         "dynamodb-local",
         [
             "java",
@@ -81,24 +72,19 @@ def start_dynamodb_local(*, state_dir: Path, port: int | None = None) -> DynamoD
             "-port",
             str(port),
         ],
-        env=child_env(),
+        port=port,
         cwd=jar.parent,
         log_path=state_dir / "dynamodb-local.log",
     )
-    server = DynamoDBLocal(endpoint_url=f"http://{LOOPBACK}:{port}", port=port, process=process)
-    process.start()
-    try:
-        wait_for_port(port, READY_TIMEOUT, process=process)
+    with stopped_on_failure(server):
+        wait_for_port(port, READY_TIMEOUT, process=server.process)
         wait_until(
             lambda: _answers_list_tables(server.endpoint_url),
             timeout=READY_TIMEOUT,
             interval=0.3,
             what=f"DynamoDB Local ListTables on {server.endpoint_url}",
-            process=process,
+            process=server.process,
         )
-    except BaseException:
-        process.stop()
-        raise
     return server
 
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
+from devstack.lifecycle import stopped_on_failure
 from devstack.paths import DEV_VENV
 from devstack.processes import (
     LOOPBACK,
-    ManagedProcess,
+    ServerProcess,
     StackError,
-    child_env,
     free_port,
     wait_for_http,
 )
@@ -21,20 +20,12 @@ from devstack.processes import (
 READY_TIMEOUT = 30.0
 
 
-@dataclass
-class MotoServer:
+class MotoServer(ServerProcess):
     """A running moto server: its endpoint and the process behind it."""
-
-    endpoint_url: str
-    port: int
-    process: ManagedProcess = field(repr=False)
 
     def reset(self) -> None:
         """Forget every resource moto holds (its /moto-api/reset)."""
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
 def moto_server_bin() -> Path:
@@ -51,25 +42,20 @@ def moto_server_bin() -> Path:
 def start_moto(*, state_dir: Path, port: int | None = None) -> MotoServer:
     """Start `moto_server -H 127.0.0.1 -p PORT` and wait until its API answers."""
     port = port or free_port()
-    process = ManagedProcess(
+    state_dir.mkdir(parents=True, exist_ok=True)
+    server = MotoServer.launch(
         "moto-server",
         [str(moto_server_bin()), "-H", LOOPBACK, "-p", str(port)],
-        env=child_env(),
+        port=port,
         cwd=state_dir,
         log_path=state_dir / "moto-server.log",
     )
-    server = MotoServer(endpoint_url=f"http://{LOOPBACK}:{port}", port=port, process=process)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    process.start()
-    try:
+    with stopped_on_failure(server):
         wait_for_http(
             f"{server.endpoint_url}/moto-api/data.json",
             READY_TIMEOUT,
             interval=0.2,
-            process=process,
+            process=server.process,
             accept=lambda response: response.status_code == 200,
         )
-    except BaseException:
-        process.stop()
-        raise
     return server

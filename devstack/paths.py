@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -15,3 +16,10 @@ FIND_PYTHON = REPO_ROOT / "scripts" / "find-python"
 DEV_VENV = REPO_ROOT / ".venv"
 LOCKS_DIR = PACKAGE_DIR / "locks"
 DAGS_DIR = PACKAGE_DIR / "dags"
+
+
+def write_private_file(path: Path, data: bytes | str) -> None:
+    """Write `data` to `path`, readable by its owner only (keys, passwords, secrets)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data.encode() if isinstance(data, str) else data)

@@ -1,4 +1,4 @@
-"""Child processes of the local stack: start, wait for readiness, measure, and stop them cleanly.
+"""Child processes of the local stack: start, wait for readiness, and stop them cleanly.
 
 Every server runs in its own process group (``start_new_session=True``) so that stopping it also
 stops the workers it forked (gunicorn/uvicorn workers, task runners, the JVM).
@@ -15,15 +15,16 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Self, TypeVar
 
 import requests
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from devstack.procfs import group_pids
+
 LOOPBACK = "127.0.0.1"
-_LISTEN_STATE = "0A"
 # Inherited variables that would make a child use the wrong interpreter, packages or Airflow home.
 _LEAKY_ENV_PREFIXES = ("AIRFLOW__", "AIRFLOW_HOME", "AIRFLOW_CONFIG")
 _LEAKY_ENV_NAMES = frozenset({"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"})
@@ -160,6 +161,25 @@ class ManagedProcess:
         return self._popen.poll() if self._popen else None
 
 
+@dataclass
+class ServerProcess:
+    """A server child process on a loopback port: its endpoint and the process behind it."""
+
+    endpoint_url: str
+    port: int
+    process: ManagedProcess = field(repr=False)
+
+    @classmethod
+    def launch(cls, name: str, argv: list[str], *, port: int, cwd: Path, log_path: Path) -> Self:
+        """Start `argv` (which listens on 127.0.0.1:`port`); readiness is the caller's to check."""
+        process = ManagedProcess(name, argv, env=child_env(), cwd=cwd, log_path=log_path)
+        process.start()
+        return cls(endpoint_url=f"http://{LOOPBACK}:{port}", port=port, process=process)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
 def run_to_completion(
     name: str,
     argv: list[str],
@@ -252,49 +272,6 @@ def wait_for_http(
     wait_until(answers, timeout=timeout, interval=interval, what=f"GET {url}", process=process)
 
 
-def group_pids(pgid: int) -> list[int]:
-    """Live (non-zombie) processes whose process group is `pgid`, read from /proc."""
-    members = []
-    for stat_path in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            state, group = _state_and_group(stat_path.read_text())
-            if group == pgid and state != "Z":
-                members.append(int(stat_path.parent.name))
-    return sorted(members)
-
-
-def pss_bytes(pids: Iterable[int]) -> int:
-    """Proportional set size of the given processes, summed (shared pages counted once)."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-                    break
-    return total
-
-
-def listening_addresses(pids: Iterable[int]) -> set[tuple[str, int]]:
-    """(address, port) of every TCP socket in LISTEN state held by the given processes."""
-    inodes = set()
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    target = os.readlink(fd)
-                    if target.startswith("socket:["):
-                        inodes.add(target[len("socket:[") : -1])
-    addresses = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[3] == _LISTEN_STATE and fields[9] in inodes:
-                    addresses.add(_decode_proc_address(fields[1]))
-    return addresses
-
-
 def stop_all(processes: Iterable[ManagedProcess], timeout: float = 10) -> None:
     """Stop several processes at once: SIGTERM every group, then SIGKILL what outlives `timeout`."""
     started = [process for process in processes if process._popen is not None]
@@ -313,21 +290,6 @@ def stop_all_running() -> None:
         process.stop(timeout=5)
 
 
-def _state_and_group(stat: str) -> tuple[str, int]:
-    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return fields[0], int(fields[2])
-
-
-def _decode_proc_address(hex_address: str) -> tuple[str, int]:
-    address, port = hex_address.split(":")
-    raw = bytes.fromhex(address)
-    # /proc/net/tcp* prints the address as 32-bit words in host (little-endian) order.
-    packed = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-    family = socket.AF_INET if len(packed) == 4 else socket.AF_INET6
-    return socket.inet_ntop(family, packed), int(port, 16)
-
-
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
@@ -343,32 +305,3 @@ def _wait_until_gone(processes: list[ManagedProcess], timeout: float) -> bool:
 
 
 atexit.register(stop_all_running)
-
-
-class Service:
-    """Something started and stopped as a whole; ``with`` starts it and always stops it.
-
-    A failed start stops what was already started before the error propagates.
-    """
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

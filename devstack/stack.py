@@ -26,10 +26,11 @@ from devstack.dynamodb_local import (
     ensure_dynamodb_local,
     start_dynamodb_local,
 )
+from devstack.lifecycle import Service, stopped_on_failure
 from devstack.moto_server import MotoServer, start_moto
 from devstack.mwaa_emulator import MwaaEmulator
 from devstack.paths import REPO_ROOT, STATE_DIR
-from devstack.processes import Service, pss_bytes
+from devstack.procfs import pss_bytes
 from devstack.runner import LambdaRunner
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
@@ -73,11 +74,8 @@ class LocalStack(Service):
 
     def start(self) -> None:
         """Start every part; on any failure stop what was started and re-raise."""
-        try:
+        with stopped_on_failure(self):
             self._start()
-        except BaseException:
-            self.stop()
-            raise
 
     def _start(self) -> None:
         config = self.config
@@ -183,29 +181,16 @@ class LocalStack(Service):
 
     # ------------------------------------------------------------------ clients
 
-    def _moto_client(self, service: str) -> Any:
+    def moto_client(self, service: str) -> Any:
+        """A boto3 client of `service` (s3, sqs, events, ...) on the stack's moto server."""
         assert self.moto is not None, "the stack is not started"
         return boto3.client(service, endpoint_url=self.moto.endpoint_url, **DUMMY_CREDENTIALS)
 
-    @property
-    def s3(self) -> Any:
-        return self._moto_client("s3")
-
-    @property
-    def sqs(self) -> Any:
-        return self._moto_client("sqs")
-
-    @property
-    def events(self) -> Any:
-        return self._moto_client("events")
-
-    @property
-    def secretsmanager(self) -> Any:
-        return self._moto_client("secretsmanager")
-
-    @property
-    def scheduler(self) -> Any:
-        return self._moto_client("scheduler")
+    s3 = property(lambda self: self.moto_client("s3"))
+    sqs = property(lambda self: self.moto_client("sqs"))
+    events = property(lambda self: self.moto_client("events"))
+    secretsmanager = property(lambda self: self.moto_client("secretsmanager"))
+    scheduler = property(lambda self: self.moto_client("scheduler"))
 
     def history_table(self) -> Any:
         assert self.dynamodb_local is not None

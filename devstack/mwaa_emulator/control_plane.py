@@ -11,7 +11,6 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
@@ -24,7 +23,7 @@ from devstack.mwaa_emulator.environments import (
 )
 from devstack.mwaa_emulator.errors import MwaaError, not_found, rest_api_error, validation_error
 from devstack.mwaa_emulator.faults import FaultInjector
-from devstack.mwaa_emulator.http_base import HttpRequest, HttpResponse
+from devstack.mwaa_emulator.http_base import HttpRequest, HttpResponse, status_page
 from devstack.mwaa_emulator.tokens import TokenStore
 
 INVOKE_METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE")
@@ -54,27 +53,15 @@ ROUTES = (
 CreateEnvironmentHook = Callable[[str, str | None, Mapping[str, Any]], Environment]
 
 
+@dataclass(kw_only=True)
 class ControlPlane:
-    def __init__(
-        self,
-        *,
-        registry: EnvironmentRegistry,
-        faults: FaultInjector,
-        cli_tokens: TokenStore,
-        web_tokens: TokenStore,
-        sleep: Callable[[float], None],
-        account_id: str,
-        create_environment: CreateEnvironmentHook,
-        delete_environment: Callable[[str], Environment | None],
-    ) -> None:
-        self._registry = registry
-        self._faults = faults
-        self._cli_tokens = cli_tokens
-        self._web_tokens = web_tokens
-        self._sleep = sleep
-        self._account_id = account_id
-        self._create_environment = create_environment
-        self._delete_environment = delete_environment
+    registry: EnvironmentRegistry
+    faults: FaultInjector
+    cli_tokens: TokenStore
+    web_tokens: TokenStore
+    account_id: str
+    create_environment: CreateEnvironmentHook
+    delete_environment: Callable[[str], Environment | None]
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         if request.path.startswith("/_emulator/"):
@@ -87,7 +74,7 @@ class ControlPlane:
         except MwaaError as error:
             return _error_response(error)
         except _RawHttpError as error:
-            return _plain_response(error.status)
+            return status_page(error.status, _request_id_header())
 
     def _dispatch(self, operation: str, name: str | None, request: HttpRequest) -> Any:
         if operation == "ListEnvironments":
@@ -96,7 +83,7 @@ class ControlPlane:
         _validate_name(name)
         if operation == "CreateEnvironment":
             return self._create(name, _json_body(request))
-        environment = self._registry.get(name)
+        environment = self.registry.get(name)
         if environment is None:
             raise not_found(name)
         handlers: dict[str, Callable[[Environment, HttpRequest], Any]] = {
@@ -109,20 +96,17 @@ class ControlPlane:
         return handlers[operation](environment, request)
 
     def _apply_fault(self, operation: str) -> None:
-        decision = self._faults.decide(operation)
-        if decision is None:
+        injected = self.faults.inject(operation)
+        if injected is None:
             return
-        if decision.latency_seconds:
-            self._sleep(decision.latency_seconds)
-        if decision.error is None:
-            return
-        if isinstance(decision.error, int):
-            raise _RawHttpError(decision.error)
-        if decision.error in ("RestApiClientException", "RestApiServerException"):
-            default = 429 if decision.error == "RestApiClientException" else 503
-            status = decision.rest_api_status or default
+        error = injected.error
+        if isinstance(error, int):
+            raise _RawHttpError(error)
+        if error in ("RestApiClientException", "RestApiServerException"):
+            default = 429 if error == "RestApiClientException" else 503
+            status = injected.rest_api_status or default
             raise rest_api_error(status, {"detail": "Injected fault", "status": status})
-        raise MwaaError(decision.error, _fault_message(decision.error))
+        raise MwaaError(error, _fault_message(error))
 
     def _create(self, name: str, body: Mapping[str, Any]) -> Any:
         missing = [member for member in CREATE_REQUIRED if member not in body]
@@ -134,11 +118,11 @@ class ControlPlane:
         version = body.get("AirflowVersion")
         if version is not None and not isinstance(version, str):
             raise validation_error("Value at 'airflowVersion' failed to satisfy constraint")
-        environment = self._create_environment(name, version, body)
+        environment = self.create_environment(name, version, body)
         return {"Arn": environment.arn}
 
     def _delete(self, environment: Environment, _request: HttpRequest) -> Any:
-        self._delete_environment(environment.name)
+        self.delete_environment(environment.name)
         return {}
 
     def _list_environments(self, query: Mapping[str, list[str]]) -> Any:
@@ -149,7 +133,7 @@ class ControlPlane:
                 f"Member must have value between 1 and {LIST_MAX_RESULTS}"
             )
         start = _int_query(query, "NextToken", default=0)
-        names = [environment.name for environment in self._registry.all()]
+        names = [environment.name for environment in self.registry.all()]
         page = names[start : start + max_results]
         answer: dict[str, Any] = {"Environments": page}
         if start + max_results < len(names):
@@ -158,15 +142,15 @@ class ControlPlane:
 
     def _create_cli_token(self, environment: Environment, _request: HttpRequest) -> Any:
         return {
-            "CliToken": self._cli_tokens.issue(environment.name),
+            "CliToken": self.cli_tokens.issue(environment.name),
             "WebServerHostname": environment.web_server_hostname,
         }
 
     def _create_web_login_token(self, environment: Environment, _request: HttpRequest) -> Any:
         return {
-            "WebToken": self._web_tokens.issue(environment.name),
+            "WebToken": self.web_tokens.issue(environment.name),
             "WebServerHostname": environment.web_server_hostname,
-            "IamIdentity": f"arn:aws:iam::{self._account_id}:user/mwaa-emulator",
+            "IamIdentity": f"arn:aws:iam::{self.account_id}:user/mwaa-emulator",
             "AirflowIdentity": "assumed-role/mwaa-emulator",
         }
 
@@ -195,10 +179,10 @@ class ControlPlane:
             "WebserverUrl": environment.web_server_hostname,
             "AirflowVersion": environment.airflow_version,
             "ExecutionRoleArn": settings.get(
-                "ExecutionRoleArn", f"arn:aws:iam::{self._account_id}:role/mwaa-{environment.name}"
+                "ExecutionRoleArn", f"arn:aws:iam::{self.account_id}:role/mwaa-{environment.name}"
             ),
             "ServiceRoleArn": (
-                f"arn:aws:iam::{self._account_id}:role/aws-service-role/airflow.amazonaws.com/"
+                f"arn:aws:iam::{self.account_id}:role/aws-service-role/airflow.amazonaws.com/"
                 "AWSServiceRoleForAmazonMWAA"
             ),
             "SourceBucketArn": settings.get("SourceBucketArn", f"arn:aws:s3:::mwaa-{bucket}"),
@@ -231,23 +215,23 @@ class ControlPlane:
         if request.path == "/_emulator/health":
             return _json_response(200, {"status": "ok"})
         if request.path != "/_emulator/faults":
-            return _plain_response(404)
+            return status_page(404, _request_id_header())
         try:
             if request.method == "GET":
-                return _json_response(200, self._faults.describe())
+                return _json_response(200, self.faults.describe())
             if request.method == "POST":
                 payload = json.loads(request.body or b"{}")
                 if not isinstance(payload, dict):
                     raise ValueError("the fault must be a JSON object")
-                self._faults.apply_json(payload)
-                return _json_response(200, self._faults.describe())
+                self.faults.apply_json(payload)
+                return _json_response(200, self.faults.describe())
             if request.method == "DELETE":
                 operation = request.query.get("operation", [None])[0]
-                self._faults.clear(operation)
-                return _json_response(200, self._faults.describe())
+                self.faults.clear(operation)
+                return _json_response(200, self.faults.describe())
         except (ValueError, TypeError) as error:
             return _json_response(400, {"message": str(error)})
-        return _plain_response(405)
+        return status_page(405, _request_id_header())
 
 
 class _RawHttpError(Exception):
@@ -349,20 +333,19 @@ def _fault_message(shape: str) -> str:
     }.get(shape, f"{shape} (injected fault)")
 
 
-def _headers(content_type: str) -> dict[str, str]:
-    return {"Content-Type": content_type, "x-amzn-RequestId": str(uuid.uuid4())}
+def _request_id_header() -> dict[str, str]:
+    return {"x-amzn-RequestId": str(uuid.uuid4())}
 
 
 def _json_response(status: int, body: Any) -> HttpResponse:
-    return HttpResponse(status, json_dumps(body), _headers("application/json"))
+    headers = {"Content-Type": "application/json", **_request_id_header()}
+    return HttpResponse(status, json_dumps(body), headers)
 
 
 def _error_response(error: MwaaError) -> HttpResponse:
-    headers = {**_headers("application/json"), "x-amzn-ErrorType": error.shape}
+    headers = {
+        "Content-Type": "application/json",
+        **_request_id_header(),
+        "x-amzn-ErrorType": error.shape,
+    }
     return HttpResponse(error.status, json_dumps(error.body()), headers)
-
-
-def _plain_response(status: int) -> HttpResponse:
-    phrase = f"{status} {HTTPStatus(status).phrase}"
-    body = f"<html><head><title>{phrase}</title></head><body><h1>{phrase}</h1></body></html>"
-    return HttpResponse(status, body.encode(), _headers("text/html"))

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from devstack.lifecycle import Service
 from devstack.mwaa_emulator.backend import (
     REST_API_TIMEOUT_SECONDS,
     AirflowBackend,
@@ -32,7 +33,6 @@ from devstack.mwaa_emulator.throttle import TokenBucket
 from devstack.mwaa_emulator.tls import ensure_tls_files, tls_files_in
 from devstack.mwaa_emulator.tokens import TokenStore
 from devstack.mwaa_emulator.web_server import WebServer
-from devstack.processes import Service
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"
@@ -60,11 +60,10 @@ class MwaaEmulator(Service):
         self.state_dir = Path(state_dir)
         self.region = region
         self.account_id = account_id
-        self.faults = FaultInjector(clock=clock)
+        self.faults = FaultInjector(clock=clock, sleep=sleep)
         self._rate_limit = rate_limit_per_second
         self._cli_concurrency = cli_concurrency
         self._clock = clock
-        self._sleep = sleep
         self._cli_runner = cli_runner
         self._cli_timeout = cli_timeout_seconds
         self._rest_api_timeout = rest_api_timeout_seconds
@@ -79,7 +78,6 @@ class MwaaEmulator(Service):
             faults=self.faults,
             cli_tokens=self._cli_tokens,
             web_tokens=self._web_tokens,
-            sleep=sleep,
             account_id=account_id,
             create_environment=self._create_from_api,
             delete_environment=self.remove_environment,
@@ -233,12 +231,11 @@ class MwaaEmulator(Service):
 
     def _start_web_server(self, environment: Environment) -> None:
         web_server = WebServer(
-            environment,
+            environment=environment,
             cli_tokens=self._cli_tokens,
             faults=self.faults,
             cli_runner=self._cli_runner,
             cli_timeout_seconds=self._cli_timeout,
-            sleep=self._sleep,
         )
         server = LoopbackHttpServer(
             web_server.handle,

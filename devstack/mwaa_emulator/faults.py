@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -82,9 +83,24 @@ class FaultDecision:
     rest_api_status: int | None = None
 
 
+@dataclass(frozen=True)
+class InjectedError:
+    """The failure a fault imposes on one call: an error shape name or a bare HTTP status."""
+
+    error: FaultError
+    rest_api_status: int | None = None
+
+    @property
+    def http_status(self) -> int:
+        return self.error if isinstance(self.error, int) else ERROR_STATUS[self.error]
+
+
 class FaultInjector:
-    def __init__(self, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float], sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._clock = clock
+        self._sleep = sleep
         self._specs: dict[str, FaultSpec] = {}
         self._lock = threading.Lock()
 
@@ -113,6 +129,17 @@ class FaultInjector:
                 error=spec.error if failing else None,
                 rest_api_status=spec.rest_api_status,
             )
+
+    def inject(self, operation: str) -> InjectedError | None:
+        """Sleep the operation's injected latency, then return its error if this call fails."""
+        decision = self.decide(operation)
+        if decision is None:
+            return None
+        if decision.latency_seconds:
+            self._sleep(decision.latency_seconds)
+        if decision.error is None:
+            return None
+        return InjectedError(decision.error, decision.rest_api_status)
 
     def describe(self) -> dict[str, dict[str, Any]]:
         with self._lock:

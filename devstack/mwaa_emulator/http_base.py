@@ -7,11 +7,13 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-LOOPBACK = "127.0.0.1"
+from devstack.processes import LOOPBACK
+
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
@@ -33,6 +35,14 @@ class HttpResponse:
 
 
 Handler = Callable[[HttpRequest], HttpResponse]
+
+
+def status_page(status: int, headers: Mapping[str, str] | None = None) -> HttpResponse:
+    """The bare HTML page a web server, or a load balancer in front of it, sends with a status."""
+    code = int(status)
+    phrase = f"{code} {HTTPStatus(code).phrase}"
+    body = f"<html><head><title>{phrase}</title></head><body><h1>{phrase}</h1></body></html>"
+    return HttpResponse(code, body.encode(), {"Content-Type": "text/html", **(headers or {})})
 
 
 class LoopbackHttpServer:

@@ -1,4 +1,7 @@
-"""A thread-safe token bucket on an injectable clock (MWAA InvokeRestApi: about 10 TPS)."""
+"""A thread-safe token bucket on an injectable clock (MWAA InvokeRestApi: about 10 TPS).
+
+Not imported from ``dagtrigger.transports.ratelimit``: a fake must not share the code it tests.
+"""
 
 from __future__ import annotations
 

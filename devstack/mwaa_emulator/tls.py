@@ -1,24 +1,22 @@
-"""A private CA and a server certificate for 127.0.0.1 and localhost, kept in the state dir.
+"""A local CA (trustme) and a server certificate for 127.0.0.1 and localhost, kept in the state dir.
 
-Callers trust `TlsFiles.ca_bundle` (e.g. REQUESTS_CA_BUNDLE); the web servers present the leaf.
-The CA is a separate certificate because strict X.509 verification (Python 3.13's default
-context) refuses a self-signed leaf that also acts as its own CA.
+Clients trust `TlsFiles.ca_bundle` (e.g. REQUESTS_CA_BUNDLE); the web servers present the leaf,
+which the CA signs: strict X.509 verification (Python 3.13's default) refuses a self-signed leaf.
 """
 
 from __future__ import annotations
 
 import datetime
-import ipaddress
-import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+import trustme
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from devstack.paths import write_private_file
+
+SERVER_NAMES = ("localhost", "127.0.0.1")
 VALIDITY = datetime.timedelta(days=30)
 RENEW_BEFORE = datetime.timedelta(days=1)
 
@@ -65,89 +63,17 @@ def _still_valid(files: TlsFiles) -> bool:
 
 def _write_new_files(files: TlsFiles) -> None:
     files.ca_bundle.parent.mkdir(parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_certificate = _ca_certificate(ca_key)
-    key = ec.generate_private_key(ec.SECP256R1())
-    certificate = _server_certificate(key, ca_key, ca_certificate)
-    _write_private(
-        files.private_key,
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
-    files.certificate.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    files.ca_bundle.write_bytes(ca_certificate.public_bytes(serialization.Encoding.PEM))
-
-
-def _ca_certificate(ca_key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dagtrigger MWAA emulator CA")])
+    authority = trustme.CA(organization_name="dagtrigger", organization_unit_name="MWAA emulator")
     now = _now()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    leaf = authority.issue_cert(
+        *SERVER_NAMES,
+        common_name=SERVER_NAMES[0],
+        not_before=now - datetime.timedelta(minutes=5),
+        not_after=now + VALIDITY,
     )
-
-
-def _server_certificate(
-    key: ec.EllipticCurvePrivateKey,
-    ca_key: ec.EllipticCurvePrivateKey,
-    ca_certificate: x509.Certificate,
-) -> x509.Certificate:
-    now = _now()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
+    write_private_file(files.private_key, leaf.private_key_pem.bytes())
+    leaf.cert_chain_pems[0].write_to_path(files.certificate)
+    authority.cert_pem.write_to_path(files.ca_bundle)
 
 
 def _now() -> datetime.datetime:

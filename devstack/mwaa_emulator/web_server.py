@@ -18,60 +18,50 @@ What MWAA answers, and the evidence:
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 
 from devstack.mwaa_emulator.backend import CliRunner, CliTimeout, json_dumps
 from devstack.mwaa_emulator.cli_commands import UnsupportedCliCommand, parse_cli_command
 from devstack.mwaa_emulator.environments import Environment
-from devstack.mwaa_emulator.errors import ERROR_STATUS
 from devstack.mwaa_emulator.faults import CLI_OPERATION, FaultInjector
-from devstack.mwaa_emulator.http_base import HttpRequest, HttpResponse
+from devstack.mwaa_emulator.http_base import HttpRequest, HttpResponse, status_page
 from devstack.mwaa_emulator.tokens import TokenStore
 
 CLI_PATHS = ("/aws_mwaa/cli", "/aws_mwaa/cli/")
 
 
+@dataclass(kw_only=True)
 class WebServer:
-    def __init__(
-        self,
-        environment: Environment,
-        *,
-        cli_tokens: TokenStore,
-        faults: FaultInjector,
-        cli_runner: CliRunner,
-        cli_timeout_seconds: float,
-        sleep: Callable[[float], None],
-    ) -> None:
-        self._environment = environment
-        self._cli_tokens = cli_tokens
-        self._faults = faults
-        self._cli_runner = cli_runner
-        self._cli_timeout = cli_timeout_seconds
-        self._sleep = sleep
+    environment: Environment
+    cli_tokens: TokenStore
+    faults: FaultInjector
+    cli_runner: CliRunner
+    cli_timeout_seconds: float
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         if request.raw_path not in CLI_PATHS:
-            return _page(HTTPStatus.NOT_FOUND)
+            return status_page(HTTPStatus.NOT_FOUND)
         if request.method != "POST":
-            return _page(HTTPStatus.METHOD_NOT_ALLOWED)
+            return status_page(HTTPStatus.METHOD_NOT_ALLOWED)
         if not self._authorized(request.headers.get("authorization", "")):
-            return _page(HTTPStatus.FORBIDDEN)
-        fault = self._fault_status()
-        if fault is not None:
-            return _page(HTTPStatus(fault))
+            return status_page(HTTPStatus.FORBIDDEN)
+        injected = self.faults.inject(CLI_OPERATION)
+        if injected is not None:
+            return status_page(injected.http_status)
         try:
             command = parse_cli_command(request.body.decode("utf-8"))
         except (UnicodeDecodeError, UnsupportedCliCommand):
-            return _page(HTTPStatus.INTERNAL_SERVER_ERROR)
-        if not self._environment.cli_slots.acquire(blocking=False):
-            return _page(HTTPStatus.SERVICE_UNAVAILABLE)
+            return status_page(HTTPStatus.INTERNAL_SERVER_ERROR)
+        environment = self.environment
+        if not environment.cli_slots.acquire(blocking=False):
+            return status_page(HTTPStatus.SERVICE_UNAVAILABLE)
         try:
-            output = self._cli_runner(self._environment.backend, command.argv, self._cli_timeout)
+            output = self.cli_runner(environment.backend, command.argv, self.cli_timeout_seconds)
         except CliTimeout:
-            return _page(HTTPStatus.GATEWAY_TIMEOUT)
+            return status_page(HTTPStatus.GATEWAY_TIMEOUT)
         finally:
-            self._environment.cli_slots.release()
+            environment.cli_slots.release()
         body = {
             "stdout": base64.b64encode(output.stdout).decode("ascii"),
             "stderr": base64.b64encode(output.stderr).decode("ascii"),
@@ -82,20 +72,4 @@ class WebServer:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return False
-        return self._cli_tokens.environment_of(token.strip()) == self._environment.name
-
-    def _fault_status(self) -> int | None:
-        decision = self._faults.decide(CLI_OPERATION)
-        if decision is None:
-            return None
-        if decision.latency_seconds:
-            self._sleep(decision.latency_seconds)
-        if decision.error is None:
-            return None
-        return decision.error if isinstance(decision.error, int) else ERROR_STATUS[decision.error]
-
-
-def _page(status: HTTPStatus) -> HttpResponse:
-    phrase = f"{status.value} {status.phrase}"
-    body = f"<html><head><title>{phrase}</title></head><body><h1>{phrase}</h1></body></html>"
-    return HttpResponse(status.value, body.encode(), {"Content-Type": "text/html"})
+        return self.cli_tokens.environment_of(token.strip()) == self.environment.name

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from devstack.processes import Service
+from devstack.lifecycle import Service
 from devstack.runner.cfn_yaml import TemplateError
 from devstack.runner.http_api import HttpApiServer, Route
 from devstack.runner.intrinsics import DEFAULT_REGION, DEFAULT_STACK_NAME, Pseudo

@@ -32,11 +32,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
+from devstack.processes import LOOPBACK
 from devstack.runner.invoke import InvocationResult
 from devstack.runner.template import HttpApiRouteSpec
 
 logger = logging.getLogger(__name__)
-LOOPBACK: Final = "127.0.0.1"
 MAX_PAYLOAD_BYTES: Final = 10 * 1024 * 1024
 MAX_INTEGRATION_TIMEOUT_MS: Final = 30_000
 _SIGV4_CREDENTIAL = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=([^/,\s]+)/")

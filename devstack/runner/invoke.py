@@ -161,11 +161,10 @@ def forget_layer_caches() -> None:
     ``sys.modules``, never imported or changed), so the runner imposes nothing on a layer that
     keeps no such state.
     """
-    for module_name in ("dagtrigger.dependencies", "dagtrigger.api.context"):
-        module = sys.modules.get(module_name)
-        reset = getattr(module, "reset_instance_state", None) if module is not None else None
-        if reset is not None:
-            reset()
+    layer = sys.modules.get("dagtrigger.dependencies")
+    reset = getattr(layer, "reset_instance_state", None)
+    if reset is not None:
+        reset()
 
 
 class Invoker:

@@ -91,40 +91,35 @@ def failed_message_ids(
     return named
 
 
+@dataclass(kw_only=True)
 class SqsPoller:
-    """Polls one queue for one event source; run `run_until` in as many threads as wanted."""
+    """Polls one queue for one event source; run `run_until` in as many threads as wanted.
 
-    def __init__(
-        self,
-        *,
-        sqs_client: Any,
-        queue_url: str,
-        source: SqsEventSource,
-        region: str,
-        invoke: Invoke,
-        fidelity: MotoS3EventFidelity | None,
-        poll_wait_seconds: int = 1,
-        batching_window_seconds: float | None = None,
-    ) -> None:
-        self._sqs = sqs_client
-        self._queue_url = queue_url
-        self._source = source
-        self._region = region
-        self._invoke = invoke
-        self._fidelity = fidelity
-        self._poll_wait_seconds = poll_wait_seconds
-        self._batching_window = (
-            source.maximum_batching_window_seconds
-            if batching_window_seconds is None
-            else min(batching_window_seconds, source.maximum_batching_window_seconds)
-        )
+    `batching_window_seconds` caps the source's MaximumBatchingWindowInSeconds (None keeps it).
+    """
+
+    sqs_client: Any
+    queue_url: str
+    source: SqsEventSource
+    region: str
+    invoke: Invoke
+    fidelity: MotoS3EventFidelity | None
+    poll_wait_seconds: int = 1
+    batching_window_seconds: float | None = None
+
+    @property
+    def _batching_window(self) -> float:
+        window = self.source.maximum_batching_window_seconds
+        if self.batching_window_seconds is None:
+            return window
+        return min(self.batching_window_seconds, window)
 
     def run_until(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 self.poll_once(stop)
             except Exception:
-                logger.exception("poller of %s failed; retrying", self._source.event_id)
+                logger.exception("poller of %s failed; retrying", self.source.event_id)
                 stop.wait(1.0)
 
     def poll_once(self, stop: threading.Event | None = None) -> BatchOutcome | None:
@@ -135,15 +130,15 @@ class SqsPoller:
         return self.process(messages)
 
     def process(self, messages: list[dict[str, Any]]) -> BatchOutcome:
-        if self._fidelity is not None:
-            messages = [self._fidelity.apply(message) for message in messages]
+        if self.fidelity is not None:
+            messages = [self.fidelity.apply(message) for message in messages]
         records = [
-            lambda_sqs_record(message, queue_arn=self._source.queue_arn, region=self._region)
+            lambda_sqs_record(message, queue_arn=self.source.queue_arn, region=self.region)
             for message in messages
         ]
-        result = self._invoke({"Records": records})
+        result = self.invoke({"Records": records})
         ids = [message["MessageId"] for message in messages]
-        failed = failed_message_ids(result, ids, self._source.report_batch_item_failures)
+        failed = failed_message_ids(result, ids, self.source.report_batch_item_failures)
         to_delete = [message for message in messages if message["MessageId"] not in failed]
         self._delete(to_delete)
         return BatchOutcome(
@@ -155,19 +150,19 @@ class SqsPoller:
     def _receive_batch(self, stop: threading.Event | None) -> list[dict[str, Any]]:
         batch: list[dict[str, Any]] = []
         deadline: float | None = None
-        while len(batch) < self._source.batch_size:
+        while len(batch) < self.source.batch_size:
             if stop is not None and stop.is_set():
                 break
-            wait = self._poll_wait_seconds
+            wait = self.poll_wait_seconds
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 wait = min(wait, max(0, int(remaining)))
-            received = self._sqs.receive_message(
-                QueueUrl=self._queue_url,
+            received = self.sqs_client.receive_message(
+                QueueUrl=self.queue_url,
                 MaxNumberOfMessages=min(
-                    _MAX_MESSAGES_PER_RECEIVE, self._source.batch_size - len(batch)
+                    _MAX_MESSAGES_PER_RECEIVE, self.source.batch_size - len(batch)
                 ),
                 WaitTimeSeconds=wait,
                 MessageSystemAttributeNames=["All"],
@@ -185,8 +180,8 @@ class SqsPoller:
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), _DELETE_BATCH):
             chunk = messages[start : start + _DELETE_BATCH]
-            answer = self._sqs.delete_message_batch(
-                QueueUrl=self._queue_url,
+            answer = self.sqs_client.delete_message_batch(
+                QueueUrl=self.queue_url,
                 Entries=[
                     {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
                     for index, message in enumerate(chunk)

@@ -20,14 +20,8 @@ import requests
 from devstack.airflow import AirflowServer, wait_for_dag
 from devstack.dynamodb_local import DUMMY_CREDENTIALS, DynamoDBLocal, start_dynamodb_local
 from devstack.moto_server import MotoServer, start_moto
-from devstack.processes import (
-    ManagedProcess,
-    StackError,
-    child_env,
-    listening_addresses,
-    port_is_free,
-    wait_until,
-)
+from devstack.processes import ManagedProcess, StackError, child_env, port_is_free, wait_until
+from devstack.procfs import listening_addresses
 
 pytestmark = pytest.mark.contract
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+import functions.api.app  # noqa: F401 - assembles the resolver whose document openapi_json gives
+from dagtrigger.http.routers.openapi import openapi_json
 from dagtrigger.settings import Settings
-from dagtrigger.sources.schedules import build_target_input, read_target_input
-from functions.api.app import openapi_json
+from dagtrigger.sources.schedules.parse import build_target_input, read_target_input
 
 pytestmark = pytest.mark.template
 
@@ -1225,11 +1226,15 @@ def project_module_name(path: Path) -> str:
 
 
 def imported_modules(path: Path) -> Iterator[str]:
-    """Every module name an import statement in ``path`` may load (``from a import b``: a, a.b)."""
+    """Every module name ``path`` may load: its imports (``from a import b``: a, a.b), and
+    project modules named in strings (the transport registry imports its modules by name)."""
     name = project_module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if re.fullmatch(r"dagtrigger(?:\.\w+)+", node.value):
+                yield node.value
+        elif isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:

@@ -11,13 +11,15 @@ import pytest
 
 from dagtrigger.clock import iso_utc
 from dagtrigger.conf import (
-    DEFAULT_S3_CONF_TEMPLATE,
+    check_conf,
     check_conf_template,
+    compact_json,
     render_conf,
-    s3_template_variables,
 )
 from dagtrigger.errors import RejectedError
+from dagtrigger.routes.model import S3Route
 from dagtrigger.sources.s3.parse import S3ObjectEvent
+from dagtrigger.sources.s3.variables import s3_template_variables
 
 MakeEvent = Callable[..., S3ObjectEvent]
 LIMIT = 32 * 1024
@@ -145,7 +147,7 @@ def test_lists_and_mappings_recurse_and_keys_stay_literal(variables: dict[str, A
 
 
 def test_the_default_s3_conf(variables: dict[str, Any]) -> None:
-    assert render_conf(DEFAULT_S3_CONF_TEMPLATE, variables, max_bytes=LIMIT) == {
+    assert render_conf(S3Route.DEFAULT_CONF_TEMPLATE, variables, max_bytes=LIMIT) == {
         "bucket": "landing",
         "key": "sales/2026-11-21.csv",
         "size": 1234,
@@ -299,6 +301,58 @@ def test_a_conf_over_the_limit_is_refused_with_its_size(variables: dict[str, Any
     error = refusal(template, variables, max_bytes=17, route_name="r")
     assert error.code == "conf_too_large"
     assert error.message == "route 'r' conf is 18 bytes of JSON, over the limit of 17 bytes"
+
+
+# --- the conf rule, whatever made the conf -------------------------------------------------
+
+
+def test_a_conf_that_keeps_the_rule_is_handed_back_as_it_is() -> None:
+    conf = {"k": "ééééé"}
+    assert check_conf(conf, max_bytes=18) is conf
+
+
+@pytest.mark.parametrize(
+    ("conf", "kwargs", "code", "message"),
+    [
+        (
+            [1, 2],
+            {},
+            "conf_not_object",
+            "conf is an array, but a DAG run conf must be a JSON object",
+        ),
+        (
+            "text",
+            {"where": "route 'r' ", "origin": "conf_jmespath gave"},
+            "conf_not_object",
+            "route 'r' conf_jmespath gave a string, but a DAG run conf must be a JSON object",
+        ),
+        (
+            {"rows": [1, float("inf")]},
+            {"where": "route 'r' "},
+            "conf_not_json",
+            "route 'r' conf is not JSON-serialisable: conf.rows[1] is inf, which JSON cannot hold",
+        ),
+        (
+            {"k": "ééééé"},
+            {"where": "the merged ", "max_bytes": 17},
+            "conf_too_large",
+            "the merged conf is 18 bytes of JSON, over the limit of 17 bytes",
+        ),
+    ],
+)
+def test_a_conf_that_breaks_the_rule_is_refused_saying_where(
+    conf: Any, kwargs: dict[str, Any], code: str, message: str
+) -> None:
+    with pytest.raises(RejectedError) as caught:
+        check_conf(conf, **{"max_bytes": LIMIT, **kwargs})
+
+    assert (caught.value.code, caught.value.message) == (code, message)
+
+
+def test_compact_json_has_no_spaces_keeps_non_ascii_and_refuses_nan() -> None:
+    assert compact_json({"k": "é", "n": [1, 2.5, None]}) == '{"k":"é","n":[1,2.5,null]}'
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        compact_json({"ratio": float("nan")})
 
 
 # --- load-time checks ----------------------------------------------------------------------

@@ -15,7 +15,10 @@ A route gives its conf in one of two forms:
 
 Templates run in an immutable sandbox with strict undefined variables: reading a missing
 variable, touching ``__class__`` and friends, or mutating a value is an error, never a blank.
-The result must serialise to a JSON object of at most ``max_bytes`` UTF-8 bytes.
+
+``check_conf`` holds the rule every DAG run conf meets, whatever made it (a template, a
+schedule, a webhook, an API caller): a JSON object of at most ``max_bytes`` bytes of
+``compact_json``, UTF-8 encoded.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import operator
-import posixpath
 import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -32,20 +34,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from dagtrigger.clock import iso_utc
 from dagtrigger.errors import RejectedError
-from dagtrigger.sources.s3.parse import S3ObjectEvent
-
-#: the conf an S3 route sends when it names none
-DEFAULT_S3_CONF_TEMPLATE: Mapping[str, str] = {
-    "bucket": "{{ bucket }}",
-    "key": "{{ key }}",
-    "size": "{{ size }}",
-    "etag": "{{ etag }}",
-    "version_id": "{{ version_id }}",
-    "sequencer": "{{ sequencer }}",
-    "event_time": "{{ event_time }}",
-}
 
 # "{{ expr }}" and nothing else (Jinja's "-"/"+" whitespace markers allowed inside the braces).
 _SINGLE_EXPRESSION = re.compile(r"\A\{\{[-+]?(?P<expr>.*?)[-+]?\}\}\Z", re.DOTALL)
@@ -176,14 +165,7 @@ def render_conf(
         conf = _render_conf_string(template, variables, where)
     else:
         conf = _render_node(template, variables, "conf", where)
-    if not isinstance(conf, dict):
-        raise RejectedError(
-            "conf_not_object",
-            f"{where}conf_template rendered to {_json_type(conf)}, but a DAG run conf "
-            "must be a JSON object",
-        )
-    _ensure_within_size(conf, max_bytes, where)
-    return conf
+    return check_conf(conf, max_bytes=max_bytes, where=where, origin="conf_template rendered to")
 
 
 def _render_conf_string(source: str, variables: Mapping[str, Any], where: str) -> Any:
@@ -237,21 +219,44 @@ def _template_error(where: str, path: str, reason: str) -> RejectedError:
     return RejectedError("template_error", f"{where}{path}: template failed: {reason}")
 
 
-def _ensure_within_size(conf: dict[str, Any], max_bytes: int, where: str) -> None:
+# ---------------------------------------------------------------------------------------------
+# The conf rule: a JSON object of at most max_bytes bytes
+# ---------------------------------------------------------------------------------------------
+
+
+def check_conf(
+    conf: object, *, max_bytes: int, where: str = "", origin: str = "conf is"
+) -> dict[str, Any]:
+    """``conf`` itself, if it is a JSON object of at most ``max_bytes`` bytes of ``compact_json``.
+
+    Raises ``RejectedError`` with code ``conf_not_object``, ``conf_not_json`` (naming the first
+    value JSON cannot hold: ``conf.rows[2] is nan``) or ``conf_too_large`` (with both sizes).
+    ``where`` starts every message (``"route 'sales' "``); ``origin`` says what gave a value
+    that is not an object (``"conf_template rendered to"``).
+    """
+    if not isinstance(conf, dict):
+        raise RejectedError(
+            "conf_not_object",
+            f"{where}{origin} {_json_type(conf)}, but a DAG run conf must be a JSON object",
+        )
     try:
-        encoded = json.dumps(
-            conf, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode("utf-8")
+        size = len(compact_json(conf).encode("utf-8"))
     except (TypeError, ValueError) as exc:
         problem = _first_non_json_value(conf, "conf") or str(exc)
         raise RejectedError(
             "conf_not_json", f"{where}conf is not JSON-serialisable: {problem}"
         ) from None
-    if len(encoded) > max_bytes:
+    if size > max_bytes:
         raise RejectedError(
             "conf_too_large",
-            f"{where}conf is {len(encoded)} bytes of JSON, over the limit of {max_bytes} bytes",
+            f"{where}conf is {size} bytes of JSON, over the limit of {max_bytes} bytes",
         )
+    return conf
+
+
+def compact_json(value: Any) -> str:
+    """JSON without spaces, non-ASCII as is; NaN and Infinity raise ``ValueError``."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 _JSON_SCALARS = (str, int, bool, type(None))
@@ -292,44 +297,3 @@ def _json_type(value: Any) -> str:
     if value is None:
         return "null"
     return f"a {type(value).__name__}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Variables
-# ---------------------------------------------------------------------------------------------
-
-
-def s3_template_variables(
-    event: S3ObjectEvent, route_name: str, match_groups: Mapping[str, str | None]
-) -> dict[str, Any]:
-    """The variables an S3 route's conf template can use.
-
-    For ``s3://landing/sales/2026-11-21.csv``: ``bucket`` landing, ``key`` sales/2026-11-21.csv,
-    ``dirname`` sales, ``basename`` 2026-11-21.csv, ``stem`` 2026-11-21, ``suffix`` .csv, plus
-    ``size``, ``etag``, ``version_id``, ``sequencer``, ``event_time`` (ISO 8601, UTC),
-    ``region``, ``route`` (the route's name) and ``match`` (the regex's named groups).
-    """
-    dirname, _, basename = event.key.rpartition("/")
-    stem, suffix = _split_suffix(basename)
-    return {
-        "bucket": event.bucket,
-        "key": event.key,
-        "dirname": dirname,
-        "basename": basename,
-        "stem": stem,
-        "suffix": suffix,
-        "size": event.size,
-        "etag": event.etag,
-        "version_id": event.version_id,
-        "sequencer": event.sequencer,
-        "event_time": iso_utc(event.event_time),
-        "region": event.region,
-        "route": route_name,
-        "match": dict(match_groups),
-    }
-
-
-def _split_suffix(basename: str) -> tuple[str, str]:
-    """("report.tar", ".gz") for "report.tar.gz"; a leading dot (".env") is not a suffix."""
-    stem, suffix = posixpath.splitext(basename)
-    return stem, suffix

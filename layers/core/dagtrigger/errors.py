@@ -37,14 +37,23 @@ class RejectedError(DagTriggerError):
     """
 
     def __init__(
-        self, code: str, message: str, *, http_status: int | None = None, attempts: int = 1
+        self,
+        code: str,
+        message: str,
+        *,
+        http_status: int | None = None,
+        attempts: int = 1,
+        trigger_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        #: Airflow's status when Airflow refused (not ours to answer with)
         self.http_status = http_status
         #: calls to Airflow made before the rejection (set by the retry loop)
         self.attempts = attempts
+        #: the record that says so, when the rejection was recorded
+        self.trigger_id = trigger_id
 
 
 class TransientTriggerError(DagTriggerError):
@@ -71,9 +80,10 @@ class TriggerFailedError(DagTriggerError):
 class RequestError(DagTriggerError):
     """A request that cannot be served as asked.
 
-    ``location`` names the input at fault (``("body", "environment")``), ``code`` says why in a
-    word, ``retry_after_seconds`` asks the caller to come back (None: the deployment's setting
-    where a retry makes sense), ``details`` are facts the answer carries (a trigger id ...).
+    ``location`` names the input at fault (``("body", "environment")``); ``code`` says why in
+    a word; ``retry_in_seconds`` asks the caller to come back that soon (None: when the
+    deployment's setting says, where a retry makes sense); ``details`` are facts the answer
+    carries (a trigger id ...).
     """
 
     def __init__(
@@ -82,14 +92,14 @@ class RequestError(DagTriggerError):
         *,
         location: tuple[str | int, ...] | None = None,
         code: str | None = None,
-        retry_after_seconds: int | None = None,
+        retry_in_seconds: int | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.location = location
         self.code = code
-        self.retry_after_seconds = retry_after_seconds
+        self.retry_in_seconds = retry_in_seconds
         self.details = dict(details or {})
 
 

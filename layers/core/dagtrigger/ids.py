@@ -11,8 +11,9 @@ import hashlib
 import json
 import re
 import unicodedata
+import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import StringConstraints
 
@@ -47,7 +48,7 @@ SCHEDULE_ARN_PATTERN = (
     r"(?P<group>[0-9a-zA-Z_.-]{1,64})/(?P<name>[0-9a-zA-Z_.-]{1,64})$"
 )
 ARN_PATTERN = r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$"
-#: what an ``Idempotency-Key`` may hold: 1 to 255 visible ASCII characters
+#: what a caller's idempotency key may hold: 1 to 255 visible ASCII characters
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)]
@@ -57,6 +58,7 @@ ScheduleName = Annotated[str, StringConstraints(pattern=SCHEDULE_NAME_PATTERN)]
 
 _DAG_ID = re.compile(DAG_ID_PATTERN)
 _DAG_RUN_ID = re.compile(DAG_RUN_ID_PATTERN)
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 _RUN_ID_PREFIX = "dagtrigger"
 _SEPARATOR = "__"
@@ -96,6 +98,39 @@ def dag_run_id(source_type: str, readable: str, when: datetime, trigger_id: str)
     room = MAX_RUN_ID_LENGTH - len(head) - len(_SEPARATOR) - len(tail)
     label = _sanitize(readable)[-room:].lstrip("_.-")
     return f"{head}{label}{_SEPARATOR}{tail}" if label else f"{head}{tail}"
+
+
+def run_id_for_retry(
+    recorded_run_id: str | None, source_type: str, readable: str, when: datetime, trigger_id: str
+) -> str:
+    """A retry of a recorded trigger keeps its run id, so Airflow refuses a second run."""
+    return recorded_run_id or dag_run_id(source_type, readable, when, trigger_id)
+
+
+def request_trigger_id(kind: str, caller: str, key: str | None) -> tuple[str, str]:
+    """(trigger id, source identity) of a request of ``kind`` by ``caller`` with ``key``.
+
+    The caller's idempotency key names one request of that caller: two callers never share a
+    key space. Without a key every request is new (a fresh uuid).
+    """
+    if key is None:
+        identity = f"{kind}:request:{uuid.uuid4()}"
+    else:
+        identity = json.dumps([kind, caller, key], ensure_ascii=False, separators=(",", ":"))
+    return trigger_id(identity, ""), identity
+
+
+def request_fingerprint(*parts: Any) -> str:
+    """SHA-256 of the canonical JSON of what was asked (sorted keys, no spaces): it tells a
+    retry of one request from another request that reuses its idempotency key."""
+    canonical = json.dumps(
+        list(parts), sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def is_idempotency_key(key: str) -> bool:
+    return bool(_IDEMPOTENCY_KEY.fullmatch(key))
 
 
 def _sanitize(text: str) -> str:

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dagtrigger.errors import SettingsError
 from dagtrigger.ids import ARN_PATTERN, SCHEDULE_NAME_PATTERN
+from dagtrigger.validation import Location, field_problems, format_location
 
 
 class Settings(BaseSettings):
@@ -89,8 +90,13 @@ def get_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]).upper() or "environment"
-            problems.append(f"{name}: {error['msg']}")
+        problems = [
+            f"{_variable_name(problem.location)}: {problem.message}"
+            for problem in field_problems(exc)
+        ]
         raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def _variable_name(location: Location) -> str:
+    """The environment variable a settings field is read from: ``TABLE_NAME``."""
+    return format_location(location).upper() if location else "environment"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ssl
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import trustme
+from cryptography import x509
 
 from devstack.mwaa_emulator.cli_commands import UnsupportedCliCommand, parse_cli_command
 from devstack.mwaa_emulator.errors import MwaaError, rest_api_error
@@ -246,3 +249,23 @@ def test_tls_files_are_made_once_and_reused(tmp_path: Path) -> None:
     context = ssl.create_default_context(cafile=str(first.ca_bundle))
     assert context.cert_store_stats()["x509_ca"] == 1
     first.server_context()
+
+
+def test_tls_files_close_to_expiry_are_made_again_for_loopback(tmp_path: Path) -> None:
+    # Given TLS files whose certificate expires within the day
+    files = ensure_tls_files(tmp_path)
+    expiring = trustme.CA().issue_cert(
+        "localhost", not_after=datetime.now(UTC) + timedelta(hours=1)
+    )
+    expiring.cert_chain_pems[0].write_to_path(files.certificate)
+    # When they are asked for again
+    renewed = ensure_tls_files(tmp_path)
+    # Then a new certificate, for a month, names localhost and 127.0.0.1
+    certificate = x509.load_pem_x509_certificate(renewed.certificate.read_bytes())
+    assert certificate.not_valid_after_utc - datetime.now(UTC) > timedelta(days=29)
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    context = ssl.create_default_context(cafile=str(renewed.ca_bundle))
+    assert context.cert_store_stats()["x509_ca"] == 1
+    renewed.server_context()

@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from devstack.runner.invoke import InvocationResult
+from devstack.runner.schedule_expressions import ScheduleExpressionError, next_fire_times
 from devstack.runner.scheduler import (
     ScheduledTarget,
-    ScheduleExpressionError,
     ScheduleRunner,
-    next_fire_times,
     rule_scheduled_event,
     scheduler_input,
 )
@@ -65,6 +64,11 @@ def test_a_time_the_clocks_skip_is_not_invoked() -> None:
 
 def test_a_year_that_has_passed_never_fires() -> None:
     assert next_fire_times("cron(0 0 1 1 ? 2020)", after=utc(2026, 1, 1), count=1) == []
+
+
+def test_the_year_field_takes_ranges_with_steps_and_ends() -> None:
+    times = next_fire_times("cron(0 0 1 1 ? 2027-2031/2)", after=utc(2026, 1, 1), count=4)
+    assert times == [utc(2027, 1, 1), utc(2029, 1, 1), utc(2031, 1, 1)]
 
 
 def test_rate_counts_from_its_anchor() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,6 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-from dagtrigger.api import ApiDependencies
 from dagtrigger.dependencies import Dependencies
 from functions.api.app import handle
 
@@ -163,7 +162,7 @@ class LambdaContextStub:
 class ApiClient:
     """Sends events through the real resolver with the test's dependencies."""
 
-    def __init__(self, deps: ApiDependencies) -> None:
+    def __init__(self, deps: Dependencies) -> None:
         self.deps = deps
 
     def send(self, event: dict[str, Any]) -> HttpAnswer:
@@ -234,24 +233,25 @@ def make_api_deps(
     secrets_client: Any,
     scheduler_client: Any,
     api_settings: dict[str, Any],
-) -> Callable[..., ApiDependencies]:
-    def factory(**settings_overrides: Any) -> ApiDependencies:
-        return ApiDependencies(
-            core=make_deps(**{**api_settings, **settings_overrides}),
+) -> Callable[..., Dependencies]:
+    def factory(**settings_overrides: Any) -> Dependencies:
+        secrets = SecretsProvider(boto3_client=secrets_client)
+        return replace(
+            make_deps(**{**api_settings, **settings_overrides}),
             scheduler_client=lambda: scheduler_client,
-            secrets_provider=SecretsProvider(boto3_client=secrets_client),
+            secrets_provider=lambda: secrets,
         )
 
     return factory
 
 
 @pytest.fixture
-def api_deps(make_api_deps: Callable[..., ApiDependencies]) -> ApiDependencies:
+def api_deps(make_api_deps: Callable[..., Dependencies]) -> Dependencies:
     return make_api_deps()
 
 
 @pytest.fixture
-def api(api_deps: ApiDependencies) -> ApiClient:
+def api(api_deps: Dependencies) -> ApiClient:
     return ApiClient(api_deps)
 
 

@@ -77,7 +77,7 @@ def test_health_is_ok_when_the_table_and_routes_are(api: ApiClient) -> None:
 def test_health_is_degraded_when_the_table_is_missing(make_api_deps: Any) -> None:
     deps = make_api_deps()
     missing = boto3.resource("dynamodb", region_name="us-east-1").Table("no-such-table")
-    api = ApiClient(replace(deps, core=replace(deps.core, ledger=TriggerLedger(missing))))
+    api = ApiClient(replace(deps, ledger=TriggerLedger(missing)))
 
     answer = api.request("GET", "/v1/health")
 
@@ -123,7 +123,7 @@ def test_an_unexpected_error_is_a_500_without_internals(
     def broken() -> Any:
         raise RuntimeError("secret internal detail at /opt/python/dagtrigger/x.py line 3")
 
-    monkeypatch.setattr(deps.core.routes, "get", broken)
+    monkeypatch.setattr(deps.routes, "get", broken)
     api = ApiClient(deps)
 
     answer = api.post_json("/v1/dags/ingest_sales/runs", {"conf": {}})

@@ -117,7 +117,7 @@ def test_an_unknown_environment_is_a_422_listing_the_known_ones(
 
 def test_a_conf_over_the_size_limit_is_a_413(api: ApiClient, transport: Any) -> None:
     # Given a conf one byte over the 32 KiB default: {"blob":"xxx..."} is 11 bytes plus the xs
-    limit = api.deps.core.settings.conf_max_bytes
+    limit = api.deps.settings.conf_max_bytes
     oversized = {"blob": "x" * (limit - 11 + 1)}
 
     answer = api.post_json(RUNS, {"conf": oversized})
@@ -129,7 +129,7 @@ def test_a_conf_over_the_size_limit_is_a_413(api: ApiClient, transport: Any) -> 
 
 
 def test_a_conf_exactly_at_the_size_limit_is_accepted(api: ApiClient) -> None:
-    limit = api.deps.core.settings.conf_max_bytes
+    limit = api.deps.settings.conf_max_bytes
     answer = api.post_json(RUNS, {"conf": {"blob": "x" * (limit - 11)}})
 
     assert answer.status == 202, answer.text

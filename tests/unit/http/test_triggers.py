@@ -25,7 +25,7 @@ def record_s3_trigger(
     api: ApiClient, key: str, *, status: TriggerStatus, suffix: str, conf: Any = None
 ) -> str:
     """A trigger as the s3 path records it: REJECTED/IGNORED directly, or claimed and failed."""
-    ledger = api.deps.core.ledger
+    ledger = api.deps.ledger
     new = NewTrigger(
         trigger_id=f"t-{suffix:0>32}",
         source_type=SourceType.S3,
@@ -305,7 +305,7 @@ def test_a_rejection_without_a_dag_cannot_be_replayed(api: ApiClient) -> None:
         dag_run_id=None,
         conf=None,
     )
-    api.deps.core.ledger.record_final(
+    api.deps.ledger.record_final(
         new, status=TriggerStatus.REJECTED, code="malformed", message="not an S3 event"
     )
 

@@ -125,8 +125,11 @@ def test_pages_follow_each_other_through_the_cursor(
     )
 
 
-def _cursor_of(start_key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(start_key).encode()).decode().rstrip("=")
+def _cursor_of(
+    start_key: dict[str, Any], *, index: str = "by_dag", partition: str = "prod#ingest_sales"
+) -> str:
+    document = {"v": 1, "index": index, "partition": partition, "key": start_key}
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
 
 
 @pytest.mark.parametrize(
@@ -143,12 +146,29 @@ def _cursor_of(start_key: dict[str, Any]) -> str:
         pytest.param(
             _cursor_of({"pk": "p1", "status": "RECEIVED", "created_at": "2026-11-21"}),
             "other key attributes",
+            id="other-key-attributes",
+        ),
+        pytest.param(
+            _cursor_of(
+                {"pk": "p1", "status": "RECEIVED", "created_at": "2026-11-21"},
+                index="by_status",
+                partition="RECEIVED",
+            ),
+            "query with other filters",
             id="other-index",
+        ),
+        pytest.param(
+            _cursor_of(
+                {"pk": "p1", "dag_key": "prod#other", "created_at": "2026-11-21"},
+                partition="prod#other",
+            ),
+            "different query",
+            id="other-dag",
         ),
         pytest.param(
             _cursor_of({"pk": "p1", "dag_key": "prod#other", "created_at": "2026-11-21"}),
             "different dag_key",
-            id="other-dag",
+            id="key-of-other-dag",
         ),
         pytest.param(
             _cursor_of({"pk": 7, "dag_key": "prod#ingest_sales", "created_at": "2026"}),

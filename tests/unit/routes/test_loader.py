@@ -59,6 +59,16 @@ def other_yaml(make_routes_yaml: Callable[..., str], make_route: Callable[..., A
     return make_routes_yaml(make_route("first"), make_route("second"))
 
 
+def ssm_loader(text: str, clock: FakeClock, *, cache_seconds: int) -> tuple[Any, RoutesLoader]:
+    """An SSM client holding ``text`` in parameter ``/r``, and a loader reading it."""
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    ssm.put_parameter(Name="/r", Value=text, Type="String")
+    loader = RoutesLoader(
+        "ssm:/r", cache_seconds=cache_seconds, ssm_client_factory=lambda: ssm, clock=clock
+    )
+    return ssm, loader
+
+
 def route_names(loader: RoutesLoader) -> list[str]:
     return [route.name for route in loader.get().s3]
 
@@ -211,9 +221,7 @@ def test_routes_are_read_once_per_cache_period(
 def test_unchanged_content_keeps_the_same_parsed_routes(
     aws: None, clock: FakeClock, good_yaml: str
 ) -> None:
-    ssm = boto3.client("ssm", region_name="us-east-1")
-    ssm.put_parameter(Name="/r", Value=good_yaml, Type="String")
-    loader = RoutesLoader("ssm:/r", cache_seconds=10, ssm_client_factory=lambda: ssm, clock=clock)
+    _, loader = ssm_loader(good_yaml, clock, cache_seconds=10)
     first = loader.get()
 
     clock.advance(11)
@@ -267,9 +275,7 @@ def test_a_bad_refresh_keeps_the_last_good_routes_and_warns(
 def test_a_vanished_source_keeps_the_last_good_routes(
     aws: None, clock: FakeClock, good_yaml: str
 ) -> None:
-    ssm = boto3.client("ssm", region_name="us-east-1")
-    ssm.put_parameter(Name="/r", Value=good_yaml, Type="String")
-    loader = RoutesLoader("ssm:/r", cache_seconds=5, ssm_client_factory=lambda: ssm, clock=clock)
+    ssm, loader = ssm_loader(good_yaml, clock, cache_seconds=5)
     good = loader.get()
 
     ssm.delete_parameter(Name="/r")

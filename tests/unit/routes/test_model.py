@@ -7,7 +7,6 @@ import textwrap
 
 import pytest
 
-from dagtrigger.conf import DEFAULT_S3_CONF_TEMPLATE
 from dagtrigger.errors import RoutesConfigError
 from dagtrigger.routes import S3Route, parse_routes
 from dagtrigger.routes.loader import bundled_path
@@ -93,8 +92,8 @@ def test_an_s3_route_without_conf_sends_the_default_conf() -> None:
 
     # Then its conf is the documented default
     assert routes.s3[0].conf is None
-    assert routes.s3[0].conf_spec() == DEFAULT_S3_CONF_TEMPLATE
-    assert set(DEFAULT_S3_CONF_TEMPLATE) == {
+    assert routes.s3[0].conf_spec() == S3Route.DEFAULT_CONF_TEMPLATE
+    assert set(S3Route.DEFAULT_CONF_TEMPLATE) == {
         "bucket",
         "key",
         "size",
@@ -294,6 +293,16 @@ def test_the_line_points_at_the_entry_that_lacks_a_required_field() -> None:
 
     # Then the route's own line is reported
     assert "s3[0].dag_id (line 13): Field required" in message
+
+
+def test_a_value_outside_its_choices_is_shown_beside_the_reason() -> None:
+    # Given a transport no environment can use
+    text = VALID.replace("transport: invoke_rest_api", "transport: carrier_pigeon", 1)
+
+    # Then the entry shows the value that was given
+    message = problems_of(text)
+    assert "environments.prod.transport (line 5): Input should be" in message
+    assert "(got 'carrier_pigeon')" in message
 
 
 def test_every_problem_in_a_file_is_reported_at_once() -> None:

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from botocore.exceptions import ClientError
 
 from dagtrigger.clock import utc_now
 from dagtrigger.errors import InvalidTransitionError, LedgerContentionError, TriggerNotFoundError
-from dagtrigger.ledger.cursor import decode_cursor, encode_cursor
+from dagtrigger.ledger.cursor import CursorPosition, decode_cursor, encode_cursor
 from dagtrigger.ledger.encoding import (
     cap_text,
     encode_conf,
@@ -66,6 +66,16 @@ MAX_CONDITIONAL_WRITES: Final = 5
 MAX_PAGE_SIZE: Final = 1000
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class QueryOptions(TypedDict, total=False):
+    """What every history query takes besides its partition (see ``TriggerLedger.query``)."""
+
+    since: datetime | None
+    until: datetime | None
+    limit: int
+    cursor: str | None
+    newest_first: bool
 
 
 @dataclass(frozen=True)
@@ -218,10 +228,22 @@ class TriggerLedger:
             return None
         return to_record(item, PARTITION_KEY)
 
-    def query_by_dag(
+    def query_by_dag(self, environment: str, dag_id: str, **options: Unpack[QueryOptions]) -> Page:
+        return self.query(INDEX_BY_DAG, dag_key(environment, dag_id), **options)
+
+    def query_by_source(self, source_key: str, **options: Unpack[QueryOptions]) -> Page:
+        return self.query(INDEX_BY_SOURCE, source_key, **options)
+
+    def query_by_status(self, status: TriggerStatus, **options: Unpack[QueryOptions]) -> Page:
+        return self.query(INDEX_BY_STATUS, str(TriggerStatus(status)), **options)
+
+    def query_by_day(self, day: date, **options: Unpack[QueryOptions]) -> Page:
+        return self.query(INDEX_BY_DAY, day.isoformat(), **options)
+
+    def query(
         self,
-        environment: str,
-        dag_id: str,
+        index_name: str,
+        partition_value: str,
         *,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -229,47 +251,44 @@ class TriggerLedger:
         cursor: str | None = None,
         newest_first: bool = True,
     ) -> Page:
-        return self._query(
-            INDEX_BY_DAG, dag_key(environment, dag_id), since, until, limit, cursor, newest_first
+        """One page of one partition of an index, newest first unless asked otherwise."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE} (got {limit})")
+        partition_attribute = INDEX_PARTITION_KEYS[index_name]
+        key_condition = Key(partition_attribute).eq(partition_value)
+        time_range = _time_range(since, until)
+        if time_range is not None:
+            key_condition = key_condition & time_range
+        arguments: dict[str, Any] = {
+            "IndexName": index_name,
+            "KeyConditionExpression": key_condition,
+            "FilterExpression": _is_live(self._clock()),
+            "Limit": limit,
+            "ScanIndexForward": not newest_first,
+        }
+        if cursor is not None:
+            position = decode_cursor(
+                cursor,
+                index=index_name,
+                partitions=[partition_value],
+                key_attributes={
+                    PARTITION_KEY: None,
+                    partition_attribute: partition_value,
+                    SORT_ATTRIBUTE: None,
+                },
+            )
+            if position.start_key is not None:
+                arguments["ExclusiveStartKey"] = position.start_key
+        response = self._table.query(**arguments)
+        last_key = response.get("LastEvaluatedKey")
+        return Page(
+            items=[to_record(item, PARTITION_KEY) for item in response.get("Items", [])],
+            next_cursor=(
+                encode_cursor(CursorPosition(index_name, partition_value, last_key))
+                if last_key
+                else None
+            ),
         )
-
-    def query_by_source(
-        self,
-        source_key: str,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        newest_first: bool = True,
-    ) -> Page:
-        return self._query(INDEX_BY_SOURCE, source_key, since, until, limit, cursor, newest_first)
-
-    def query_by_status(
-        self,
-        status: TriggerStatus,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        newest_first: bool = True,
-    ) -> Page:
-        return self._query(
-            INDEX_BY_STATUS, str(TriggerStatus(status)), since, until, limit, cursor, newest_first
-        )
-
-    def query_by_day(
-        self,
-        day: date,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        newest_first: bool = True,
-    ) -> Page:
-        return self._query(INDEX_BY_DAY, day.isoformat(), since, until, limit, cursor, newest_first)
 
     # ---------------------------------------------------------------- internals
 
@@ -470,45 +489,6 @@ class TriggerLedger:
             return _UpdateOutcome(succeeded=False, record=_condition_failure_item(exc) or {})
         return _UpdateOutcome(
             succeeded=True, record=to_record(response["Attributes"], PARTITION_KEY)
-        )
-
-    def _query(
-        self,
-        index_name: str,
-        partition_value: str,
-        since: datetime | None,
-        until: datetime | None,
-        limit: int,
-        cursor: str | None,
-        newest_first: bool,
-    ) -> Page:
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE} (got {limit})")
-        partition_attribute = INDEX_PARTITION_KEYS[index_name]
-        key_condition = Key(partition_attribute).eq(partition_value)
-        time_range = _time_range(since, until)
-        if time_range is not None:
-            key_condition = key_condition & time_range
-        arguments: dict[str, Any] = {
-            "IndexName": index_name,
-            "KeyConditionExpression": key_condition,
-            "FilterExpression": _is_live(self._clock()),
-            "Limit": limit,
-            "ScanIndexForward": not newest_first,
-        }
-        if cursor is not None:
-            arguments["ExclusiveStartKey"] = decode_cursor(
-                cursor,
-                expected_key={
-                    PARTITION_KEY: None,
-                    partition_attribute: partition_value,
-                    SORT_ATTRIBUTE: None,
-                },
-            )
-        response = self._table.query(**arguments)
-        return Page(
-            items=[to_record(item, PARTITION_KEY) for item in response.get("Items", [])],
-            next_cursor=encode_cursor(response.get("LastEvaluatedKey")),
         )
 
 

@@ -10,20 +10,16 @@ from dagtrigger.routes.model import (
     WebhookHmacConfig,
     WebhookRoute,
 )
-from dagtrigger.sources.s3.match import RouteMatch, is_folder_placeholder, match_s3_routes
 
 __all__ = [
     "EnvironmentConfig",
     "RouteBase",
-    "RouteMatch",
     "RoutesFile",
     "RoutesLoader",
     "S3Route",
     "ScheduleRoute",
     "WebhookHmacConfig",
     "WebhookRoute",
-    "is_folder_placeholder",
-    "match_s3_routes",
     "parse_location",
     "parse_routes",
 ]

@@ -28,9 +28,15 @@ from pydantic import ValidationError
 import dagtrigger
 from dagtrigger.errors import RoutesConfigError
 from dagtrigger.observability import logger
-from dagtrigger.routes.model import FieldProblems, RoutesFile
+from dagtrigger.routes.model import RoutesFile
+from dagtrigger.validation import (
+    FieldProblem,
+    Location,
+    field_problems,
+    format_location,
+    short_repr,
+)
 
-Location = tuple[str | int, ...]
 ClientFactory = Callable[[], Any]
 LocationKind = Literal["bundled", "file", "ssm", "s3"]
 
@@ -107,10 +113,7 @@ def parse_routes(text: str, *, source: str) -> RoutesFile:
     try:
         return RoutesFile.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            f"  - {_format_location(loc)} (line {_line_of(root, loc)}): {message}"
-            for loc, message in _problems(exc)
-        ]
+        problems = [_problem_entry(root, problem) for problem in field_problems(exc)]
         raise RoutesConfigError(f"invalid routes file {source}:\n" + "\n".join(problems)) from None
 
 
@@ -158,37 +161,13 @@ def _reject_duplicate_keys(node: yaml.Node, source: str) -> None:
             _reject_duplicate_keys(item, source)
 
 
-def _problems(exc: ValidationError) -> list[tuple[Location, str]]:
-    problems: list[tuple[Location, str]] = []
-    for error in exc.errors():
-        cause = error.get("ctx", {}).get("error")
-        if isinstance(cause, FieldProblems):
-            prefix = tuple(error["loc"])
-            problems.extend((prefix + loc, message) for loc, message in cause.problems)
-            continue
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] in {"string_pattern_mismatch", "literal_error", "enum"}:
-            message += f" (got {_short_repr(error['input'])})"
-        problems.append((tuple(error["loc"]), message))
-    return problems
-
-
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _format_location(loc: Location) -> str:
-    """("s3", 2, "dag_id") -> "s3[2].dag_id"."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part == "[key]":
-            text += " (the key)"
-        else:
-            text += f".{part}" if text else str(part)
-    return text or "(top level)"
+def _problem_entry(root: yaml.Node, problem: FieldProblem) -> str:
+    """``  - s3[2].dag_id (line 21): <message>``, with the value where the message lacks it."""
+    message = problem.message
+    if problem.type in {"string_pattern_mismatch", "literal_error", "enum"}:
+        message += f" (got {short_repr(problem.input)})"
+    line = _line_of(root, problem.location)
+    return f"  - {format_location(problem.location)} (line {line}): {message}"
 
 
 def _line_of(root: yaml.Node, loc: Location) -> int:

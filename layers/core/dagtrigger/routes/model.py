@@ -23,7 +23,7 @@ subclasses in a new list field, registered in ``RoutesFile.ROUTE_LISTS``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -36,23 +36,12 @@ from pydantic import (
     model_validator,
 )
 
-from dagtrigger.conf import DEFAULT_S3_CONF_TEMPLATE, check_conf_template
+from dagtrigger.conf import check_conf_template
 from dagtrigger.ids import DAG_ID_PATTERN, MWAA_ENVIRONMENT_NAME_PATTERN, BucketName, Name
 from dagtrigger.transports.base import EnvironmentRef, TransportKind
+from dagtrigger.validation import FieldProblems, Location
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
-
-
-class FieldProblems(ValueError):
-    """Problems a model validator found, each with the field it belongs to.
-
-    Pydantic places a model validator's error on the model itself; the loader expands this
-    one so every problem gets its own field path and line number, as a field's error would.
-    """
-
-    def __init__(self, problems: Sequence[tuple[tuple[str | int, ...], str]]) -> None:
-        super().__init__("; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in problems))
-        self.problems = problems
 
 
 class _Strict(BaseModel):
@@ -188,6 +177,17 @@ class RouteBase(_Strict):
 class S3Route(RouteBase):
     """Objects created in S3 that start a DAG run. Every filter given must match."""
 
+    #: the conf an S3 route sends when it names none
+    DEFAULT_CONF_TEMPLATE: ClassVar[Mapping[str, str]] = {
+        "bucket": "{{ bucket }}",
+        "key": "{{ key }}",
+        "size": "{{ size }}",
+        "etag": "{{ etag }}",
+        "version_id": "{{ version_id }}",
+        "sequencer": "{{ sequencer }}",
+        "event_time": "{{ event_time }}",
+    }
+
     buckets: list[BucketName] = Field(min_length=1, description="bucket names to listen to")
     prefix: NonEmpty | None = Field(default=None, description="the key starts with this")
     suffix: NonEmpty | None = Field(default=None, description="the key ends with this")
@@ -233,7 +233,7 @@ class S3Route(RouteBase):
 
     def conf_spec(self) -> Mapping[str, Any] | str | None:
         spec = super().conf_spec()
-        return DEFAULT_S3_CONF_TEMPLATE if spec is None else spec
+        return self.DEFAULT_CONF_TEMPLATE if spec is None else spec
 
 
 class WebhookHmacConfig(_Strict):
@@ -280,6 +280,13 @@ class WebhookRoute(RouteBase):
         "(instead of conf/conf_template)",
     )
 
+    #: the conf a webhook route sends when it names none (the payload may be far too large)
+    DEFAULT_CONF_TEMPLATE: ClassVar[Mapping[str, str]] = {
+        "route": "{{ route }}",
+        "delivery_id": "{{ delivery_id }}",
+        "received_at": "{{ received_at }}",
+    }
+
     @field_validator("filter", "conf_jmespath")
     @classmethod
     def _jmespath_compiles(cls, value: str | None) -> str | None:
@@ -293,9 +300,13 @@ class WebhookRoute(RouteBase):
                 raise ValueError(f"not a valid JMESPath expression: {exc}") from None
         return value
 
+    def conf_spec(self) -> Mapping[str, Any] | str | None:
+        spec = super().conf_spec()
+        return self.DEFAULT_CONF_TEMPLATE if spec is None else spec
+
     @model_validator(mode="after")
     def _scheme_fields_agree(self) -> WebhookRoute:
-        problems: list[tuple[tuple[str | int, ...], str]] = []
+        problems: list[tuple[Location, str]] = []
         if self.scheme == "hmac" and self.hmac is None:
             problems.append((("hmac",), "scheme hmac needs an hmac: section"))
         if self.scheme != "hmac" and self.hmac is not None:
@@ -348,7 +359,7 @@ class RoutesFile(_Strict):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> RoutesFile:
-        problems: list[tuple[tuple[str | int, ...], str]] = []
+        problems: list[tuple[Location, str]] = []
         first_seen: dict[str, str] = {}
         for list_name, index, route in self.iter_routes():
             here = f"{list_name}[{index}]"

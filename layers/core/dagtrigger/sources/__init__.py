@@ -1,0 +1,1 @@
+"""Event sources, one package each: parse what arrives, match routes, call the kernel."""

@@ -1,19 +1,19 @@
 """Airflow's stable REST API semantics, shared by the InvokeRestApi and direct REST transports.
 
 Both transports reach the same endpoints (``/dags/{dag_id}/dagRuns`` relative to ``/api/v1`` on
-Airflow 2 or ``/api/v2`` on Airflow 3); they differ only in how one call is carried. A carrier
-(``AirflowApi``) makes one call and returns Airflow's status and body, raising
-``TransientTriggerError`` only for faults of the carrier itself (throttling, timeouts, lost
-connections). ``AirflowApiTrigger`` holds everything about what Airflow's answers mean.
+Airflow 2 or ``/api/v2`` on Airflow 3); they differ only in how one call is carried.
+``AirflowApiTransport`` holds everything about what Airflow's answers mean; the transports of
+``invoke_rest_api`` and ``airflow_rest`` subclass it to carry the calls.
 """
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 from dagtrigger.clock import utc_now
 from dagtrigger.errors import DagTriggerError, RejectedError, TransientTriggerError
@@ -33,6 +33,9 @@ RUN_SEARCH_MARGIN = timedelta(minutes=5)
 RUN_SEARCH_MAX_PAGES = 10
 _MESSAGE_LIMIT = 1000
 
+#: a JSON object sent as a request's body or query
+Json = Mapping[str, Any]
+
 
 @dataclass(frozen=True)
 class ApiReply:
@@ -42,24 +45,6 @@ class ApiReply:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
-
-
-class AirflowApi(Protocol):
-    """One call to Airflow's REST API, paths relative to the versioned API root."""
-
-    #: the longest path the carrier can send (MWAA InvokeRestApi: 64), None for no limit
-    max_path_length: int | None
-
-    def airflow_major(self) -> int: ...
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-    ) -> ApiReply: ...
 
 
 def airflow_message(body: Any) -> str:
@@ -120,6 +105,11 @@ def trigger_body(
     return body
 
 
+def already_triggered(request: TriggerRequest, run: Mapping[str, Any]) -> TriggerResult:
+    """Airflow already has our run (a redelivery): ``run`` is what is known of it, maybe ``{}``."""
+    return result_from_run(run, dag_run_id=request.dag_run_id, already_existed=True)
+
+
 def result_from_run(
     run: Mapping[str, Any], *, dag_run_id: str, already_existed: bool
 ) -> TriggerResult:
@@ -140,30 +130,49 @@ class _Attempt:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class AirflowApiTrigger:
-    """Trigger and state queries over any ``AirflowApi`` carrier, for Airflow 2 and 3."""
+class AirflowApiTransport(ABC):
+    """``AirflowTransport`` over Airflow's REST API (2 and 3) for one environment.
+
+    A subclass carries the calls: ``call`` returns Airflow's status and body, its refusals
+    included, and raises ``TransientTriggerError`` only for faults of the carrying itself
+    (throttling, timeouts, lost connections).
+    """
+
+    #: the refusal's code when a DAG's API path is longer than ``max_path_length``
+    path_too_long_code: ClassVar[str] = "path_too_long"
 
     def __init__(
         self,
-        api: AirflowApi,
+        environment: EnvironmentRef,
         *,
-        path_too_long_code: str = "path_too_long",
         now: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         paused_cache_seconds: float = PAUSED_CACHE_SECONDS,
     ) -> None:
-        self._api = api
-        self._path_too_long_code = path_too_long_code
+        self.environment = environment
         self._now = now
         self._monotonic = monotonic
         self._paused_cache_seconds = paused_cache_seconds
         self._paused: dict[str, tuple[bool, float]] = {}  # dag_id -> (is_paused, read at)
 
+    @property
+    @abstractmethod
+    def max_path_length(self) -> int | None:
+        """The longest path ``call`` can carry, None for no limit."""
+
+    @abstractmethod
+    def airflow_major(self) -> int:
+        """The environment's Airflow major version (2 or 3)."""
+
+    @abstractmethod
+    def call(self, method: str, path: str, *, body: Json | None, query: Json | None) -> ApiReply:
+        """One call to ``path``, relative to the versioned API root."""
+
     def trigger(self, request: TriggerRequest) -> TriggerResult:
         dag_id = validate_dag_id(request.dag_id)
         validate_dag_run_id(request.dag_run_id)
         path = self._checked_path(f"/dags/{dag_id}/dagRuns", what=f"dag_id {dag_id!r}")
-        major = self._api.airflow_major()
+        major = self.airflow_major()
         result = self._post_until_settled(request, path, major)
         return replace(result, dag_paused=self.dag_paused(dag_id))
 
@@ -197,7 +206,7 @@ class AirflowApiTrigger:
         if not self._fits(path):
             return None
         try:
-            reply = self._api.call("GET", path)
+            reply = self.call("GET", path, body=None, query=None)
         except DagTriggerError as exc:
             logger.info("could not tell whether the DAG is paused", extra={"reason": str(exc)})
             return None
@@ -211,12 +220,12 @@ class AirflowApiTrigger:
     ) -> Mapping[str, Any] | None:
         """The run with this id, or None when Airflow has none (raises when it cannot tell).
 
-        When the run's own path is too long for the carrier, runs are listed instead: those
+        When the run's own path is too long to carry, runs are listed instead: those
         created since ``triggered_after`` when it is given, else only the newest ones.
         """
         path = f"/dags/{dag_id}/dagRuns/{dag_run_id}"
         if self._fits(path):
-            reply = self._api.call("GET", path)
+            reply = self.call("GET", path, body=None, query=None)
             if reply.status == 404:
                 return None
             if not reply.ok or not isinstance(reply.body, Mapping):
@@ -230,7 +239,7 @@ class AirflowApiTrigger:
         attempt = _Attempt(logical_date=self._logical_date_for(request, major))
         while True:
             body = trigger_body(request, airflow_major=major, logical_date=attempt.logical_date)
-            reply = self._api.call("POST", path, body=body)
+            reply = self.call("POST", path, body=body, query=None)
             if reply.ok and isinstance(reply.body, Mapping):
                 result = result_from_run(
                     reply.body, dag_run_id=request.dag_run_id, already_existed=False
@@ -260,9 +269,9 @@ class AirflowApiTrigger:
         names_our_run = mentions_run_id(airflow_message(reply.body), request.dag_run_id)
         only_run_id_can_clash = major >= 3 and attempt.logical_date is None
         if names_our_run or only_run_id_can_clash:
-            return self._already_triggered(request, self._run_details_if_possible(request))
+            return already_triggered(request, self._run_details_if_possible(request))
         run = self.find_run(request.dag_id, request.dag_run_id)
-        return self._already_triggered(request, run) if run is not None else None
+        return already_triggered(request, run) if run is not None else None
 
     def _run_details_if_possible(self, request: TriggerRequest) -> Mapping[str, Any]:
         try:
@@ -270,10 +279,6 @@ class AirflowApiTrigger:
         except DagTriggerError as exc:
             logger.info("run exists, but its details are unavailable", extra={"reason": str(exc)})
             return {}
-
-    @staticmethod
-    def _already_triggered(request: TriggerRequest, run: Mapping[str, Any]) -> TriggerResult:
-        return result_from_run(run, dag_run_id=request.dag_run_id, already_existed=True)
 
     def _next_logical_date(self, request: TriggerRequest, attempt: _Attempt) -> None:
         if request.logical_date is not None:
@@ -295,7 +300,7 @@ class AirflowApiTrigger:
         logger.info("logical date taken by another run, trying a new one")
 
     def _search_recent_runs(self, dag_id: str, dag_run_id: str) -> Mapping[str, Any] | None:
-        """Find a run whose id makes its path too long for the carrier among the newest runs.
+        """Find a run whose id makes its path too long to carry among the newest runs.
 
         Airflow lists runs oldest first by default, so read the total, then the last page. A run
         older than the newest ``RUNS_PAGE_LIMIT`` is not found (reported as absent).
@@ -342,46 +347,30 @@ class AirflowApiTrigger:
         filters by ``execution_date``, which our transports set to the trigger time.
         """
         moment = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
-        date_filter = "run_after_gte" if self._api.airflow_major() >= 3 else "execution_date_gte"
+        date_filter = "run_after_gte" if self.airflow_major() >= 3 else "execution_date_gte"
         return {date_filter: iso_timestamp(moment), "order_by": "id"}
 
     def _list_runs(
         self, path: str, *, limit: int, offset: int, filters: Mapping[str, str] | None = None
     ) -> Mapping[str, Any]:
         query: dict[str, Any] = {"limit": limit, "offset": offset, **(filters or {})}
-        reply = self._api.call("GET", path, query=query)
+        reply = self.call("GET", path, body=None, query=query)
         if not reply.ok or not isinstance(reply.body, Mapping):
             raise error_for_status(reply, doing="list DAG runs")
         return reply.body
 
     def _fits(self, path: str) -> bool:
-        limit = self._api.max_path_length
+        limit = self.max_path_length
         return limit is None or len(path) <= limit
 
     def _checked_path(self, path: str, *, what: str) -> str:
         if not self._fits(path):
             raise RejectedError(
-                self._path_too_long_code,
+                self.path_too_long_code,
                 f"{what} makes the API path {len(path)} characters long; this transport allows "
-                f"{self._api.max_path_length}: use a shorter dag_id or another transport",
+                f"{self.max_path_length}: use a shorter dag_id or another transport",
             )
         return path
-
-
-class AirflowApiTransport:
-    """``AirflowTransport`` for one environment over an ``AirflowApiTrigger``."""
-
-    def __init__(self, environment: EnvironmentRef, api: AirflowApiTrigger) -> None:
-        self.environment = environment
-        self._api = api
-
-    def trigger(self, request: TriggerRequest) -> TriggerResult:
-        return self._api.trigger(request)
-
-    def get_dag_run_state(
-        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
-    ) -> str | None:
-        return self._api.get_dag_run_state(dag_id, dag_run_id, triggered_after=triggered_after)
 
 
 def _run_named(page: Mapping[str, Any], dag_run_id: str) -> Mapping[str, Any] | None:

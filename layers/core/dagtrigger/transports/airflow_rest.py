@@ -24,13 +24,10 @@ from requests.auth import AuthBase, HTTPBasicAuth
 
 from dagtrigger.clock import utc_now
 from dagtrigger.errors import RejectedError, TransientTriggerError
-from dagtrigger.transports.airflow_api import (
-    AirflowApiTransport,
-    AirflowApiTrigger,
-    ApiReply,
-)
+from dagtrigger.transports.airflow_api import AirflowApiTransport, ApiReply, Json
 from dagtrigger.transports.base import EnvironmentRef
 from dagtrigger.transports.factory import TransportParts
+from dagtrigger.transports.web_request import send_request
 
 #: (connect, read) seconds for one call to Airflow
 DEFAULT_TIMEOUT = (5.0, 15.0)
@@ -88,10 +85,10 @@ class BearerAuth(AuthBase):
         return "BearerAuth(<redacted>)"
 
 
-class AirflowRestCarrier:
-    """Calls to one Airflow web/API server, authenticated for its major version."""
+class AirflowRestTransport(AirflowApiTransport):
+    """``AirflowTransport`` over one Airflow web/API server, authenticated for its major version."""
 
-    max_path_length: int | None = None
+    max_path_length = None
 
     def __init__(
         self,
@@ -100,6 +97,7 @@ class AirflowRestCarrier:
         *,
         credentials_provider: CredentialsProvider | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
         if not environment.base_url:
             raise ValueError(
@@ -110,7 +108,7 @@ class AirflowRestCarrier:
                 f"environment {environment.alias!r} names a credentials_secret, "
                 "but no credentials provider was given"
             )
-        self._environment = environment
+        super().__init__(environment, now=now)
         self._root = environment.base_url.rstrip("/")
         self._session = session
         self._credentials_provider = credentials_provider
@@ -125,53 +123,38 @@ class AirflowRestCarrier:
                 self._major = self._detect_major()
             return self._major
 
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-    ) -> ApiReply:
+    def call(self, method: str, path: str, *, body: Json | None, query: Json | None) -> ApiReply:
         major = self.airflow_major()
         url = f"{self._root}{'/api/v2' if major >= 3 else '/api/v1'}{path}"
-        reply = self._send(method, url, body=body, query=query, auth=self._auth_for(major))
+        content = {
+            "json": dict(body) if body is not None else None,
+            "params": dict(query) if query is not None else None,
+        }
+        reply = self._send(method, url, auth=self._auth_for(major), **content)
         if reply.status == 401 and major >= 3 and self._token is not None:
             # Expired or revoked: one fresh token, then Airflow's answer stands.
             self._forget_token()
-            reply = self._send(method, url, body=body, query=query, auth=self._auth_for(major))
+            reply = self._send(method, url, auth=self._auth_for(major), **content)
         return reply
 
-    def _send(
-        self,
-        method: str,
-        url: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-        auth: AuthBase | None = None,
-    ) -> ApiReply:
+    def _send(self, method: str, url: str, **arguments: Any) -> ApiReply:
+        """One request; ``arguments`` (``json``, ``params``, ``auth``) go to ``requests``."""
         try:
-            response = self._session.request(
+            response = send_request(
+                self._session,
                 method,
                 url,
-                json=dict(body) if body is not None else None,
-                params=dict(query) if query is not None else None,
-                headers={"Accept": "application/json"},
-                auth=auth,
                 timeout=self._timeout,
-                allow_redirects=False,
+                no_answer=f"Airflow at {self._root} did not answer {method}",
+                headers={"Accept": "application/json"},
+                **arguments,
             )
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            raise TransientTriggerError(
-                f"Airflow at {self._root} did not answer {method}: {exc}"
-            ) from None
         except requests.RequestException as exc:
             raise RejectedError("airflow_base_url_invalid", f"cannot call {url}: {exc}") from None
         return ApiReply(response.status_code, _body_of(response))
 
     def _credentials(self) -> AirflowCredentials | None:
-        secret = self._environment.credentials_secret
+        secret = self.environment.credentials_secret
         if not secret or self._credentials_provider is None:
             return None
         return self._credentials_provider(secret)
@@ -199,30 +182,23 @@ class AirflowRestCarrier:
             self._token = None
 
     def _fetch_token(self, credentials: AirflowCredentials) -> str:
-        url = f"{self._root}/auth/token"
-        try:
-            response = self._session.post(
-                url,
-                json={"username": credentials.username, "password": credentials.password},
-                headers={"Accept": "application/json"},
-                timeout=self._timeout,
-                allow_redirects=False,
-            )
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            raise TransientTriggerError(f"Airflow at {self._root} gave no token: {exc}") from None
-        if response.status_code in (401, 403):
+        reply = self._send(
+            "POST",
+            f"{self._root}/auth/token",
+            json={"username": credentials.username, "password": credentials.password},
+        )
+        if reply.status in (401, 403):
             raise RejectedError(
                 "unauthorized",
                 f"Airflow at {self._root} refused the credentials of secret "
-                f"{self._environment.credentials_secret!r} (HTTP {response.status_code})",
-                http_status=response.status_code,
+                f"{self.environment.credentials_secret!r} (HTTP {reply.status})",
+                http_status=reply.status,
             )
-        body = _body_of(response)
-        token = body.get("access_token") if isinstance(body, Mapping) else None
-        if response.status_code not in (200, 201) or not isinstance(token, str) or not token:
+        token = reply.body.get("access_token") if isinstance(reply.body, Mapping) else None
+        if reply.status not in (200, 201) or not isinstance(token, str) or not token:
             raise TransientTriggerError(
-                f"Airflow at {self._root} gave no token (HTTP {response.status_code})",
-                http_status=response.status_code,
+                f"Airflow at {self._root} gave no token (HTTP {reply.status})",
+                http_status=reply.status,
             )
         return token
 
@@ -242,24 +218,6 @@ def _body_of(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return response.text
-
-
-class AirflowRestTransport(AirflowApiTransport):
-    """``AirflowTransport`` over an Airflow's own REST API for one environment."""
-
-    def __init__(
-        self,
-        environment: EnvironmentRef,
-        session: requests.Session,
-        *,
-        credentials_provider: CredentialsProvider | None = None,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-        now: Callable[[], datetime] = utc_now,
-    ) -> None:
-        carrier = AirflowRestCarrier(
-            environment, session, credentials_provider=credentials_provider, timeout=timeout
-        )
-        super().__init__(environment, AirflowApiTrigger(carrier, now=now))
 
 
 def build(environment: EnvironmentRef, parts: TransportParts) -> AirflowRestTransport:

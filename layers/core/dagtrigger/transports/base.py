@@ -19,22 +19,19 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 
-class TransportKind(StrEnum):
-    INVOKE_REST_API = "invoke_rest_api"
-    CLI = "cli"
-    AIRFLOW_REST = "airflow_rest"
+class AirflowTransport(Protocol):
+    def trigger(self, request: TriggerRequest) -> TriggerResult: ...
 
+    def get_dag_run_state(
+        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
+    ) -> str | None:
+        """Airflow's state of one run (``queued``, ``running``, ``success``, ``failed``).
 
-@dataclass(frozen=True)
-class EnvironmentRef:
-    """An MWAA (or self-managed Airflow) environment as a transport sees it."""
-
-    alias: str
-    name: str
-    transport: TransportKind
-    airflow_major: int | None = None  # None: ask GetEnvironment (MWAA) once and cache
-    base_url: str | None = None  # airflow_rest only
-    credentials_secret: str | None = None  # airflow_rest only: secret with username/password
+        None when Airflow has no such run. ``triggered_after`` (when we triggered the run) lets a
+        transport that cannot address the run directly search only the runs created since then;
+        a transport that always addresses the run directly ignores it.
+        """
+        ...
 
 
 @dataclass(frozen=True)
@@ -57,16 +54,21 @@ class TriggerResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class AirflowTransport(Protocol):
-    def trigger(self, request: TriggerRequest) -> TriggerResult: ...
+@dataclass(frozen=True)
+class EnvironmentRef:
+    """An MWAA (or self-managed Airflow) environment as a transport sees it."""
 
-    def get_dag_run_state(
-        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
-    ) -> str | None:
-        """Airflow's state of one run (``queued``, ``running``, ``success``, ``failed``).
+    alias: str
+    name: str
+    transport: TransportKind
+    airflow_major: int | None = None  # None: ask GetEnvironment (MWAA) once and cache
+    base_url: str | None = None  # airflow_rest only
+    credentials_secret: str | None = None  # airflow_rest only: secret with username/password
 
-        None when Airflow has no such run. ``triggered_after`` (when we triggered the run) lets a
-        transport that cannot address the run directly search only the runs created since then;
-        a transport that always addresses the run directly ignores it.
-        """
-        ...
+
+class TransportKind(StrEnum):
+    """How a transport reaches Airflow; ``factory`` maps each kind to its module."""
+
+    INVOKE_REST_API = "invoke_rest_api"
+    CLI = "cli"
+    AIRFLOW_REST = "airflow_rest"

@@ -1,7 +1,7 @@
 """The only Airflow CLI commands dagtrigger can send to MWAA's ``/aws_mwaa/cli``.
 
 MWAA splits the request body like a shell line, so every argument goes through
-``shlex.quote`` and ids must pass the strict patterns of ``dagtrigger.transports.ids`` first.
+``shlex.quote`` and ids must pass the strict patterns of ``dagtrigger.ids`` first.
 There is deliberately no general "run this command" function: ``dags trigger`` is the one
 command that changes anything, and ``dags state`` / ``dags list-runs`` only read.
 """

@@ -8,13 +8,13 @@ transport: one module with ``build(environment, parts)`` and one line in ``_MODU
 from __future__ import annotations
 
 import importlib
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from dagtrigger.settings import Settings
 from dagtrigger.transports.base import AirflowTransport, EnvironmentRef, TransportKind
+from dagtrigger.transports.keyed_cache import KeyedCache
 
 _MODULES: dict[TransportKind, str] = {
     TransportKind.INVOKE_REST_API: "dagtrigger.transports.invoke_rest_api",
@@ -53,14 +53,9 @@ class TransportCache:
     """One transport per environment, built on first use and kept for the instance's life."""
 
     def __init__(self, parts: TransportParts) -> None:
-        self._parts = parts
-        self._transports: dict[EnvironmentRef, AirflowTransport] = {}
-        self._lock = threading.Lock()
+        self._transports: KeyedCache[EnvironmentRef, AirflowTransport] = KeyedCache(
+            lambda environment: build_transport(environment, parts)
+        )
 
     def __call__(self, environment: EnvironmentRef) -> AirflowTransport:
-        with self._lock:
-            transport = self._transports.get(environment)
-            if transport is None:
-                transport = build_transport(environment, self._parts)
-                self._transports[environment] = transport
-            return transport
+        return self._transports.get(environment)

@@ -8,25 +8,20 @@ both carrying ``RestApiStatusCode`` and ``RestApiResponse``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from dagtrigger.clock import utc_now
-from dagtrigger.transports.airflow_api import (
-    AirflowApiTransport,
-    AirflowApiTrigger,
-    ApiReply,
-)
+from dagtrigger.transports.airflow_api import AirflowApiTransport, ApiReply, Json
 from dagtrigger.transports.base import EnvironmentRef
 from dagtrigger.transports.factory import TransportParts
-from dagtrigger.transports.mwaa_environment import (
+from dagtrigger.transports.mwaa_control_plane import (
     AirflowMajorResolver,
-    classify_botocore_failure,
-    classify_mwaa_error,
     client_error_code,
+    mwaa_errors_classified,
 )
 
 #: botocore's ``RestApiPath`` maximum length
@@ -34,46 +29,44 @@ INVOKE_REST_API_MAX_PATH = 64
 _AIRFLOW_ANSWER_CODES = frozenset({"RestApiClientException", "RestApiServerException"})
 
 
-class InvokeRestApiCarrier:
-    """One ``mwaa.invoke_rest_api`` call per Airflow request; Airflow's errors become replies."""
+class InvokeRestApiTransport(AirflowApiTransport):
+    """``AirflowTransport`` over MWAA ``InvokeRestApi`` for one environment.
 
-    max_path_length: int | None = INVOKE_REST_API_MAX_PATH
+    Each Airflow call is one ``mwaa.invoke_rest_api`` call; Airflow's refusals become replies.
+    """
+
+    max_path_length = INVOKE_REST_API_MAX_PATH
+    path_too_long_code = "dag_id_too_long_for_invoke_rest_api"
 
     def __init__(
-        self, environment: EnvironmentRef, mwaa_client: Any, resolver: AirflowMajorResolver
+        self,
+        environment: EnvironmentRef,
+        mwaa_client: Any,
+        *,
+        resolver: AirflowMajorResolver | None = None,
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
-        self._environment = environment
+        super().__init__(environment, now=now)
         self._client = mwaa_client
-        self._resolver = resolver
+        self._resolver = resolver or AirflowMajorResolver(mwaa_client)
 
     def airflow_major(self) -> int:
-        return self._resolver.major(self._environment)
+        return self._resolver.major(self.environment)
 
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-    ) -> ApiReply:
-        arguments: dict[str, Any] = {"Name": self._environment.name, "Path": path, "Method": method}
+    def call(self, method: str, path: str, *, body: Json | None, query: Json | None) -> ApiReply:
+        name = self.environment.name
+        arguments: dict[str, Any] = {"Name": name, "Path": path, "Method": method}
         if body is not None:
             arguments["Body"] = dict(body)
         if query is not None:
             arguments["QueryParameters"] = dict(query)
-        try:
-            response = self._client.invoke_rest_api(**arguments)
-        except ClientError as error:
-            if client_error_code(error) in _AIRFLOW_ANSWER_CODES:
+        with mwaa_errors_classified(environment=name, action=f"InvokeRestApi {method} {path}"):
+            try:
+                response = self._client.invoke_rest_api(**arguments)
+            except ClientError as error:
+                if client_error_code(error) not in _AIRFLOW_ANSWER_CODES:
+                    raise
                 return _reply_from_error(error)
-            raise classify_mwaa_error(
-                error, environment=self._environment.name, action=f"InvokeRestApi {method} {path}"
-            ) from error
-        except BotoCoreError as error:
-            raise classify_botocore_failure(
-                error, environment=self._environment.name, action=f"InvokeRestApi {method} {path}"
-            ) from error
         return ApiReply(
             int(response.get("RestApiStatusCode", 200)), response.get("RestApiResponse")
         )
@@ -88,26 +81,6 @@ def _reply_from_error(error: ClientError) -> ApiReply:
     if body is None:
         body = response.get("Error", {}).get("Message", "")
     return ApiReply(int(status), body)
-
-
-class InvokeRestApiTransport(AirflowApiTransport):
-    """``AirflowTransport`` over MWAA ``InvokeRestApi`` for one environment."""
-
-    def __init__(
-        self,
-        environment: EnvironmentRef,
-        mwaa_client: Any,
-        *,
-        resolver: AirflowMajorResolver | None = None,
-        now: Callable[[], datetime] = utc_now,
-    ) -> None:
-        carrier = InvokeRestApiCarrier(
-            environment, mwaa_client, resolver or AirflowMajorResolver(mwaa_client)
-        )
-        api = AirflowApiTrigger(
-            carrier, path_too_long_code="dag_id_too_long_for_invoke_rest_api", now=now
-        )
-        super().__init__(environment, api)
 
 
 def build(environment: EnvironmentRef, parts: TransportParts) -> InvokeRestApiTransport:

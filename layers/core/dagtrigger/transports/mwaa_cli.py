@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -37,12 +36,15 @@ from dagtrigger.observability import logger
 from dagtrigger.transports import cli_command, cli_output
 from dagtrigger.transports.airflow_api import (
     LOGICAL_DATE_COLLISION_RETRIES,
+    already_triggered,
     result_from_run,
 )
 from dagtrigger.transports.base import EnvironmentRef, TriggerRequest, TriggerResult
 from dagtrigger.transports.cli_lock import DynamoDbLeaseLock, LockNotAcquiredError, cli_lock_key
 from dagtrigger.transports.factory import TransportParts
-from dagtrigger.transports.mwaa_environment import AirflowMajorResolver, mwaa_errors_classified
+from dagtrigger.transports.keyed_cache import KeyedCache
+from dagtrigger.transports.mwaa_control_plane import AirflowMajorResolver, mwaa_errors_classified
+from dagtrigger.transports.web_request import send_request
 
 CLI_TOKEN_LIFETIME_SECONDS = 60.0
 #: stop using a token this long before it expires: a request must not outlive its token
@@ -85,21 +87,15 @@ class CliTokenCache:
         self._client = mwaa_client
         self._clock = clock
         self._reuse_seconds = reuse_seconds
-        self._credentials: dict[str, CliCredentials] = {}
-        self._lock = threading.Lock()
+        self._credentials: KeyedCache[str, CliCredentials] = KeyedCache(
+            self._create, fresh=lambda credentials: self._clock() < credentials.usable_until
+        )
 
     def get(self, environment_name: str) -> CliCredentials:
-        with self._lock:
-            cached = self._credentials.get(environment_name)
-            if cached is not None and self._clock() < cached.usable_until:
-                return cached
-            fresh = self._create(environment_name)
-            self._credentials[environment_name] = fresh
-            return fresh
+        return self._credentials.get(environment_name)
 
     def forget(self, environment_name: str) -> None:
-        with self._lock:
-            self._credentials.pop(environment_name, None)
+        self._credentials.forget(environment_name)
 
     def _create(self, name: str) -> CliCredentials:
         requested_at = self._clock()  # the token's 60 s may start before the answer arrives
@@ -200,11 +196,11 @@ class MwaaCliTransport:
         if major >= 3:
             # Airflow 3 looks the run up by run id alone and names the run it found.
             if mentions_run_id(failure.message, request.dag_run_id):
-                return _already_triggered(request, {})
+                return already_triggered(request, {})
             raise TransientTriggerError(f"Airflow refused the trigger: {failure.message}")
         # Airflow 2 names the run id and date it was asked for, whichever of them clashed.
         run = self._find_listed_run(request.dag_id, request.dag_run_id, major)
-        return _already_triggered(request, run) if run is not None else None
+        return already_triggered(request, run) if run is not None else None
 
     def _settle_integrity_error(
         self, request: TriggerRequest, failure: cli_output.CliError
@@ -213,7 +209,7 @@ class MwaaCliTransport:
         if "logical_date" in text or "execution_date" in text:
             return None
         if "run_id" in text:  # another caller created our run between the check and the insert
-            return _already_triggered(request, {})
+            return already_triggered(request, {})
         raise TransientTriggerError(f"Airflow could not store the run: {failure.message}")
 
     def _count_collision(self, request: TriggerRequest, collisions: int, major: int) -> int:
@@ -278,21 +274,15 @@ class MwaaCliTransport:
     def _post(self, command: str) -> CliReply:
         name = self.environment.name
         credentials = self._tokens.get(name)
-        try:
-            response = self._session.post(
-                f"https://{credentials.hostname}/aws_mwaa/cli",
-                data=command.encode("ascii"),
-                headers={
-                    "Authorization": f"Bearer {credentials.token}",
-                    "Content-Type": "text/plain",
-                },
-                timeout=self._timeout,
-                allow_redirects=False,
-            )
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            raise TransientTriggerError(
-                f"the MWAA web server of {name!r} did not answer: {exc}"
-            ) from None
+        response = send_request(
+            self._session,
+            "POST",
+            f"https://{credentials.hostname}/aws_mwaa/cli",
+            timeout=self._timeout,
+            no_answer=f"the MWAA web server of {name!r} did not answer",
+            data=command.encode("ascii"),
+            headers={"Authorization": f"Bearer {credentials.token}", "Content-Type": "text/plain"},
+        )
         if response.status_code in (401, 403):
             self._tokens.forget(name)  # expired or revoked; the next attempt gets a fresh one
             raise TransientTriggerError(
@@ -346,10 +336,6 @@ def _error_for(failure: cli_output.CliError, *, doing: str) -> DagTriggerError:
     if failure.exception == "ValueError":
         return RejectedError("bad_request", message)
     return TransientTriggerError(message)
-
-
-def _already_triggered(request: TriggerRequest, run: Mapping[str, Any]) -> TriggerResult:
-    return result_from_run(run, dag_run_id=request.dag_run_id, already_existed=True)
 
 
 #: how long a CLI request waits for another caller's command on the same environment

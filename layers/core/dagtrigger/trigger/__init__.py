@@ -1,0 +1,1 @@
+"""The trigger kernel: claim, start and record one trigger; follow its run to the end."""

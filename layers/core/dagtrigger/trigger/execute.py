@@ -130,3 +130,12 @@ def record_without_trigger(
     count(MetricName.IGNORED)
     logger.info("event ignored", extra={"code": code, "reason": message})
     return TriggerOutcome(new.trigger_id, TriggerDisposition.IGNORED, claim.record)
+
+
+def rejection_of(record: dict[str, Any]) -> RejectedError:
+    """A REJECTED record as the error that rejected it, to answer the caller with."""
+    return RejectedError(
+        str(record.get("reject_code") or ""),
+        str(record.get("reason") or "rejected"),
+        trigger_id=record.get("trigger_id"),
+    )

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from dagtrigger.routes import RoutesFile, is_folder_placeholder, match_s3_routes
-from dagtrigger.sources.s3.match import glob_to_regex
+from dagtrigger.routes import RoutesFile
+from dagtrigger.sources.s3.match import glob_to_regex, is_folder_placeholder, match_s3_routes
 from dagtrigger.sources.s3.parse import S3ObjectEvent
 
 BuildRoutes = Callable[..., RoutesFile]

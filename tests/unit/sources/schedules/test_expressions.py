@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from dagtrigger.sources.schedules import (
+from dagtrigger.sources.schedules.expressions import (
     ScheduleExpressionError,
-    TimezoneError,
     parse_schedule_expression,
-    validate_timezone,
 )
+from dagtrigger.sources.schedules.timezones import TimezoneError, validate_timezone
 
 
 @pytest.mark.parametrize(

@@ -8,19 +8,16 @@ from typing import Any
 
 import pytest
 
-from dagtrigger.sources.schedules import (
-    CONTEXT_ATTRIBUTES,
-    RetryPolicy,
-    ScheduleAlreadyExistsError,
-    ScheduleNotFoundError,
-    ScheduleSpec,
-    ScheduleTarget,
+from dagtrigger.errors import ConflictError, NotFoundError
+from dagtrigger.sources.schedules.management import (
     create_schedule,
     delete_schedule,
     get_schedule,
     list_schedules,
     update_schedule,
 )
+from dagtrigger.sources.schedules.parse import CONTEXT_ATTRIBUTES, ScheduleTarget
+from dagtrigger.sources.schedules.spec import RetryPolicy, ScheduleSpec
 
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:dagtrigger-schedules"
 ROLE_ARN = "arn:aws:iam::123456789012:role/dagtrigger-scheduler-invoke"
@@ -84,9 +81,9 @@ def test_a_schedule_without_window_is_exactly_on_time(scheduler: Any, schedule_g
 
 def test_creating_a_name_twice_is_a_conflict(scheduler: Any, schedule_group: str) -> None:
     create(scheduler, schedule_group, nightly())
-    with pytest.raises(ScheduleAlreadyExistsError) as raised:
+    with pytest.raises(ConflictError) as raised:
         create(scheduler, schedule_group, nightly(expression="rate(1 hour)"))
-    assert raised.value.http_status == 409
+    assert raised.value.code == "ConflictException"
     assert f"creating schedule {schedule_group}/nightly-sales" in str(raised.value)
 
 
@@ -123,7 +120,7 @@ def test_update_replaces_the_schedule(scheduler: Any, schedule_group: str) -> No
 
 
 def test_updating_a_missing_schedule_is_not_found(scheduler: Any, schedule_group: str) -> None:
-    with pytest.raises(ScheduleNotFoundError) as raised:
+    with pytest.raises(NotFoundError) as raised:
         update_schedule(
             scheduler,
             nightly(name="nobody"),
@@ -132,7 +129,7 @@ def test_updating_a_missing_schedule_is_not_found(scheduler: Any, schedule_group
             role_arn=ROLE_ARN,
             dlq_arn=None,
         )
-    assert raised.value.http_status == 404
+    assert raised.value.code == "ResourceNotFoundException"
 
 
 def test_list_pages_through_the_group_only(scheduler: Any, schedule_group: str) -> None:
@@ -174,9 +171,9 @@ def test_delete_removes_it_and_a_second_delete_is_not_found(
     delete_schedule(scheduler, "nightly-sales", group=schedule_group)
 
     # Then it is gone: reading or deleting it again says so
-    with pytest.raises(ScheduleNotFoundError):
+    with pytest.raises(NotFoundError):
         get_schedule(scheduler, "nightly-sales", group=schedule_group)
-    with pytest.raises(ScheduleNotFoundError):
+    with pytest.raises(NotFoundError):
         delete_schedule(scheduler, "nightly-sales", group=schedule_group)
     assert list_schedules(scheduler, schedule_group).items == []
 

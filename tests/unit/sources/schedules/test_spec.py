@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from dagtrigger.sources.schedules import (
+from dagtrigger.sources.schedules.parse import (
     CONTEXT_ATTRIBUTES,
-    ScheduleSpec,
     ScheduleTarget,
     build_target_input,
     read_target_input,
 )
 from dagtrigger.sources.schedules.service import parse_schedule_input
+from dagtrigger.sources.schedules.spec import ScheduleSpec
 from devstack.runner.cfn_yaml import load_template
 
 SNIPPET = Path(__file__).resolve().parents[4] / "template.yaml"
@@ -75,6 +75,7 @@ def test_a_minimal_spec_gets_safe_defaults() -> None:
         ({"route": None, "environment": "prod", "dag_id": "-x"}, "dag_id", "pattern"),
         ({"conf": {"big": "x" * 40000}}, "conf", "over the limit of 32768 bytes"),
         ({"conf": {"when": datetime(2026, 1, 1)}}, "conf", "must be a JSON object"),
+        ({"conf": {"rows": [1, float("nan")]}}, "conf", "conf.rows[1] is nan"),
         ({"colour": "blue"}, "colour", "Extra inputs are not permitted"),
         (
             {"start_date": "2026-12-01T00:00:00Z", "end_date": "2026-11-01T00:00:00Z"},

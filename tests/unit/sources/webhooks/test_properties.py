@@ -43,7 +43,7 @@ text_secrets = st.text(min_size=1, max_size=64)
 standard_secrets = st.binary(min_size=1, max_size=64).map(
     lambda key: "whsec_" + base64.b64encode(key).decode()
 )
-# Ids as the headers module admits them: visible ASCII, and no comma (API Gateway's joiner).
+# Ids as the signing module admits them: visible ASCII, and no comma (API Gateway's joiner).
 message_ids = st.text(
     alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters=","),
     min_size=1,

@@ -1,0 +1,15 @@
+"""The API's routes, one Powertools Router per resource; the resolver includes ``ROUTERS``."""
+
+from dagtrigger.http.routers import (
+    dag_runs,
+    health,
+    objects,
+    openapi,
+    schedules,
+    triggers,
+    webhooks,
+)
+
+ROUTERS = tuple(
+    module.router for module in (dag_runs, triggers, objects, schedules, webhooks, health, openapi)
+)

@@ -9,22 +9,22 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from dagtrigger.api import ApiDependencies, trigger_dag_run
-from dagtrigger.api.idempotency import IDEMPOTENCY_HEADER, check_idempotency_key
-from dagtrigger.api.models import DagRunRequest, TriggerAccepted
-from dagtrigger.http.dependencies import (
-    IAM_SIGNED,
-    api_dependencies,
-    caller_identity,
-    documented,
-)
-from dagtrigger.http.responses import json_response
+from dagtrigger.dependencies import Dependencies
+from dagtrigger.http.bodies import TriggerAccepted, accepted_response
+from dagtrigger.http.problems import documented
+from dagtrigger.http.request import IAM_SIGNED, api_dependencies, caller_identity
 from dagtrigger.ids import DAG_ID_PATTERN
+from dagtrigger.sources.api.service import IDEMPOTENCY_KEY_INPUT, DagRunRequest, trigger_dag_run
 
 router = APIGatewayHttpRouter()
 
-#: header telling a client that this answer repeats the one given to an earlier request
-REPLAYED_HEADER = "Idempotent-Replayed"
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_KEY_INPUT[1],
+        description="1-255 visible ASCII characters naming this request",
+    ),
+]
 
 
 @router.post(
@@ -41,22 +41,11 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 def start_dag_run(
     dag_id: Annotated[str, Path(pattern=DAG_ID_PATTERN, description="the DAG to run")],
     body: Annotated[DagRunRequest, Body()],
-    deps: Annotated[ApiDependencies, Depends(api_dependencies)],
+    deps: Annotated[Dependencies, Depends(api_dependencies)],
     caller: Annotated[str, Depends(caller_identity)],
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias=IDEMPOTENCY_HEADER,
-            description="1-255 visible ASCII characters naming this request",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[TriggerAccepted]:
     accepted = trigger_dag_run(
-        dag_id,
-        body,
-        caller=caller,
-        idempotency_key=check_idempotency_key(idempotency_key),
-        deps=deps,
+        dag_id, body, caller=caller, idempotency_key=idempotency_key, deps=deps
     )
-    headers = {REPLAYED_HEADER: "true"} if accepted.replayed else None
-    return json_response(202, accepted.body, headers=headers)
+    return accepted_response(accepted)

@@ -8,10 +8,11 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from dagtrigger.api import ApiDependencies, check_health
-from dagtrigger.api.models import HealthReport
-from dagtrigger.http.dependencies import IAM_SIGNED, api_dependencies
-from dagtrigger.http.responses import json_response
+import dagtrigger
+from dagtrigger.dependencies import Dependencies
+from dagtrigger.health import check_health
+from dagtrigger.http.bodies import HealthReport, health_response
+from dagtrigger.http.request import IAM_SIGNED, api_dependencies
 
 router = APIGatewayHttpRouter()
 
@@ -30,6 +31,5 @@ router = APIGatewayHttpRouter()
         },
     },
 )
-def health(deps: Annotated[ApiDependencies, Depends(api_dependencies)]) -> Response[HealthReport]:
-    report = check_health(deps)
-    return json_response(200 if report.status == "ok" else 503, report)
+def health(deps: Annotated[Dependencies, Depends(api_dependencies)]) -> Response[HealthReport]:
+    return health_response(check_health(deps), dagtrigger.__version__)

@@ -8,12 +8,12 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from dagtrigger.api import ApiDependencies, object_history
-from dagtrigger.api.models import TriggerPage
-from dagtrigger.api.queries import DEFAULT_PAGE_SIZE
-from dagtrigger.http.dependencies import IAM_SIGNED, api_dependencies, documented
-from dagtrigger.http.routers.triggers import Cursor, Limit
+from dagtrigger.dependencies import Dependencies
+from dagtrigger.http.bodies import TriggerPage, trigger_page
+from dagtrigger.http.problems import documented
+from dagtrigger.http.request import DEFAULT_PAGE_SIZE, IAM_SIGNED, Cursor, Limit, api_dependencies
 from dagtrigger.ids import BUCKET_NAME_PATTERN
+from dagtrigger.sources.api.service import object_history
 
 router = APIGatewayHttpRouter()
 
@@ -29,8 +29,8 @@ router = APIGatewayHttpRouter()
 def read_object_history(
     bucket: Annotated[str, Query(pattern=BUCKET_NAME_PATTERN)],
     key: Annotated[str, Query(min_length=1, max_length=1024, description="the object's key")],
-    deps: Annotated[ApiDependencies, Depends(api_dependencies)],
+    deps: Annotated[Dependencies, Depends(api_dependencies)],
     limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> TriggerPage:
-    return object_history(bucket, key, limit=limit, cursor=cursor, deps=deps)
+    return trigger_page(object_history(bucket, key, limit=limit, cursor=cursor, deps=deps))

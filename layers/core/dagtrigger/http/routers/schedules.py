@@ -9,19 +9,24 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from dagtrigger.api import ApiDependencies
-from dagtrigger.api import schedules as schedule_service
-from dagtrigger.api.schedules import ScheduleReplacement
-from dagtrigger.http.dependencies import IAM_SIGNED, api_dependencies, documented
-from dagtrigger.http.responses import json_response, no_content
+from dagtrigger.dependencies import Dependencies
+from dagtrigger.http.bodies import json_response, no_content
+from dagtrigger.http.problems import documented
+from dagtrigger.http.request import IAM_SIGNED, api_dependencies
 from dagtrigger.ids import SCHEDULE_NAME_PATTERN
-from dagtrigger.sources.schedules import ScheduleInfo, SchedulePage, ScheduleSpec
-from dagtrigger.sources.schedules.spec import ScheduleState
+from dagtrigger.sources.schedules import management
+from dagtrigger.sources.schedules.spec import (
+    ScheduleInfo,
+    SchedulePage,
+    ScheduleReplacement,
+    ScheduleSpec,
+    ScheduleState,
+)
 
 router = APIGatewayHttpRouter()
 
 ScheduleNameParam = Annotated[str, Path(pattern=SCHEDULE_NAME_PATTERN)]
-Deps = Annotated[ApiDependencies, Depends(api_dependencies)]
+Deps = Annotated[Dependencies, Depends(api_dependencies)]
 _TAGS = ["Schedules"]
 
 
@@ -36,7 +41,7 @@ _TAGS = ["Schedules"]
     responses=documented(201, 409, 422, 429, 503),
 )
 def create_schedule(spec: Annotated[ScheduleSpec, Body()], deps: Deps) -> Response[ScheduleInfo]:
-    return json_response(201, schedule_service.create(spec, deps))
+    return json_response(201, management.create_in_stack(spec, deps))
 
 
 @router.get(
@@ -53,7 +58,7 @@ def list_schedules(
     name_prefix: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     state: Annotated[ScheduleState | None, Query()] = None,
 ) -> SchedulePage:
-    return schedule_service.list_page(
+    return management.list_in_stack(
         deps, limit=limit, next_token=next_token, name_prefix=name_prefix, state=state
     )
 
@@ -66,7 +71,7 @@ def list_schedules(
     responses=documented(200, 404, 422, 429, 503),
 )
 def read_schedule(name: ScheduleNameParam, deps: Deps) -> ScheduleInfo:
-    return schedule_service.read(name, deps)
+    return management.read_in_stack(name, deps)
 
 
 @router.put(
@@ -80,7 +85,7 @@ def read_schedule(name: ScheduleNameParam, deps: Deps) -> ScheduleInfo:
 def replace_schedule(
     name: ScheduleNameParam, replacement: Annotated[ScheduleReplacement, Body()], deps: Deps
 ) -> ScheduleInfo:
-    return schedule_service.replace(name, replacement, deps)
+    return management.replace_in_stack(name, replacement, deps)
 
 
 @router.delete(
@@ -92,5 +97,5 @@ def replace_schedule(
     responses=documented(204, 404, 422, 429, 503),
 )
 def delete_schedule(name: ScheduleNameParam, deps: Deps) -> Response[None]:
-    schedule_service.delete(name, deps)
+    management.delete_in_stack(name, deps)
     return no_content()

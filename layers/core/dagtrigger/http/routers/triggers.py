@@ -6,39 +6,37 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import AwareDatetime
 
-from dagtrigger.api import (
-    ApiDependencies,
-    TriggerFilters,
-    get_trigger,
-    list_triggers,
-    replay_trigger,
+from dagtrigger.dependencies import Dependencies
+from dagtrigger.http.bodies import (
+    TriggerAccepted,
+    TriggerPage,
+    TriggerRecord,
+    accepted_response,
+    trigger_page,
 )
-from dagtrigger.api.idempotency import IDEMPOTENCY_HEADER, check_idempotency_key
-from dagtrigger.api.models import TriggerAccepted, TriggerPage, TriggerRecord
-from dagtrigger.api.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from dagtrigger.http.dependencies import (
+from dagtrigger.http.problems import documented
+from dagtrigger.http.request import (
+    DEFAULT_PAGE_SIZE,
     IAM_SIGNED,
+    Cursor,
+    Limit,
     api_dependencies,
     caller_identity,
-    documented,
 )
-from dagtrigger.http.responses import json_response
-from dagtrigger.http.routers.dag_runs import REPLAYED_HEADER
-from dagtrigger.ids import DAG_ID_PATTERN, NAME_PATTERN, TRIGGER_ID_PATTERN
+from dagtrigger.http.routers.dag_runs import IdempotencyKey
+from dagtrigger.ids import DAG_ID_PATTERN, NAME_MAX_LENGTH, NAME_PATTERN, TRIGGER_ID_PATTERN
 from dagtrigger.ledger import TriggerStatus
+from dagtrigger.ledger.history import TriggerFilters
+from dagtrigger.sources.api.service import get_trigger, list_triggers, replay_trigger
 
 router = APIGatewayHttpRouter()
 
 TriggerId = Annotated[str, Path(pattern=TRIGGER_ID_PATTERN, description="t- and 32 hex digits")]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="most items in the page")]
-Cursor = Annotated[
-    str | None,
-    Query(min_length=1, max_length=8192, description="next_cursor of the previous page"),
-]
+Deps = Annotated[Dependencies, Depends(api_dependencies)]
 
 
 @router.get(
@@ -48,10 +46,8 @@ Cursor = Annotated[
     security=IAM_SIGNED,
     responses=documented(200, 404, 422),
 )
-def read_trigger(
-    trigger_id: TriggerId, deps: Annotated[ApiDependencies, Depends(api_dependencies)]
-) -> TriggerRecord:
-    return get_trigger(trigger_id, deps)
+def read_trigger(trigger_id: TriggerId, deps: Deps) -> TriggerRecord:
+    return TriggerRecord.model_validate(get_trigger(trigger_id, deps))
 
 
 @router.get(
@@ -66,9 +62,11 @@ def read_trigger(
     responses=documented(200, 400, 422),
 )
 def find_triggers(
-    deps: Annotated[ApiDependencies, Depends(api_dependencies)],
+    deps: Deps,
     dag_id: Annotated[str | None, Query(pattern=DAG_ID_PATTERN)] = None,
-    environment: Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=64)] = None,
+    environment: Annotated[
+        str | None, Query(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)
+    ] = None,
     source: Annotated[
         str | None,
         Query(min_length=1, max_length=2048, description="s3://bucket/key, webhook:NAME ..."),
@@ -87,7 +85,7 @@ def find_triggers(
         since=since,
         until=until,
     )
-    return list_triggers(filters, limit=limit, cursor=cursor, deps=deps)
+    return trigger_page(list_triggers(filters, limit=limit, cursor=cursor, deps=deps))
 
 
 @router.post(
@@ -102,15 +100,9 @@ def find_triggers(
 )
 def replay(
     trigger_id: TriggerId,
-    deps: Annotated[ApiDependencies, Depends(api_dependencies)],
+    deps: Deps,
     caller: Annotated[str, Depends(caller_identity)],
-    idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[TriggerAccepted]:
-    accepted = replay_trigger(
-        trigger_id,
-        caller=caller,
-        idempotency_key=check_idempotency_key(idempotency_key),
-        deps=deps,
-    )
-    headers = {REPLAYED_HEADER: "true"} if accepted.replayed else None
-    return json_response(202, accepted.body, headers=headers)
+    accepted = replay_trigger(trigger_id, caller=caller, idempotency_key=idempotency_key, deps=deps)
+    return accepted_response(accepted)

@@ -10,11 +10,12 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from dagtrigger.api import ApiDependencies, WebhookDelivery, receive_webhook
-from dagtrigger.api.models import WebhookAccepted
-from dagtrigger.http.dependencies import api_dependencies, documented, http_event
-from dagtrigger.http.responses import json_response
-from dagtrigger.ids import NAME_PATTERN
+from dagtrigger.dependencies import Dependencies
+from dagtrigger.http.bodies import WebhookAccepted, webhook_response
+from dagtrigger.http.problems import documented
+from dagtrigger.http.request import api_dependencies, http_event
+from dagtrigger.ids import NAME_MAX_LENGTH, NAME_PATTERN
+from dagtrigger.sources.webhooks.service import WebhookDelivery, receive_webhook
 
 router = APIGatewayHttpRouter()
 
@@ -32,17 +33,17 @@ router = APIGatewayHttpRouter()
     responses=documented(202, 400, 401, 404, 413, 422, 503),
 )
 def receive(
-    name: Annotated[str, Path(pattern=NAME_PATTERN, max_length=64)],
+    name: Annotated[str, Path(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)],
     request: Request,
-    deps: Annotated[ApiDependencies, Depends(api_dependencies)],
+    deps: Annotated[Dependencies, Depends(api_dependencies)],
 ) -> Response[WebhookAccepted]:
     delivery = WebhookDelivery(
         route_name=name,
         body=raw_body(request),
         headers=dict(request.headers),
-        received_at=deps.core.clock(),
+        received_at=deps.clock(),
     )
-    return json_response(202, receive_webhook(delivery, deps).body)
+    return webhook_response(receive_webhook(delivery, deps))
 
 
 def raw_body(request: Request) -> bytes:

@@ -1,0 +1,1 @@
+"""S3 ``Object Created`` events from SQS: parse, match routes, trigger one run per routed object."""

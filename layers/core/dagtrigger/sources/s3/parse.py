@@ -41,6 +41,9 @@ from urllib.parse import unquote_plus
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dagtrigger.errors import RejectedError
+from dagtrigger.validation import field_problems, format_location
+
+SourceFormat = Literal["eventbridge", "s3-notification"]
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
@@ -74,7 +77,7 @@ class S3ObjectEvent:
     event_time: datetime
     region: str
     event_name: str
-    source_format: Literal["eventbridge", "s3-notification"]
+    source_format: SourceFormat
 
     @property
     def source_key(self) -> str:
@@ -204,26 +207,12 @@ def _parse_eventbridge(document: dict[str, Any]) -> ParsedS3Message:
         event = _EventBridgeEvent.model_validate(document)
     except ValidationError as exc:
         raise MalformedEventError(_describe("EventBridge event", exc)) from None
-    obj = event.detail.object_
-    reason = event.detail.reason
-    return ParsedS3Message(
-        events=[
-            S3ObjectEvent(
-                bucket=event.detail.bucket.name,
-                key=obj.key,  # sent as is: see the module docstring
-                size=obj.size,
-                etag=obj.etag,
-                version_id=obj.version_id,
-                sequencer=obj.sequencer,
-                event_time=_aware(event.time),
-                region=event.region,
-                event_name=_REASON_TO_EVENT_NAME.get(
-                    reason or "", f"ObjectCreated:{reason}" if reason else "ObjectCreated:*"
-                ),
-                source_format="eventbridge",
-            )
-        ]
-    )
+    detail = event.detail
+    reason = detail.reason or ""
+    event_name = _REASON_TO_EVENT_NAME.get(reason, f"ObjectCreated:{reason or '*'}")
+    key = detail.object_.key  # sent as is: see the module docstring
+    created = _object_event(detail, key, event.time, event.region, event_name, "eventbridge")
+    return ParsedS3Message(events=[created])
 
 
 def _parse_notification(document: dict[str, Any]) -> ParsedS3Message:
@@ -246,19 +235,10 @@ def _parse_notification(document: dict[str, Any]) -> ParsedS3Message:
             parsed = _NotificationRecord.model_validate(record)
         except ValidationError as exc:
             raise MalformedEventError(_describe(where, exc)) from None
-        obj = parsed.s3.object_
+        key = _decode_notification_key(parsed.s3.object_.key, where)
         events.append(
-            S3ObjectEvent(
-                bucket=parsed.s3.bucket.name,
-                key=_decode_notification_key(obj.key, where),
-                size=obj.size,
-                etag=obj.etag,
-                version_id=obj.version_id,
-                sequencer=obj.sequencer,
-                event_time=_aware(parsed.event_time),
-                region=parsed.aws_region,
-                event_name=event_name,
-                source_format="s3-notification",
+            _object_event(
+                parsed.s3, key, parsed.event_time, parsed.aws_region, event_name, "s3-notification"
             )
         )
     return ParsedS3Message(events=events, skipped=skipped)
@@ -274,15 +254,34 @@ def _decode_notification_key(wire_key: str, where: str) -> str:
         ) from None
 
 
+def _object_event(
+    s3: _EventBridgeDetail | _NotificationS3,
+    key: str,
+    event_time: datetime,
+    region: str,
+    event_name: str,
+    source_format: SourceFormat,
+) -> S3ObjectEvent:
+    """The event for the object ``s3`` names, its ``key`` already as S3 stores it."""
+    return S3ObjectEvent(
+        bucket=s3.bucket.name,
+        key=key,
+        size=s3.object_.size,
+        etag=s3.object_.etag,
+        version_id=s3.object_.version_id,
+        sequencer=s3.object_.sequencer,
+        event_time=_aware(event_time),
+        region=region,
+        event_name=event_name,
+        source_format=source_format,
+    )
+
+
 def _describe(where: str, exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors():
-        path = ""
-        for part in error["loc"]:
-            name = "object" if part == "object_" else part
-            path += f"[{name}]" if isinstance(name, int) else f".{name}"
-        problems.append(f"{path.lstrip('.') or '(top level)'}: {error['msg']}")
-    return f"malformed {where}: " + "; ".join(problems)
+    problems = "; ".join(
+        f"{format_location(problem.location)}: {problem.message}" for problem in field_problems(exc)
+    )
+    return f"malformed {where}: {problems}"
 
 
 def _aware(moment: datetime) -> datetime:

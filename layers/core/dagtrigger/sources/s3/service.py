@@ -21,13 +21,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dagtrigger import ids
-from dagtrigger.conf import render_conf, s3_template_variables
+from dagtrigger.conf import render_conf
 from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import RejectedError, TriggerFailedError
 from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
 from dagtrigger.observability import logger
 from dagtrigger.sources.s3.match import RouteMatch, match_s3_routes
 from dagtrigger.sources.s3.parse import S3ObjectEvent, parse_sqs_body
+from dagtrigger.sources.s3.variables import s3_template_variables
 from dagtrigger.trigger.execute import TriggerOutcome, execute_trigger, record_without_trigger
 
 NO_ROUTE = "no_route"

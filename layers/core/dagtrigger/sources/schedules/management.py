@@ -3,41 +3,53 @@
 Every schedule targets the schedules function with an Input from ``build_target_input``, a
 retry policy and a dead-letter queue; Scheduler assumes ``role_arn`` to invoke the function.
 ``client`` is a boto3 ``scheduler`` client, passed in (moto in tests, the real one in Lambda).
-AWS errors become ``ScheduleManagementError`` subclasses carrying an HTTP status.
+AWS errors become domain errors (not found, conflict, invalid, throttled).
+
+The ``*_in_stack`` functions bind these to the deployment: the group, target, role and
+dead-letter queue come from the settings, so callers choose only what to run and when, and a
+schedule naming a route or environment the routes file lacks is refused before it could fire
+into nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dagtrigger.sources.schedules.errors import (
-    ScheduleAlreadyExistsError,
-    ScheduleManagementError,
-    ScheduleNotFoundError,
-    ScheduleQuotaError,
-    ScheduleRejectedError,
+from dagtrigger.dependencies import Dependencies
+from dagtrigger.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    RequestError,
+    ThrottledError,
+    UnavailableError,
 )
+from dagtrigger.settings import Settings
 from dagtrigger.sources.schedules.parse import build_target_input, read_target_input
 from dagtrigger.sources.schedules.spec import (
     RetryPolicy,
     ScheduleInfo,
     SchedulePage,
+    ScheduleReplacement,
     ScheduleSpec,
+    ScheduleState,
     ScheduleSummary,
 )
 
 MAX_PAGE_SIZE = 100
 
-_ERRORS: dict[str, type[ScheduleManagementError]] = {
-    "ResourceNotFoundException": ScheduleNotFoundError,
-    "ConflictException": ScheduleAlreadyExistsError,
-    "ValidationException": ScheduleRejectedError,
-    "ThrottlingException": ScheduleQuotaError,
-    "ServiceQuotaExceededException": ScheduleQuotaError,
+#: EventBridge Scheduler's refusals that the caller should hear about, as domain errors
+_ERRORS: dict[str, type[RequestError]] = {
+    "ResourceNotFoundException": NotFoundError,
+    "ConflictException": ConflictError,
+    "ValidationException": InvalidRequestError,
+    "ThrottlingException": ThrottledError,
+    "ServiceQuotaExceededException": ThrottledError,
 }
 
 
@@ -50,7 +62,7 @@ def create_schedule(
     role_arn: str,
     dlq_arn: str | None,
 ) -> ScheduleInfo:
-    """Create ``spec`` in ``group``; ``ScheduleAlreadyExistsError`` if the name is taken."""
+    """Create ``spec`` in ``group``; ``ConflictError`` if the name is taken."""
     request = schedule_request(
         spec, group=group, target_arn=target_arn, role_arn=role_arn, dlq_arn=dlq_arn
     )
@@ -110,7 +122,7 @@ def list_schedules(
 
 
 def delete_schedule(client: Any, name: str, *, group: str) -> None:
-    """Delete the schedule; ``ScheduleNotFoundError`` if there is none by that name."""
+    """Delete the schedule; ``NotFoundError`` if there is none by that name."""
     with _translated_errors(f"deleting schedule {group}/{name}"):
         client.delete_schedule(Name=name, GroupName=group)
 
@@ -225,4 +237,117 @@ def _translated_errors(doing: str) -> Iterator[None]:
         if error_class is None:
             raise
         detail = error.get("Message") or code
-        raise error_class(f"{doing}: {detail}", aws_code=code) from None
+        raise error_class(f"{doing}: {detail}", code=code) from None
+
+
+# ------------------------------------------------------------------- in this stack
+
+_CONFIG_VARIABLES = ("SCHEDULE_GROUP_NAME", "SCHEDULE_TARGET_ARN", "SCHEDULER_ROLE_ARN")
+
+
+@dataclass(frozen=True)
+class _Placement:
+    group: str
+    target_arn: str
+    role_arn: str
+    dlq_arn: str | None
+
+
+def create_in_stack(spec: ScheduleSpec, deps: Dependencies) -> ScheduleInfo:
+    return _write(create_schedule, spec, deps)
+
+
+def replace_in_stack(
+    name: str, replacement: ScheduleReplacement, deps: Dependencies
+) -> ScheduleInfo:
+    if replacement.name is not None and replacement.name != name:
+        raise InvalidRequestError(
+            f"the body names schedule {replacement.name!r} but the path names {name!r}",
+            location=("body", "name"),
+            code="name_mismatch",
+        )
+    spec = ScheduleSpec.model_validate({**replacement.model_dump(), "name": name})
+    return _write(update_schedule, spec, deps)
+
+
+def read_in_stack(name: str, deps: Dependencies) -> ScheduleInfo:
+    return get_schedule(deps.scheduler_client(), name, group=_placement(deps.settings).group)
+
+
+def list_in_stack(
+    deps: Dependencies,
+    *,
+    limit: int,
+    next_token: str | None,
+    name_prefix: str | None,
+    state: ScheduleState | None,
+) -> SchedulePage:
+    return list_schedules(
+        deps.scheduler_client(),
+        _placement(deps.settings).group,
+        next_token,
+        max_results=limit,
+        name_prefix=name_prefix,
+        state=state,
+    )
+
+
+def delete_in_stack(name: str, deps: Dependencies) -> None:
+    delete_schedule(deps.scheduler_client(), name, group=_placement(deps.settings).group)
+
+
+def _write(
+    write: Callable[..., ScheduleInfo], spec: ScheduleSpec, deps: Dependencies
+) -> ScheduleInfo:
+    """``create_schedule`` or ``update_schedule`` (same arguments) in the stack's placement."""
+    _check_target(spec, deps)
+    where = _placement(deps.settings)
+    return write(
+        deps.scheduler_client(),
+        spec,
+        group=where.group,
+        target_arn=where.target_arn,
+        role_arn=where.role_arn,
+        dlq_arn=where.dlq_arn,
+    )
+
+
+def _placement(settings: Settings) -> _Placement:
+    group, target, role = (
+        settings.schedule_group_name,
+        settings.schedule_target_arn,
+        settings.scheduler_role_arn,
+    )
+    if not (group and target and role):
+        raise UnavailableError(
+            "schedule management is not configured on this deployment (it needs "
+            + ", ".join(_CONFIG_VARIABLES)
+            + ")",
+            code="not_configured",
+        )
+    return _Placement(
+        group=group,
+        target_arn=target,
+        role_arn=role,
+        dlq_arn=settings.schedule_dlq_arn,
+    )
+
+
+def _check_target(spec: ScheduleSpec, deps: Dependencies) -> None:
+    routes = deps.routes.get()
+    if spec.route is not None:
+        if all(route.name != spec.route for route in routes.schedules):
+            known = ", ".join(sorted(route.name for route in routes.schedules)) or "none"
+            raise InvalidRequestError(
+                f"no schedule route named {spec.route!r} (schedules routes: {known})",
+                location=("body", "route"),
+                code="route_unknown",
+            )
+        return
+    if spec.environment not in routes.environments:
+        known = ", ".join(sorted(routes.environments))
+        raise InvalidRequestError(
+            f"unknown environment {spec.environment!r} (defined: {known})",
+            location=("body", "environment"),
+            code="environment_unknown",
+        )

@@ -30,6 +30,8 @@ from pydantic import (
     model_validator,
 )
 
+from dagtrigger.conf import check_conf, compact_json
+from dagtrigger.errors import RejectedError
 from dagtrigger.ids import SCHEDULE_ARN_PATTERN, DagId, Name
 
 #: EventBridge Scheduler's context attributes, by the Input key that carries each
@@ -68,14 +70,11 @@ class ScheduleTarget(BaseModel):
     @classmethod
     def _conf_is_small_json(cls, value: dict[str, Any]) -> dict[str, Any]:
         try:
-            size = len(compact_json(value).encode("utf-8"))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"must be a JSON object: {exc}") from None
-        if size > MAX_SCHEDULE_CONF_BYTES:
+            return check_conf(value, max_bytes=MAX_SCHEDULE_CONF_BYTES)
+        except RejectedError as rejected:
             raise ValueError(
-                f"is {size} bytes of JSON, over the limit of {MAX_SCHEDULE_CONF_BYTES} bytes"
-            )
-        return value
+                f"must be a JSON object of at most {MAX_SCHEDULE_CONF_BYTES} bytes: {rejected}"
+            ) from None
 
     @model_validator(mode="after")
     def _one_target(self) -> ScheduleTarget:
@@ -162,7 +161,3 @@ def read_target_input(text: str | None) -> ScheduleTarget | None:
         return ScheduleTarget.model_validate(fields)
     except ValueError:
         return None
-
-
-def compact_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

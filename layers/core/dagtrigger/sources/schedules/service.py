@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from dagtrigger import ids
 from dagtrigger.clock import iso_utc
-from dagtrigger.conf import render_conf
+from dagtrigger.conf import check_conf, render_conf
 from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import RejectedError
 from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
@@ -40,18 +40,22 @@ from dagtrigger.trigger.execute import (
     execute_trigger,
     record_without_trigger,
 )
+from dagtrigger.validation import (
+    FieldProblem,
+    field_problems,
+    format_location,
+    short_repr,
+)
 
 INVALID_INPUT = "invalid_schedule_input"
 NO_ROUTE = "no_route"
 NOT_A_SCHEDULE_ROUTE = "not_a_schedule_route"
 UNKNOWN_ENVIRONMENT = "unknown_environment"
 ROUTE_PAUSED = "route_paused"
-CONF_TOO_LARGE = "conf_too_large"
 
 #: how late a fire started its DAG run, in seconds after its scheduled time
 LATENESS_METRIC = "ScheduleLateness"
 
-_SHORT_VALUE_CHARS = 80
 #: what a field should look like, instead of pydantic's regular expression
 _EXPECTED_FORMS = {
     "schedule_arn": "not a schedule ARN (arn:aws:scheduler:REGION:ACCOUNT:schedule/GROUP/NAME)",
@@ -154,9 +158,9 @@ def parse_schedule_input(event: Any) -> ScheduleInput:
     try:
         return ScheduleInput.model_validate(document)
     except ValidationError as exc:
+        problems = "; ".join(_describe(problem) for problem in field_problems(exc))
         raise InvalidScheduleInputError(
-            "invalid schedule input: " + "; ".join(_describe(error) for error in exc.errors()),
-            event=document,
+            f"invalid schedule input: {problems}", event=document
         ) from None
 
 
@@ -245,14 +249,7 @@ def _render_conf(fire: ScheduleInput, target: _Target, max_bytes: int) -> dict[s
     rendered = render_conf(
         target.conf_template, variables, max_bytes=max_bytes, route_name=route_name
     )
-    merged = {**rendered, **fire.conf}
-    size = len(json.dumps(merged, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-    if size > max_bytes:
-        raise RejectedError(
-            CONF_TOO_LARGE,
-            f"the merged conf is {size} bytes of JSON, over the limit of {max_bytes} bytes",
-        )
-    return merged
+    return check_conf({**rendered, **fire.conf}, max_bytes=max_bytes, where="the merged ")
 
 
 def _new_trigger(
@@ -367,21 +364,18 @@ def _text_of(event: Any) -> str:
         return repr(event)
 
 
-def _describe(error: Mapping[str, Any]) -> str:
-    where = ".".join(str(part) for part in error.get("loc", ())) or "input"
-    if error.get("type") == "extra_forbidden":
+def _describe(problem: FieldProblem) -> str:
+    """``field: message``, with the form a field takes, or the value it got, where it helps."""
+    where = format_location(problem.location, top_level="input")
+    if problem.type == "extra_forbidden":
         return f"{where}: unknown key (expected some of: {_INPUT_KEYS})"
-    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    if error.get("type") == "string_pattern_mismatch" and where in _EXPECTED_FORMS:
+    message = problem.message
+    if problem.type == "string_pattern_mismatch" and where in _EXPECTED_FORMS:
         message = _EXPECTED_FORMS[where]
-    if error.get("type") == "missing" and where in CONTEXT_ATTRIBUTES:
+    if problem.type == "missing" and where in CONTEXT_ATTRIBUTES:
         message += f" (put {CONTEXT_ATTRIBUTES[where]} in the schedule's Input)"
-    value = error.get("input")
-    if error.get("type") in _SHOWS_VALUE and isinstance(value, str | int | float | bool):
-        shown = repr(value)
-        if len(shown) > _SHORT_VALUE_CHARS:
-            shown = shown[: _SHORT_VALUE_CHARS - 1] + "…"
-        message += f" (got {shown})"
+    if problem.type in _SHOWS_VALUE and isinstance(problem.input, str | int | float | bool):
+        message += f" (got {short_repr(problem.input)})"
     return f"{where}: {message}"
 
 

@@ -96,6 +96,14 @@ class ScheduleSpec(ScheduleTarget):
         return self
 
 
+class ScheduleReplacement(ScheduleSpec):
+    """PUT /v1/schedules/{name}: the whole new schedule; ``name`` comes from the path."""
+
+    name: ScheduleName | None = Field(  # type: ignore[assignment]
+        default=None, description="optional; when given it must equal the name in the path"
+    )
+
+
 class ScheduleSummary(BaseModel):
     """One schedule as ``list_schedules`` returns it."""
 

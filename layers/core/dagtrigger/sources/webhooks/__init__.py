@@ -1,13 +1,21 @@
 """Signed-webhook verification: Standard Webhooks, GitHub and a configurable generic HMAC.
 
+``verify`` is the entry point; ``standard``, ``github`` and ``generic_hmac`` hold one scheme
+each, ``signing`` what they share, ``secrets`` the loading of secrets from Secrets Manager.
 Pure functions of (body, headers, secrets, now): no I/O except ``load_webhook_secrets``.
 """
 
-from dagtrigger.sources.webhooks.errors import SignatureError, SignatureFailure, WebhookSecretError
 from dagtrigger.sources.webhooks.generic_hmac import sign_generic_hmac
 from dagtrigger.sources.webhooks.github import sign_github
-from dagtrigger.sources.webhooks.models import HmacSchemeConfig, SignatureScheme, VerifiedDelivery
-from dagtrigger.sources.webhooks.secret_store import load_webhook_secrets, parse_webhook_secrets
+from dagtrigger.sources.webhooks.secrets import load_webhook_secrets, parse_webhook_secrets
+from dagtrigger.sources.webhooks.signing import (
+    HmacSchemeConfig,
+    SignatureError,
+    SignatureFailure,
+    SignatureScheme,
+    VerifiedDelivery,
+    WebhookSecretError,
+)
 from dagtrigger.sources.webhooks.standard import sign_standard_webhooks
 from dagtrigger.sources.webhooks.verify import verify
 

@@ -12,12 +12,19 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from dagtrigger.sources.webhooks.digests import any_signature_matches, hmac_digest
-from dagtrigger.sources.webhooks.errors import SignatureError, SignatureFailure
-from dagtrigger.sources.webhooks.headers import RequestHeaders, optional_identifier, split_list
-from dagtrigger.sources.webhooks.keys import utf8_keys
-from dagtrigger.sources.webhooks.models import HmacSchemeConfig, SignatureScheme, VerifiedDelivery
-from dagtrigger.sources.webhooks.timestamps import parse_unix_seconds, within_tolerance
+from dagtrigger.sources.webhooks.signing import (
+    HmacSchemeConfig,
+    RequestHeaders,
+    SignatureScheme,
+    VerifiedDelivery,
+    hmac_digest,
+    optional_identifier,
+    parse_unix_seconds,
+    prefixed_signatures,
+    require_match,
+    utf8_keys,
+    within_tolerance,
+)
 
 _DIGEST_SIZES = {"sha1": 20, "sha256": 32, "sha512": 64}
 
@@ -33,7 +40,9 @@ def signature_pattern(config: HmacSchemeConfig) -> re.Pattern[str]:
     return re.compile(re.escape(config.prefix) + body)
 
 
-def encode_signature(config: HmacSchemeConfig, digest: bytes) -> bytes:
+def signature_for(config: HmacSchemeConfig, key: bytes, content: bytes) -> bytes:
+    """The hex or base64 HMAC of ``content`` (without the prefix) as ASCII bytes."""
+    digest = hmac_digest(config.algorithm, key, content)
     return digest.hex().encode("ascii") if config.encoding == "hex" else base64.b64encode(digest)
 
 
@@ -42,16 +51,14 @@ def signed_content(body: bytes, timestamp: str | None) -> bytes:
 
 
 def received_signatures(config: HmacSchemeConfig, value: str) -> list[bytes]:
-    pattern = signature_pattern(config)
-    entries = split_list(value)
-    if not entries or not all(pattern.fullmatch(entry) for entry in entries):
-        raise SignatureError(
-            SignatureFailure.BAD_FORMAT,
-            f"the {config.header} header is not the configured prefix followed by a "
-            f"{config.encoding} {config.algorithm} HMAC"
-            + (" (lower-case hex)" if config.encoding == "hex" else ""),
-        )
-    return [entry.removeprefix(config.prefix).encode("ascii") for entry in entries]
+    return prefixed_signatures(
+        value,
+        header=config.header,
+        pattern=signature_pattern(config),
+        prefix=config.prefix,
+        shape=f"the configured prefix followed by a {config.encoding} {config.algorithm} HMAC"
+        + (" (lower-case hex)" if config.encoding == "hex" else ""),
+    )
 
 
 def verify_generic_hmac(
@@ -67,11 +74,8 @@ def verify_generic_hmac(
     delivery_id = optional_identifier(headers, config.delivery_id_header)
     raw_timestamp, timestamp = _signed_timestamp(headers, now=now, config=config)
     content = signed_content(body, raw_timestamp)
-    expected = (
-        encode_signature(config, hmac_digest(config.algorithm, key, content)) for key in keys
-    )
-    if not any_signature_matches(expected, received):
-        raise SignatureError(SignatureFailure.MISMATCH, f"no {config.header} entry matches")
+    expected = (signature_for(config, key, content) for key in keys)
+    require_match(expected, received, header=config.header)
     return VerifiedDelivery(
         delivery_id=delivery_id, timestamp=timestamp, scheme=SignatureScheme.HMAC
     )
@@ -90,8 +94,8 @@ def sign_generic_hmac(
         raise ValueError("give a timestamp exactly when the config names a timestamp header")
     (key,) = utf8_keys([secret])
     raw_timestamp = None if timestamp is None else str(timestamp)
-    digest = hmac_digest(config.algorithm, key, signed_content(body, raw_timestamp))
-    headers = {config.header.lower(): config.prefix + encode_signature(config, digest).decode()}
+    signature = signature_for(config, key, signed_content(body, raw_timestamp)).decode("ascii")
+    headers = {config.header.lower(): config.prefix + signature}
     if config.timestamp_header is not None and raw_timestamp is not None:
         headers[config.timestamp_header.lower()] = raw_timestamp
     if config.delivery_id_header is not None and delivery_id is not None:

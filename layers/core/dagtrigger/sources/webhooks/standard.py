@@ -5,11 +5,7 @@ The signed content is ``{webhook-id}.{webhook-timestamp}.{raw body}``, the key i
 holds several, space-delimited, so that senders can sign with an old and a new key while
 rotating. Asymmetric ``v1a`` and unknown versions are skipped, as the spec asks.
 
-This follows the reference library (``standardwebhooks``) but does not call its ``verify``:
-that reads the wall clock (no injected ``now``), decodes the body as UTF-8 (binary payloads
-cannot verify), raises ValueError rather than its own error on a malformed signature list,
-and silently drops non-base64 characters from secrets. The tests hold this module to the
-library's published vector and to the library's own signer.
+Only the tests use ``standardwebhooks``: its ``verify`` reads the wall clock, wants a UTF-8 body.
 """
 
 from __future__ import annotations
@@ -20,12 +16,20 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from dagtrigger.sources.webhooks.digests import any_signature_matches, hmac_digest
-from dagtrigger.sources.webhooks.errors import SignatureError, SignatureFailure, WebhookSecretError
-from dagtrigger.sources.webhooks.headers import RequestHeaders, required_identifier
-from dagtrigger.sources.webhooks.keys import secret_list
-from dagtrigger.sources.webhooks.models import SignatureScheme, VerifiedDelivery
-from dagtrigger.sources.webhooks.timestamps import parse_unix_seconds, within_tolerance
+from dagtrigger.sources.webhooks.signing import (
+    RequestHeaders,
+    SignatureError,
+    SignatureFailure,
+    SignatureScheme,
+    VerifiedDelivery,
+    WebhookSecretError,
+    hmac_digest,
+    parse_unix_seconds,
+    require_match,
+    required_identifier,
+    secret_list,
+    within_tolerance,
+)
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -120,8 +124,7 @@ def verify_standard_webhooks(
     expected = (
         signature_for(key, msg_id=msg_id, timestamp=raw_timestamp, body=body) for key in keys
     )
-    if not any_signature_matches(expected, received):
-        raise SignatureError(SignatureFailure.MISMATCH, f"no {SIGNATURE_HEADER} entry matches")
+    require_match(expected, received, header=SIGNATURE_HEADER)
     return VerifiedDelivery(
         delivery_id=msg_id, timestamp=timestamp, scheme=SignatureScheme.STANDARD_WEBHOOKS
     )

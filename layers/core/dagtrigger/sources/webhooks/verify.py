@@ -7,8 +7,12 @@ from datetime import datetime
 
 from dagtrigger.sources.webhooks.generic_hmac import verify_generic_hmac
 from dagtrigger.sources.webhooks.github import verify_github
-from dagtrigger.sources.webhooks.headers import RequestHeaders
-from dagtrigger.sources.webhooks.models import HmacSchemeConfig, SignatureScheme, VerifiedDelivery
+from dagtrigger.sources.webhooks.signing import (
+    HmacSchemeConfig,
+    RequestHeaders,
+    SignatureScheme,
+    VerifiedDelivery,
+)
 from dagtrigger.sources.webhooks.standard import verify_standard_webhooks
 
 

@@ -1,8 +1,11 @@
-"""What the two MWAA transports share: the Airflow major version and botocore error classes."""
+"""MWAA's control plane (the boto3 ``mwaa`` client) as both MWAA transports use it.
+
+Its botocore errors become retryable or permanent trigger errors, and ``GetEnvironment`` tells
+an environment's Airflow major version when the configuration does not.
+"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,6 +15,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from dagtrigger.errors import DagTriggerError, RejectedError, TransientTriggerError
 from dagtrigger.transports.base import EnvironmentRef
+from dagtrigger.transports.keyed_cache import KeyedCache
 
 # botocore's own throttling codes (botocore.retries.standard) plus MWAA's HTTP 429 name.
 THROTTLING_CODES = frozenset(
@@ -109,16 +113,12 @@ class AirflowMajorResolver:
 
     def __init__(self, mwaa_client: Any) -> None:
         self._client = mwaa_client
-        self._majors: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._majors: KeyedCache[str, int] = KeyedCache(self._ask_mwaa)
 
     def major(self, environment: EnvironmentRef) -> int:
         if environment.airflow_major is not None:
             return environment.airflow_major
-        with self._lock:
-            if environment.name not in self._majors:
-                self._majors[environment.name] = self._ask_mwaa(environment.name)
-            return self._majors[environment.name]
+        return self._majors.get(environment.name)
 
     def _ask_mwaa(self, name: str) -> int:
         with mwaa_errors_classified(environment=name, action="GetEnvironment"):

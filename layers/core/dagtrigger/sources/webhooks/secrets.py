@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters import BaseProvider, GetParameterError
 
-from dagtrigger.sources.webhooks.errors import WebhookSecretError
+from dagtrigger.sources.webhooks.signing import WebhookSecretError
 
 DEFAULT_MAX_AGE_SECONDS = 300
 

@@ -19,13 +19,17 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 
 from dagtrigger import ids
-from dagtrigger.api.context import ApiDependencies
-from dagtrigger.api.models import Links, WebhookAccepted, trigger_link
-from dagtrigger.api.problems import ApiProblem, ProblemCode, unavailable
-from dagtrigger.api.runs import kept_run_id, rejection_problem
 from dagtrigger.clock import iso_utc
-from dagtrigger.conf import render_conf
-from dagtrigger.errors import RejectedError, TriggerFailedError
+from dagtrigger.conf import check_conf, render_conf
+from dagtrigger.dependencies import Dependencies
+from dagtrigger.errors import (
+    MalformedRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RejectedError,
+    TriggerFailedError,
+    UnauthenticatedError,
+)
 from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
 from dagtrigger.observability import logger
 from dagtrigger.routes.model import WebhookHmacConfig, WebhookRoute
@@ -41,14 +45,9 @@ from dagtrigger.trigger.execute import (
     TriggerOutcome,
     execute_trigger,
     record_without_trigger,
+    rejection_of,
 )
 
-#: the conf a webhook route sends when it names none (the payload may be far too large)
-DEFAULT_WEBHOOK_CONF: Mapping[str, str] = {
-    "route": "{{ route }}",
-    "delivery_id": "{{ delivery_id }}",
-    "received_at": "{{ received_at }}",
-}
 #: headers never shown to filters and conf templates
 _HIDDEN_HEADERS = frozenset({"authorization", "cookie", "x-amz-security-token"})
 ROUTE_PAUSED = "route_paused"
@@ -67,12 +66,16 @@ class WebhookDelivery:
 
 
 @dataclass(frozen=True)
-class WebhookAnswer:
-    body: WebhookAccepted
+class WebhookReceipt:
+    """An authentic delivery's record; ``duplicate`` when its delivery id was seen before."""
+
+    record: dict[str, Any]
+    delivery_id: str
+    duplicate: bool
 
 
-def receive_webhook(delivery: WebhookDelivery, deps: ApiDependencies) -> WebhookAnswer:
-    """Verify, record and trigger one delivery. Raises ``ApiProblem`` for every refusal."""
+def receive_webhook(delivery: WebhookDelivery, deps: Dependencies) -> WebhookReceipt:
+    """Verify, record and trigger one delivery; every refusal is a domain error."""
     route = _webhook_route(delivery.route_name, deps)
     _check_body_size(delivery.body, deps.settings.webhook_max_body_bytes)
     verified = _verify(route, delivery, deps)
@@ -89,32 +92,29 @@ def receive_webhook(delivery: WebhookDelivery, deps: ApiDependencies) -> Webhook
     }
     base = _new_trigger(route, delivery, verified, delivery_id, deps)
     outcome = _route_delivery(route, base, variables, deps)
-    return _answer(outcome, delivery_id)
+    return _receipt(outcome, delivery_id)
 
 
-def _webhook_route(name: str, deps: ApiDependencies) -> WebhookRoute:
-    routes = deps.core.routes.get()
+def _webhook_route(name: str, deps: Dependencies) -> WebhookRoute:
+    routes = deps.routes.get()
     route = next((candidate for candidate in routes.webhooks if candidate.name == name), None)
     if route is None:
-        raise ApiProblem(ProblemCode.NOT_FOUND, f"no webhook named {name!r}")
+        raise NotFoundError(f"no webhook named {name!r}")
     return route
 
 
 def _check_body_size(body: bytes, max_bytes: int) -> None:
     if len(body) > max_bytes:
-        raise ApiProblem(
-            ProblemCode.PAYLOAD_TOO_LARGE,
-            f"the body is {len(body)} bytes, over the limit of {max_bytes} bytes",
+        raise PayloadTooLargeError(
+            f"the body is {len(body)} bytes, over the limit of {max_bytes} bytes"
         )
 
 
-def _verify(
-    route: WebhookRoute, delivery: WebhookDelivery, deps: ApiDependencies
-) -> VerifiedDelivery:
+def _verify(route: WebhookRoute, delivery: WebhookDelivery, deps: Dependencies) -> VerifiedDelivery:
     secrets = load_webhook_secrets(
         route.secret,
         max_age=deps.settings.webhook_secret_max_age_seconds,
-        provider=deps.secrets_provider,
+        provider=deps.secrets_provider(),
     )
     try:
         return verify(
@@ -130,7 +130,7 @@ def _verify(
         logger.warning(
             "webhook signature refused", extra={"webhook": route.name, "reason": refused.reason}
         )
-        raise ApiProblem(ProblemCode.UNAUTHORIZED, UNAUTHENTIC) from None
+        raise UnauthenticatedError(UNAUTHENTIC) from None
 
 
 def _hmac_config(config: WebhookHmacConfig | None) -> HmacSchemeConfig | None:
@@ -153,9 +153,7 @@ def _parse_payload(body: bytes) -> Any:
         where = ""
         if isinstance(exc, json.JSONDecodeError):
             where = f" at line {exc.lineno} column {exc.colno}"
-        raise ApiProblem(
-            ProblemCode.BAD_REQUEST, f"the body is not valid UTF-8 JSON{where}"
-        ) from None
+        raise MalformedRequestError(f"the body is not valid UTF-8 JSON{where}") from None
 
 
 def _visible_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -171,13 +169,18 @@ def _new_trigger(
     delivery: WebhookDelivery,
     verified: VerifiedDelivery,
     delivery_id: str,
-    deps: ApiDependencies,
+    deps: Dependencies,
 ) -> NewTrigger:
     identity = f"webhook:{route.name}:{delivery_id}"
     trigger_id = ids.trigger_id(identity, route.name)
-    existing = deps.core.ledger.get(trigger_id)
-    readable = f"{route.name}-{delivery_id}"
-    run_id = kept_run_id(existing, "webhook", readable, delivery.received_at, trigger_id)
+    existing = deps.ledger.get(trigger_id)
+    run_id = ids.run_id_for_retry(
+        existing.get("dag_run_id") if existing else None,
+        "webhook",
+        f"{route.name}-{delivery_id}",
+        delivery.received_at,
+        trigger_id,
+    )
     return NewTrigger(
         trigger_id=trigger_id,
         source_type=SourceType.WEBHOOK,
@@ -202,9 +205,8 @@ def _new_trigger(
 
 
 def _route_delivery(
-    route: WebhookRoute, base: NewTrigger, variables: dict[str, Any], deps: ApiDependencies
+    route: WebhookRoute, base: NewTrigger, variables: dict[str, Any], deps: Dependencies
 ) -> TriggerOutcome:
-    core = deps.core
     if route.paused:
         paused = f"route {route.name} is paused"
         return _record(base, deps, TriggerStatus.IGNORED, ROUTE_PAUSED, paused)
@@ -213,64 +215,37 @@ def _route_delivery(
         filtered = f"the filter of route {route.name} is false for this delivery"
         return _record(base, deps, TriggerStatus.IGNORED, FILTERED_OUT, filtered)
     try:
-        conf = _build_conf(route, document, variables, core.settings.conf_max_bytes)
+        conf = _build_conf(route, document, variables, deps.settings.conf_max_bytes)
     except RejectedError as rejected:
         return _record(base, deps, TriggerStatus.REJECTED, rejected.code, rejected.message)
     new = replace(base, conf=conf)
-    environment = core.routes.get().environment_ref(route.environment)
+    environment = deps.routes.get().environment_ref(route.environment)
     try:
-        return execute_trigger(new, environment, core)
+        return execute_trigger(new, environment, deps)
     except TriggerFailedError as failed:
         # The record says TRIGGER_FAILED: the sender's retry with the same id retries it.
-        raise unavailable(
+        raise TriggerFailedError(
             f"Airflow did not accept the trigger in time ({failed.message}); retry the delivery",
-            retry_after_seconds=deps.settings.retry_after_seconds,
+            attempts=failed.attempts,
         ) from failed
 
 
 def _record(
-    base: NewTrigger, deps: ApiDependencies, status: TriggerStatus, code: str, message: str
+    base: NewTrigger, deps: Dependencies, status: TriggerStatus, code: str, message: str
 ) -> TriggerOutcome:
-    return record_without_trigger(base, deps.core, status=status, code=code, message=message)
+    return record_without_trigger(base, deps, status=status, code=code, message=message)
 
 
 def _build_conf(
     route: WebhookRoute, document: dict[str, Any], variables: dict[str, Any], max_bytes: int
 ) -> dict[str, Any]:
     if route.conf_jmespath is None:
-        spec = route.conf_spec()
-        return render_conf(
-            DEFAULT_WEBHOOK_CONF if spec is None else spec,
-            variables,
-            max_bytes=max_bytes,
-            route_name=route.name,
-        )
+        return render_conf(route.conf_spec(), variables, max_bytes=max_bytes, route_name=route.name)
+    # The sender's data as it is (never templated), if it is a small enough JSON object.
     conf = _search(route.conf_jmespath, document, "conf_jmespath")
-    if not isinstance(conf, dict):
-        raise RejectedError(
-            "conf_not_object",
-            f"route {route.name!r} conf_jmespath gave {type(conf).__name__}, "
-            "but a DAG run conf must be a JSON object",
-        )
-    return _within_size(conf, max_bytes, route.name)
-
-
-def _within_size(conf: dict[str, Any], max_bytes: int, route_name: str) -> dict[str, Any]:
-    """The JMESPath result as it is (never templated: it is the sender's data), if small enough."""
-    try:
-        text = json.dumps(conf, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except ValueError:
-        raise RejectedError(
-            "conf_not_json", f"route {route_name!r} conf holds NaN or Infinity"
-        ) from None
-    size = len(text.encode("utf-8"))
-    if size > max_bytes:
-        raise RejectedError(
-            "conf_too_large",
-            f"route {route_name!r} conf is {size} bytes of JSON, over the limit of "
-            f"{max_bytes} bytes",
-        )
-    return conf
+    return check_conf(
+        conf, max_bytes=max_bytes, where=f"route {route.name!r} ", origin="conf_jmespath gave"
+    )
 
 
 def _search(expression: str, document: dict[str, Any], field: str) -> Any:
@@ -280,18 +255,9 @@ def _search(expression: str, document: dict[str, Any], field: str) -> Any:
         raise RejectedError("template_error", f"{field} failed: {exc}") from None
 
 
-def _answer(outcome: TriggerOutcome, delivery_id: str) -> WebhookAnswer:
-    record = outcome.record
-    status = TriggerStatus(record["status"])
-    if status is TriggerStatus.REJECTED:
-        raise rejection_problem(record)
-    trigger_id = str(record["trigger_id"])
-    return WebhookAnswer(
-        body=WebhookAccepted(
-            trigger_id=trigger_id,
-            status=status,
-            delivery_id=delivery_id,
-            duplicate=outcome.disposition is TriggerDisposition.DUPLICATE,
-            links=Links(self_=trigger_link(trigger_id)),
-        )
+def _receipt(outcome: TriggerOutcome, delivery_id: str) -> WebhookReceipt:
+    if outcome.record.get("status") == TriggerStatus.REJECTED:
+        raise rejection_of(outcome.record)
+    return WebhookReceipt(
+        outcome.record, delivery_id, duplicate=outcome.disposition is TriggerDisposition.DUPLICATE
     )

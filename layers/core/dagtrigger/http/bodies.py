@@ -1,15 +1,22 @@
-"""Request and response bodies of the HTTP API (they make its OpenAPI document)."""
+"""Response bodies of the HTTP API (they make its OpenAPI document), built from domain results."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from aws_lambda_powertools.event_handler import Response, content_types
+from pydantic import BaseModel, ConfigDict, Field
 
-from dagtrigger.ids import Name
-from dagtrigger.ledger import TriggerStatus
+from dagtrigger.health import Health
+from dagtrigger.ledger import Page, TriggerStatus
+from dagtrigger.sources.api.service import Accepted
+from dagtrigger.sources.webhooks.service import WebhookReceipt
 
-EnvironmentAlias = Name
+Model = TypeVar("Model", bound=BaseModel)
+#: header telling a client that an answer repeats the one given to an earlier request
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def trigger_link(trigger_id: str) -> str:
@@ -20,25 +27,6 @@ class Links(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     self_: str = Field(alias="self", description="where the trigger's record can be read")
-
-
-class DagRunRequest(BaseModel):
-    """POST /v1/dags/{dag_id}/runs."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    conf: dict[str, Any] = Field(description="the DAG run's conf: a JSON object")
-    environment: EnvironmentAlias | None = Field(
-        default=None,
-        description="environment alias from the routes file; default: the alias 'default', "
-        "else the first environment listed",
-    )
-    note: str | None = Field(
-        default=None, max_length=1000, description="free text kept in the trigger record"
-    )
-    logical_date: AwareDatetime | None = Field(
-        default=None, description="the run's logical date, with a time zone; default: Airflow's"
-    )
 
 
 class TriggerAccepted(BaseModel):
@@ -125,3 +113,65 @@ class HealthReport(BaseModel):
     status: Literal["ok", "degraded"]
     version: str
     checks: HealthChecks
+
+
+def accepted_response(accepted: Accepted) -> Response[TriggerAccepted]:
+    """202 with the accepted trigger; a repeated request's answer says it repeats one."""
+    record = accepted.record
+    trigger_id = str(record["trigger_id"])
+    body = TriggerAccepted(
+        trigger_id=trigger_id,
+        dag_run_id=record.get("dag_run_id"),
+        status=TriggerStatus(record["status"]),
+        environment=record.get("environment"),
+        dag_id=record.get("dag_id"),
+        replay_of=record.get("replay_of"),
+        links=Links(self_=trigger_link(trigger_id)),
+    )
+    headers = {REPLAYED_HEADER: "true"} if accepted.replayed else None
+    return json_response(202, body, headers=headers)
+
+
+def webhook_response(receipt: WebhookReceipt) -> Response[WebhookAccepted]:
+    trigger_id = str(receipt.record["trigger_id"])
+    body = WebhookAccepted(
+        trigger_id=trigger_id,
+        status=TriggerStatus(receipt.record["status"]),
+        delivery_id=receipt.delivery_id,
+        duplicate=receipt.duplicate,
+        links=Links(self_=trigger_link(trigger_id)),
+    )
+    return json_response(202, body)
+
+
+def trigger_page(page: Page) -> TriggerPage:
+    return TriggerPage(
+        items=[TriggerRecord.model_validate(item) for item in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+def health_response(health: Health, version: str) -> Response[HealthReport]:
+    """200 when every check passes, 503 (same body) when one does not."""
+    checks = HealthChecks(
+        table="ok" if health.table_ok else "error", routes="ok" if health.routes_ok else "error"
+    )
+    report = HealthReport(
+        status="ok" if health.healthy else "degraded", version=version, checks=checks
+    )
+    return json_response(200 if health.healthy else 503, report)
+
+
+def json_response(
+    status: int, body: Model, *, headers: Mapping[str, str] | None = None
+) -> Response[Model]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers=dict(headers or {}),
+    )
+
+
+def no_content() -> Response[None]:
+    return Response(status_code=HTTPStatus.NO_CONTENT.value, body=None)
