@@ -149,24 +149,30 @@ def _sanitize(text: str) -> str:
 
 def validate_dag_id(dag_id: str) -> str:
     """Return ``dag_id`` unchanged, or raise ``RejectedError('invalid_dag_id')`` saying why."""
-    if not isinstance(dag_id, str) or not _DAG_ID.fullmatch(dag_id):
-        raise RejectedError(
-            "invalid_dag_id",
-            f"dag_id {dag_id!r} is not allowed: it must be 1-250 ASCII letters, digits, '_', '.' "
-            "or '-', and must not start with '.' or '-'",
-        )
-    return dag_id
+    return _allowed(
+        dag_id,
+        _DAG_ID,
+        "dag_id",
+        "1-250 ASCII letters, digits, '_', '.' or '-', and must not start with '.' or '-'",
+    )
 
 
 def validate_dag_run_id(dag_run_id: str) -> str:
     """Return ``dag_run_id`` unchanged, or raise ``RejectedError('invalid_dag_run_id')``."""
-    if not isinstance(dag_run_id, str) or not _DAG_RUN_ID.fullmatch(dag_run_id):
+    return _allowed(
+        dag_run_id,
+        _DAG_RUN_ID,
+        "dag_run_id",
+        "1-250 ASCII letters, digits or any of '_.~:+-', and must not start with '-'",
+    )
+
+
+def _allowed(value: str, pattern: re.Pattern[str], name: str, rule: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise RejectedError(
-            "invalid_dag_run_id",
-            f"dag_run_id {dag_run_id!r} is not allowed: it must be 1-250 ASCII letters, digits "
-            "or any of '_.~:+-', and must not start with '-'",
+            f"invalid_{name}", f"{name} {value!r} is not allowed: it must be {rule}"
         )
-    return dag_run_id
+    return value
 
 
 def mentions_run_id(text: str, dag_run_id: str) -> bool:

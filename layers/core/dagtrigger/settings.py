@@ -33,10 +33,7 @@ class Settings(BaseSettings):
         default=20.0, gt=0, le=600, description="time allowed for retries of one trigger"
     )
     rest_api_max_tps: float = Field(
-        default=5.0,
-        gt=0,
-        le=100,
-        description="InvokeRestApi/REST calls per second per Lambda instance",
+        default=5.0, gt=0, le=100, description="InvokeRestApi/REST calls per second per instance"
     )
     trigger_lease_seconds: int = Field(
         default=120,

@@ -13,18 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagtrigger.errors import MalformedRequestError
+from dagtrigger.ledger import schema
 from dagtrigger.ledger.cursor import CursorPosition, decode_cursor, encode_cursor
 from dagtrigger.ledger.ledger import TriggerLedger
 from dagtrigger.ledger.records import Page, TriggerStatus, dag_key
-from dagtrigger.ledger.schema import (
-    INDEX_BY_DAG,
-    INDEX_BY_DAY,
-    INDEX_BY_SOURCE,
-    INDEX_BY_STATUS,
-    INDEX_PARTITION_KEYS,
-    PARTITION_KEY,
-    SORT_ATTRIBUTE,
-)
 
 #: how far back a read without a DAG, source or status looks unless told
 DEFAULT_LOOKBACK = timedelta(days=7)
@@ -124,14 +116,14 @@ def _plan(filters: TriggerFilters, since: datetime | None, until: datetime | Non
         return all(record.get(name) == value for name, value in wanted.items())
 
     if filters.source:
-        return _Plan(INDEX_BY_SOURCE, [filters.source], keep)
+        return _Plan(schema.INDEX_BY_SOURCE, [filters.source], keep)
     if filters.dag_id and filters.environment:
-        return _Plan(INDEX_BY_DAG, [dag_key(filters.environment, filters.dag_id)], keep)
+        return _Plan(schema.INDEX_BY_DAG, [dag_key(filters.environment, filters.dag_id)], keep)
     if filters.status:
-        return _Plan(INDEX_BY_STATUS, [str(filters.status)], keep)
+        return _Plan(schema.INDEX_BY_STATUS, [str(filters.status)], keep)
     if since is None or until is None:
         raise ValueError("the day index needs a time window (_time_window sets one)")
-    return _Plan(INDEX_BY_DAY, _days_newest_first(since, until), keep)
+    return _Plan(schema.INDEX_BY_DAY, _days_newest_first(since, until), keep)
 
 
 def _days_newest_first(since: datetime, until: datetime) -> list[str]:
@@ -149,9 +141,9 @@ def _start(cursor: str | None, plan: _Plan) -> tuple[int, str | None]:
         index=plan.index,
         partitions=plan.partitions,
         key_attributes={
-            PARTITION_KEY: None,
-            INDEX_PARTITION_KEYS[plan.index]: None,
-            SORT_ATTRIBUTE: None,
+            schema.PARTITION_KEY: None,
+            schema.INDEX_PARTITION_KEYS[plan.index]: None,
+            schema.SORT_ATTRIBUTE: None,
         },
     )
     return plan.partitions.index(position.partition), cursor

@@ -57,11 +57,12 @@ class NewTrigger:
     source_key: str  # what the source is (s3://bucket/key, schedule ARN ...): history by source
     source_identity: str  # what makes two deliveries the same event
     source_ref: dict[str, Any]  # JSON-able facts of the source event
-    route: str | None
-    environment: str | None
-    dag_id: str | None
-    dag_run_id: str | None
-    conf: dict[str, Any] | None
+    # None where the trigger names no route or DAG (an event rejected before routing)
+    route: str | None = None
+    environment: str | None = None
+    dag_id: str | None = None
+    dag_run_id: str | None = None
+    conf: dict[str, Any] | None = None
     event_time: datetime | None = None
     scheduled_time: datetime | None = None
     replay_of: str | None = None

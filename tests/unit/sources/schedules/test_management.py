@@ -10,6 +10,7 @@ import pytest
 
 from dagtrigger.errors import ConflictError, NotFoundError
 from dagtrigger.sources.schedules.management import (
+    SchedulePlacement,
     create_schedule,
     delete_schedule,
     get_schedule,
@@ -39,10 +40,12 @@ def nightly(**changes: Any) -> ScheduleSpec:
     return ScheduleSpec.model_validate(fields)
 
 
+def placement(group: str, dlq_arn: str | None = DLQ_ARN) -> SchedulePlacement:
+    return SchedulePlacement(group, FUNCTION_ARN, ROLE_ARN, dlq_arn)
+
+
 def create(scheduler: Any, group: str, spec: ScheduleSpec) -> Any:
-    return create_schedule(
-        scheduler, spec, group=group, target_arn=FUNCTION_ARN, role_arn=ROLE_ARN, dlq_arn=DLQ_ARN
-    )
+    return create_schedule(scheduler, spec, placement(group))
 
 
 def test_created_schedule_targets_the_function_with_the_input_retry_policy_and_dlq(
@@ -101,14 +104,7 @@ def test_update_replaces_the_schedule(scheduler: Any, schedule_group: str) -> No
         dag_id="weekday_sales",
     )
     changed = ScheduleSpec.model_validate(fields)
-    updated = update_schedule(
-        scheduler,
-        changed,
-        group=schedule_group,
-        target_arn=FUNCTION_ARN,
-        role_arn=ROLE_ARN,
-        dlq_arn=DLQ_ARN,
-    )
+    updated = update_schedule(scheduler, changed, placement(schedule_group))
 
     # Then the Scheduler holds the new expression, state and target
     assert updated.expression == "cron(30 3 ? * MON-FRI *)"
@@ -121,14 +117,7 @@ def test_update_replaces_the_schedule(scheduler: Any, schedule_group: str) -> No
 
 def test_updating_a_missing_schedule_is_not_found(scheduler: Any, schedule_group: str) -> None:
     with pytest.raises(NotFoundError) as raised:
-        update_schedule(
-            scheduler,
-            nightly(name="nobody"),
-            group=schedule_group,
-            target_arn=FUNCTION_ARN,
-            role_arn=ROLE_ARN,
-            dlq_arn=None,
-        )
+        update_schedule(scheduler, nightly(name="nobody"), placement(schedule_group, None))
     assert raised.value.code == "ResourceNotFoundException"
 
 

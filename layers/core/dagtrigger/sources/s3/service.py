@@ -88,31 +88,15 @@ def _process_object(
         if not deps.settings.record_ignored:
             logger.info("no route matches the object")
             return []
-        new = _new_trigger(event, match=None, conf=None)
-        return [
-            record_without_trigger(
-                new,
-                deps,
-                status=TriggerStatus.IGNORED,
-                code=NO_ROUTE,
-                message=f"no route matches {event.source_key}",
-            )
-        ]
+        no_route = f"no route matches {event.source_key}"
+        return [_record(event, None, deps, TriggerStatus.IGNORED, NO_ROUTE, no_route)]
 
     results: list[TriggerOutcome | TriggerFailedError] = []
     for match in matches:
         route = match.route
         if match.paused:
-            new = _new_trigger(event, match=match, conf=None)
-            results.append(
-                record_without_trigger(
-                    new,
-                    deps,
-                    status=TriggerStatus.IGNORED,
-                    code=ROUTE_PAUSED,
-                    message=match.paused_reason,
-                )
-            )
+            paused = match.paused_reason
+            results.append(_record(event, match, deps, TriggerStatus.IGNORED, ROUTE_PAUSED, paused))
             continue
         variables = s3_template_variables(event, route.name, match.groups)
         try:
@@ -123,16 +107,8 @@ def _process_object(
                 route_name=route.name,
             )
         except RejectedError as rejected:
-            new = _new_trigger(event, match=match, conf=None)
-            results.append(
-                record_without_trigger(
-                    new,
-                    deps,
-                    status=TriggerStatus.REJECTED,
-                    code=rejected.code,
-                    message=str(rejected),
-                )
-            )
+            status, reason = TriggerStatus.REJECTED, str(rejected)
+            results.append(_record(event, match, deps, status, rejected.code, reason))
             continue
         new = _new_trigger(event, match=match, conf=conf)
         environment = routes.environment_ref(route.environment)
@@ -141,6 +117,19 @@ def _process_object(
         except TriggerFailedError as failed:
             results.append(failed)
     return results
+
+
+def _record(
+    event: S3ObjectEvent,
+    match: RouteMatch | None,
+    deps: Dependencies,
+    status: TriggerStatus,
+    code: str,
+    message: str,
+) -> TriggerOutcome:
+    """Record an object that starts no run (no route, a paused route, a conf that fails)."""
+    new = _new_trigger(event, match=match, conf=None)
+    return record_without_trigger(new, deps, status=status, code=code, message=message)
 
 
 def _new_trigger(
@@ -186,11 +175,6 @@ def _record_malformed(
         source_key=f"sqs-message:{message_id or digest[:16]}",
         source_identity=f"sha256:{digest}",
         source_ref={"message_id": message_id, "body_sha256": digest, "body_prefix": body[:512]},
-        route=None,
-        environment=None,
-        dag_id=None,
-        dag_run_id=None,
-        conf=None,
     )
     return record_without_trigger(
         new, deps, status=TriggerStatus.REJECTED, code=malformed.code, message=str(malformed)

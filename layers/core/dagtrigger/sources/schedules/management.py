@@ -29,7 +29,6 @@ from dagtrigger.errors import (
     ThrottledError,
     UnavailableError,
 )
-from dagtrigger.settings import Settings
 from dagtrigger.sources.schedules.parse import build_target_input, read_target_input
 from dagtrigger.sources.schedules.spec import (
     RetryPolicy,
@@ -53,43 +52,31 @@ _ERRORS: dict[str, type[RequestError]] = {
 }
 
 
-def create_schedule(
-    client: Any,
-    spec: ScheduleSpec,
-    *,
-    group: str,
-    target_arn: str,
-    role_arn: str,
-    dlq_arn: str | None,
-) -> ScheduleInfo:
-    """Create ``spec`` in ``group``; ``ConflictError`` if the name is taken."""
-    request = schedule_request(
-        spec, group=group, target_arn=target_arn, role_arn=role_arn, dlq_arn=dlq_arn
-    )
-    with _translated_errors(f"creating schedule {group}/{spec.name}"):
-        client.create_schedule(**request)
-    return get_schedule(client, spec.name, group=group)
+@dataclass(frozen=True)
+class SchedulePlacement:
+    """Where the stack's schedules live and what they invoke, the same for every schedule."""
+
+    group: str
+    target_arn: str  # the schedules function
+    role_arn: str  # the role EventBridge Scheduler assumes to invoke it
+    dlq_arn: str | None  # where fires that keep failing go
 
 
-def update_schedule(
-    client: Any,
-    spec: ScheduleSpec,
-    *,
-    group: str,
-    target_arn: str,
-    role_arn: str,
-    dlq_arn: str | None,
-) -> ScheduleInfo:
+def create_schedule(client: Any, spec: ScheduleSpec, placement: SchedulePlacement) -> ScheduleInfo:
+    """Create ``spec`` in the placement's group; ``ConflictError`` if the name is taken."""
+    with _translated_errors(f"creating schedule {placement.group}/{spec.name}"):
+        client.create_schedule(**schedule_request(spec, placement))
+    return get_schedule(client, spec.name, group=placement.group)
+
+
+def update_schedule(client: Any, spec: ScheduleSpec, placement: SchedulePlacement) -> ScheduleInfo:
     """Replace the schedule ``spec.name`` with ``spec`` (UpdateSchedule replaces, never merges).
 
     For a partial change, read it with ``get_schedule``, change ``info.to_spec()`` and pass that.
     """
-    request = schedule_request(
-        spec, group=group, target_arn=target_arn, role_arn=role_arn, dlq_arn=dlq_arn
-    )
-    with _translated_errors(f"updating schedule {group}/{spec.name}"):
-        client.update_schedule(**request)
-    return get_schedule(client, spec.name, group=group)
+    with _translated_errors(f"updating schedule {placement.group}/{spec.name}"):
+        client.update_schedule(**schedule_request(spec, placement))
+    return get_schedule(client, spec.name, group=placement.group)
 
 
 def get_schedule(client: Any, name: str, *, group: str) -> ScheduleInfo:
@@ -130,26 +117,19 @@ def delete_schedule(client: Any, name: str, *, group: str) -> None:
 # ---------------------------------------------------------------------------------- requests
 
 
-def schedule_request(
-    spec: ScheduleSpec,
-    *,
-    group: str,
-    target_arn: str,
-    role_arn: str,
-    dlq_arn: str | None,
-) -> dict[str, Any]:
+def schedule_request(spec: ScheduleSpec, placement: SchedulePlacement) -> dict[str, Any]:
     """The CreateSchedule/UpdateSchedule arguments for ``spec`` (the two take the same ones)."""
     target: dict[str, Any] = {
-        "Arn": target_arn,
-        "RoleArn": role_arn,
+        "Arn": placement.target_arn,
+        "RoleArn": placement.role_arn,
         "Input": build_target_input(spec),
         "RetryPolicy": spec.retry_policy.to_api(),
     }
-    if dlq_arn:
-        target["DeadLetterConfig"] = {"Arn": dlq_arn}
+    if placement.dlq_arn:
+        target["DeadLetterConfig"] = {"Arn": placement.dlq_arn}
     request: dict[str, Any] = {
         "Name": spec.name,
-        "GroupName": group,
+        "GroupName": placement.group,
         "ScheduleExpression": spec.expression,
         "ScheduleExpressionTimezone": spec.timezone,
         "FlexibleTimeWindow": _flexible_window(spec.flexible_window_minutes),
@@ -245,14 +225,6 @@ def _translated_errors(doing: str) -> Iterator[None]:
 _CONFIG_VARIABLES = ("SCHEDULE_GROUP_NAME", "SCHEDULE_TARGET_ARN", "SCHEDULER_ROLE_ARN")
 
 
-@dataclass(frozen=True)
-class _Placement:
-    group: str
-    target_arn: str
-    role_arn: str
-    dlq_arn: str | None
-
-
 def create_in_stack(spec: ScheduleSpec, deps: Dependencies) -> ScheduleInfo:
     return _write(create_schedule, spec, deps)
 
@@ -271,7 +243,7 @@ def replace_in_stack(
 
 
 def read_in_stack(name: str, deps: Dependencies) -> ScheduleInfo:
-    return get_schedule(deps.scheduler_client(), name, group=_placement(deps.settings).group)
+    return get_schedule(deps.scheduler_client(), name, group=_placement(deps).group)
 
 
 def list_in_stack(
@@ -284,7 +256,7 @@ def list_in_stack(
 ) -> SchedulePage:
     return list_schedules(
         deps.scheduler_client(),
-        _placement(deps.settings).group,
+        _placement(deps).group,
         next_token,
         max_results=limit,
         name_prefix=name_prefix,
@@ -293,26 +265,21 @@ def list_in_stack(
 
 
 def delete_in_stack(name: str, deps: Dependencies) -> None:
-    delete_schedule(deps.scheduler_client(), name, group=_placement(deps.settings).group)
+    delete_schedule(deps.scheduler_client(), name, group=_placement(deps).group)
 
 
 def _write(
-    write: Callable[..., ScheduleInfo], spec: ScheduleSpec, deps: Dependencies
+    write: Callable[[Any, ScheduleSpec, SchedulePlacement], ScheduleInfo],
+    spec: ScheduleSpec,
+    deps: Dependencies,
 ) -> ScheduleInfo:
-    """``create_schedule`` or ``update_schedule`` (same arguments) in the stack's placement."""
+    """``create_schedule`` or ``update_schedule`` in the stack's placement."""
     _check_target(spec, deps)
-    where = _placement(deps.settings)
-    return write(
-        deps.scheduler_client(),
-        spec,
-        group=where.group,
-        target_arn=where.target_arn,
-        role_arn=where.role_arn,
-        dlq_arn=where.dlq_arn,
-    )
+    return write(deps.scheduler_client(), spec, _placement(deps))
 
 
-def _placement(settings: Settings) -> _Placement:
+def _placement(deps: Dependencies) -> SchedulePlacement:
+    settings = deps.settings
     group, target, role = (
         settings.schedule_group_name,
         settings.schedule_target_arn,
@@ -325,12 +292,7 @@ def _placement(settings: Settings) -> _Placement:
             + ")",
             code="not_configured",
         )
-    return _Placement(
-        group=group,
-        target_arn=target,
-        role_arn=role,
-        dlq_arn=settings.schedule_dlq_arn,
-    )
+    return SchedulePlacement(group, target, role, settings.schedule_dlq_arn)
 
 
 def _check_target(spec: ScheduleSpec, deps: Dependencies) -> None:

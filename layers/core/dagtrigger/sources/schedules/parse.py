@@ -21,14 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dagtrigger.conf import check_conf, compact_json
 from dagtrigger.errors import RejectedError

@@ -322,11 +322,6 @@ def _record_invalid_input(invalid: InvalidScheduleInputError, deps: Dependencies
         source_key=schedule_arn or f"schedule-input:{identity[-16:]}",
         source_identity=identity,
         source_ref={"input_prefix": _text_of(invalid.event)[:512]},
-        route=None,
-        environment=None,
-        dag_id=None,
-        dag_run_id=None,
-        conf=None,
         scheduled_time=scheduled_time,
     )
     return record_without_trigger(

@@ -5,14 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dagtrigger.ids import ScheduleName
 from dagtrigger.sources.schedules.expressions import parse_schedule_expression
@@ -30,12 +23,9 @@ class RetryPolicy(BaseModel):
     maximum_retry_attempts: int = Field(
         default=10, ge=0, le=185, description="retries of a failed delivery (0-185)"
     )
+    # A DAG run far past its time is usually worse than none.
     maximum_event_age_seconds: int = Field(
-        default=3600,
-        ge=60,
-        le=86400,
-        description="give up on a fire this old (60-86400 s); a DAG run far past its time "
-        "is usually worse than none",
+        default=3600, ge=60, le=86400, description="give up on a fire this old (60-86400 s)"
     )
 
     def to_api(self) -> dict[str, int]:
@@ -55,11 +45,7 @@ class ScheduleSpec(ScheduleTarget):
     )
     timezone: str = Field(default="UTC", description="IANA time zone the expression is read in")
     flexible_window_minutes: int | None = Field(
-        default=None,
-        ge=1,
-        le=1440,
-        description="the Scheduler may fire up to this many minutes late to spread load; "
-        "None for exactly on time",
+        default=None, ge=1, le=1440, description="fire up to this many minutes late (None: on time)"
     )
     state: ScheduleState = "ENABLED"
     start_date: AwareDatetime | None = Field(default=None, description="no fire before this")
