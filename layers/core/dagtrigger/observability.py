@@ -31,6 +31,11 @@ class MetricName:
     TRIGGER_RETRY = "TriggerRetry"
     MWAA_LATENCY = "MwaaLatency"
     RECONCILED = "ReconcilerChecked"
+    SCHEDULE_LATENESS = "ScheduleLateness"
+    #: a DAG run the reconciler saw reach RUNNING, SUCCESS or FAILED
+    RUN_RUNNING = "RunRunning"
+    RUN_SUCCESS = "RunSuccess"
+    RUN_FAILED = "RunFailed"
 
 
 def count(name: str, value: float = 1) -> None:
@@ -40,4 +45,11 @@ def count(name: str, value: float = 1) -> None:
 def record_latency(milliseconds: float) -> None:
     metrics.add_metric(
         name=MetricName.MWAA_LATENCY, unit=MetricUnit.Milliseconds, value=milliseconds
+    )
+
+
+def record_lateness(seconds: float) -> None:
+    """How late a scheduled fire started its DAG run (never below zero)."""
+    metrics.add_metric(
+        name=MetricName.SCHEDULE_LATENESS, unit=MetricUnit.Seconds, value=max(0.0, seconds)
     )

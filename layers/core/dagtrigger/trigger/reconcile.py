@@ -27,6 +27,13 @@ RUN_STATE_STATUS = {
 }
 
 
+_RUN_METRICS = {
+    TriggerStatus.RUNNING: MetricName.RUN_RUNNING,
+    TriggerStatus.SUCCESS: MetricName.RUN_SUCCESS,
+    TriggerStatus.FAILED: MetricName.RUN_FAILED,
+}
+
+
 @dataclass
 class ReconcileSummary:
     checked: int = 0
@@ -116,7 +123,7 @@ def _reconcile_one(
         )
         return
     summary.changed[new_status.value] = summary.changed.get(new_status.value, 0) + 1
-    count(f"Run{new_status.value.title()}")
+    count(_RUN_METRICS[new_status])
 
 
 def _triggered_at(record: dict[str, Any]) -> datetime | None:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from dagtrigger import ids
@@ -30,7 +29,7 @@ from dagtrigger.conf import check_conf, render_conf
 from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import RejectedError
 from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
-from dagtrigger.observability import logger, metrics
+from dagtrigger.observability import logger, record_lateness
 from dagtrigger.routes.model import RoutesFile, ScheduleRoute
 from dagtrigger.sources.schedules.parse import CONTEXT_ATTRIBUTES, ScheduleInput, schedule_arn_parts
 from dagtrigger.transports.base import EnvironmentRef
@@ -53,8 +52,6 @@ NOT_A_SCHEDULE_ROUTE = "not_a_schedule_route"
 UNKNOWN_ENVIRONMENT = "unknown_environment"
 ROUTE_PAUSED = "route_paused"
 
-#: how late a fire started its DAG run, in seconds after its scheduled time
-LATENESS_METRIC = "ScheduleLateness"
 
 #: what a field should look like, instead of pydantic's regular expression
 _EXPECTED_FORMS = {
@@ -393,7 +390,7 @@ def _result(outcome: TriggerOutcome) -> ScheduledTriggerResult:
 def _publish_lateness(seconds: float | None) -> None:
     if seconds is None:
         return
-    metrics.add_metric(name=LATENESS_METRIC, unit=MetricUnit.Seconds, value=max(0.0, seconds))
+    record_lateness(seconds)
     logger.info("scheduled fire triggered", extra={"lateness_seconds": seconds})
 
 

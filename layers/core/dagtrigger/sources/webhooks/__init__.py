@@ -1,8 +1,9 @@
-"""Signed-webhook verification: Standard Webhooks, GitHub and a configurable generic HMAC.
+"""Signed webhooks: Standard Webhooks, GitHub and a configurable generic HMAC.
 
-``verify`` is the entry point; ``standard``, ``github`` and ``generic_hmac`` hold one scheme
-each, ``signing`` what they share, ``secrets`` the loading of secrets from Secrets Manager.
-Pure functions of (body, headers, secrets, now): no I/O except ``load_webhook_secrets``.
+``service`` receives one delivery (verify, record, trigger). ``verify`` is the signature check's
+entry point; ``standard``, ``github`` and ``generic_hmac`` hold one scheme each, ``signing`` what
+they share, ``secrets`` the loading of secrets from Secrets Manager. The signature checks are
+pure functions of (body, headers, secrets, now).
 """
 
 from dagtrigger.sources.webhooks.generic_hmac import sign_generic_hmac
