@@ -28,11 +28,11 @@ from dagtrigger.transports.factory import TransportCache, TransportParts
 from dagtrigger.transports.ratelimit import RateLimiter
 
 # One retry layer for MWAA calls is ours (tenacity, inside a time budget); botocore's own
-# retries would multiply it. Other services keep botocore's standard retry mode.
-_STANDARD = Config(
-    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10
-)
-_MWAA_SINGLE_ATTEMPT = {"retries": {"mode": "standard", "max_attempts": 1}, "read_timeout": 15}
+# retries would multiply it, so MWAA calls make one attempt in all ("total_max_attempts": botocore
+# reads "max_attempts" as retries after the first). Other services keep botocore's standard
+# retry mode.
+_STANDARD_RETRIES = {"mode": "standard", "max_attempts": 5}
+_SINGLE_ATTEMPT = {"mode": "standard", "total_max_attempts": 1}
 
 
 class AwsClients:
@@ -58,16 +58,22 @@ class AwsClients:
     def table(self, name: str) -> Any:
         with self._lock:
             if name not in self._tables:
-                self._tables[name] = boto3.resource("dynamodb", config=_STANDARD).Table(name)
+                resource = boto3.resource("dynamodb", config=self._config("dynamodb"))
+                self._tables[name] = resource.Table(name)
             return self._tables[name]
 
     def _config(self, service: str) -> Config:
+        timeouts = {
+            "connect_timeout": self._settings.connect_timeout_seconds,
+            "read_timeout": self._settings.read_timeout_seconds,
+        }
         if service != "mwaa":
-            return _STANDARD
+            return Config(retries=_STANDARD_RETRIES, **timeouts)
         return Config(
-            **_MWAA_SINGLE_ATTEMPT,
+            retries=_SINGLE_ATTEMPT,
             # MWAA prefixes hosts with "env."/"api."; an emulator on 127.0.0.1 cannot answer that.
             inject_host_prefix=self._settings.mwaa_inject_host_prefix,
+            **timeouts,
         )
 
 

@@ -42,6 +42,16 @@ class Settings(BaseSettings):
         description="how long a claimed trigger is owned before a redelivery may take it over; "
         "at least the function timeout",
     )
+    connect_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="seconds to open a connection to MWAA, Airflow or an AWS API: what a "
+        "black-holed endpoint costs (botocore's own default is 60 s)",
+    )
+    read_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=120, description="seconds to wait for MWAA's or Airflow's answer"
+    )
     cli_lock_seconds: int = Field(
         default=30, ge=1, le=900, description="lease on an environment's CLI while a command runs"
     )

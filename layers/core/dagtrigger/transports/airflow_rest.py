@@ -221,8 +221,10 @@ def _body_of(response: requests.Response) -> Any:
 
 
 def build(environment: EnvironmentRef, parts: TransportParts) -> AirflowRestTransport:
+    settings = parts.settings
     return AirflowRestTransport(
         environment,
         parts.http_session(),
         credentials_provider=secrets_manager_credentials(parts.secrets_provider),
+        timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
     )

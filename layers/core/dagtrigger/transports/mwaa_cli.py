@@ -354,5 +354,9 @@ def build(environment: EnvironmentRef, parts: TransportParts) -> MwaaCliTranspor
         parts.mwaa_client(),
         parts.http_session(),
         lock,
-        timeout=(5.0, max(1.0, settings.cli_lock_seconds - 5.0)),
+        # A command runs for seconds (one Airflow process each); it must end within the lease.
+        timeout=(
+            settings.connect_timeout_seconds,
+            max(1.0, settings.cli_lock_seconds - settings.connect_timeout_seconds),
+        ),
     )

@@ -1,0 +1,163 @@
+"""The composition root's clients: one attempt per MWAA call, and timeouts from the settings,
+tried against loopback endpoints that fail the way real ones do."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+from botocore.exceptions import ClientError, ConnectTimeoutError
+
+from dagtrigger.dependencies import AwsClients
+from dagtrigger.errors import TransientTriggerError
+from dagtrigger.settings import Settings
+from dagtrigger.transports.base import EnvironmentRef, TransportKind, TriggerRequest
+from dagtrigger.transports.factory import TransportParts, build_transport
+
+#: far below botocore's default connect timeout (60 s), far above a loopback connect
+CONNECT_TIMEOUT = 0.5
+
+
+def settings(**overrides: Any) -> Settings:
+    return Settings(
+        table_name="dagtrigger-history",
+        mwaa_inject_host_prefix=False,
+        connect_timeout_seconds=CONNECT_TIMEOUT,
+        read_timeout_seconds=2,
+        **overrides,
+    )
+
+
+class _FailingMwaa(BaseHTTPRequestHandler):
+    """Answers every request as MWAA does when it fails on its side (HTTP 500)."""
+
+    requests: list[str]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).requests.append(self.path)
+        body = json.dumps({"message": "internal error"}).encode()
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("x-amzn-ErrorType", "InternalServerException")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def failing_mwaa(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    handler = type("Handler", (_FailingMwaa,), {"requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", f"http://127.0.0.1:{server.server_port}")
+    yield handler.requests
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A loopback port that never accepts: its listen queue is full, so new SYNs are dropped."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    yield port
+    for filler in fillers:
+        filler.close()
+    listener.close()
+
+
+def test_an_mwaa_call_is_sent_once_whatever_botocore_would_retry(failing_mwaa: list[str]) -> None:
+    # Given MWAA answering 500, which botocore's standard mode would retry
+    client = AwsClients(settings()).client("mwaa")
+
+    # When one InvokeRestApi call is made
+    with pytest.raises(ClientError):
+        client.invoke_rest_api(Name="prod", Path="/dags/etl/dagRuns", Method="POST", Body={})
+
+    # Then it reached MWAA once: the retries are ours (tenacity, inside the trigger's budget)
+    assert len(failing_mwaa) == 1
+
+
+def test_other_aws_clients_keep_botocore_standard_retries(failing_mwaa: list[str]) -> None:
+    clients = AwsClients(settings())
+    assert clients.client("mwaa").meta.config.retries["total_max_attempts"] == 1
+    assert clients.client("sqs").meta.config.retries["total_max_attempts"] == 6
+
+
+def test_every_client_takes_its_timeouts_from_the_settings() -> None:
+    clients = AwsClients(settings())
+    for config in (
+        clients.client("mwaa").meta.config,
+        clients.client("secretsmanager").meta.config,
+        clients.table("dagtrigger-history").meta.client.meta.config,
+    ):
+        assert (config.connect_timeout, config.read_timeout) == (CONNECT_TIMEOUT, 2)
+
+
+def test_a_black_holed_mwaa_endpoint_fails_at_the_connect_timeout(
+    black_hole: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an MWAA endpoint whose port never accepts a connection
+    monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", f"http://127.0.0.1:{black_hole}")
+    client = AwsClients(settings()).client("mwaa")
+
+    # When a call is made
+    started = time.monotonic()
+    with pytest.raises(ConnectTimeoutError):
+        client.get_environment(Name="prod")
+
+    # Then it gave up at the connect timeout, once: not after botocore's 60 s default
+    assert time.monotonic() - started < 10 * CONNECT_TIMEOUT
+
+
+def test_a_black_holed_airflow_is_a_transient_failure_at_the_connect_timeout(
+    black_hole: int,
+) -> None:
+    # Given a self-managed Airflow whose port never accepts a connection
+    environment = EnvironmentRef(
+        alias="self-managed",
+        name="airflow",
+        transport=TransportKind.AIRFLOW_REST,
+        airflow_major=3,
+        base_url=f"http://127.0.0.1:{black_hole}",
+    )
+    transport = build_transport(
+        environment,
+        TransportParts(
+            settings=settings(),
+            mwaa_client=lambda: None,
+            table=lambda: None,
+            http_session=requests.Session,
+            secrets_provider=lambda: None,
+        ),
+    )
+    request = TriggerRequest(environment, "etl", "dagtrigger__api__x__1", {})
+
+    # When a trigger is sent
+    started = time.monotonic()
+    with pytest.raises(TransientTriggerError):
+        transport.trigger(request)
+
+    # Then it is a failure worth retrying, known within the connect timeout
+    assert time.monotonic() - started < 10 * CONNECT_TIMEOUT
