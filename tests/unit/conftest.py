@@ -122,10 +122,19 @@ def _no_local_stack_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+class FunctionKilled(BaseException):
+    """The function's process ended mid-invocation (a timeout, out of memory, a crash)."""
+
+
+def killed(request: TriggerRequest) -> TriggerResult:
+    raise FunctionKilled(f"killed while triggering {request.dag_run_id}")
+
+
 class Answers:
     """Scripted Airflow answers for ``RecordingTransport.answers``."""
 
     already_exists = staticmethod(already_exists)
+    killed = staticmethod(killed)
     server_error = staticmethod(server_error)
     throttled = staticmethod(throttled)
     dag_not_found = staticmethod(dag_not_found)

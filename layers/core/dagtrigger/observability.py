@@ -31,6 +31,8 @@ class MetricName:
     TRIGGER_RETRY = "TriggerRetry"
     MWAA_LATENCY = "MwaaLatency"
     RECONCILED = "ReconcilerChecked"
+    #: an abandoned claim the reconciler took over and started
+    CLAIM_RESUMED = "ClaimResumed"
     SCHEDULE_LATENESS = "ScheduleLateness"
     #: a DAG run the reconciler saw reach RUNNING, SUCCESS or FAILED
     RUN_RUNNING = "RunRunning"

@@ -161,6 +161,25 @@ class TriggerLedger:
                 return Claim(ClaimOutcome.DUPLICATE, record)
         raise LedgerContentionError(new.trigger_id, MAX_CONDITIONAL_WRITES)
 
+    def abandoned_claims(self, *, limit: int = 100, cursor: str | None = None) -> Page:
+        """RECEIVED records whose lease ran out: their holder died between claim and record.
+
+        Only records created a lease ago or earlier can have an expired lease, so the index is
+        read up to then, oldest first; the page may hold fewer than ``limit`` items.
+        """
+        now = self._clock()
+        page = self.query_by_status(
+            S.RECEIVED, until=now - self._lease, limit=limit, cursor=cursor, newest_first=False
+        )
+        expired = [record for record in page.items if self._is_retryable(record, now)]
+        return Page(items=expired, next_cursor=page.next_cursor)
+
+    def take_over_abandoned(self, trigger_id: str) -> dict[str, Any]:
+        """Own an abandoned claim with a fresh lease (``InvalidTransitionError`` if another
+        delivery or pass took it first, or it was finished meanwhile)."""
+        now = self._clock()
+        return self._apply(trigger_id, self._takeover(now, count_delivery=False), now)
+
     # ---------------------------------------------------------- status changes
 
     def mark_triggered(
@@ -305,6 +324,8 @@ class TriggerLedger:
             "event_time": new.event_time and to_timestamp(new.event_time, "event_time"),
             "scheduled_time": new.scheduled_time
             and to_timestamp(new.scheduled_time, "scheduled_time"),
+            "requested_logical_date": new.logical_date
+            and to_timestamp(new.logical_date, "logical_date"),
             "replay_of": new.replay_of,
             "request_fingerprint": new.request_fingerprint,
             "note": new.note and cap_text(new.note),
@@ -375,24 +396,28 @@ class TriggerLedger:
 
     def _take_over(self, trigger_id: str, now: datetime) -> dict[str, Any]:
         """Give a failed or crashed attempt's record to this delivery (raises if it lost)."""
+        return self._apply(trigger_id, self._takeover(now, count_delivery=True), now)
+
+    def _takeover(self, now: datetime, *, count_delivery: bool) -> _Change:
+        """A failed or crashed attempt's record, owned again with a fresh lease."""
         stamp = to_timestamp(now)
         lease_expired = Attr("lease_until").not_exists() | Attr("lease_until").lt(stamp)
         precondition = Attr("status").eq(S.TRIGGER_FAILED) | (
             Attr("status").eq(S.RECEIVED) & lease_expired
         )
-        change = _Change(
+        values = {
+            "lease_until": to_timestamp(now + self._lease),
+            TTL_ATTRIBUTE: to_epoch_seconds(now + self._history_ttl),
+        }
+        values["last_delivery_at" if count_delivery else "taken_over_at"] = stamp
+        return _Change(
             to=S.RECEIVED,
             precondition=precondition,
             accepts=lambda record: self._is_retryable(record, now),
             allowed_from=frozenset({S.TRIGGER_FAILED, S.RECEIVED}),
-            set_values={
-                "lease_until": to_timestamp(now + self._lease),
-                "last_delivery_at": stamp,
-                TTL_ATTRIBUTE: to_epoch_seconds(now + self._history_ttl),
-            },
-            add_values={"deliveries": 1},
+            set_values=values,
+            add_values={"deliveries": 1} if count_delivery else {},
         )
-        return self._apply(trigger_id, change, now)
 
     def _status_change(
         self,

@@ -65,6 +65,8 @@ class NewTrigger:
     conf: dict[str, Any] | None = None
     event_time: datetime | None = None
     scheduled_time: datetime | None = None
+    #: the logical date the run is asked for (None: Airflow's default)
+    logical_date: datetime | None = None
     replay_of: str | None = None
     request_fingerprint: str | None = None
     note: str | None = None

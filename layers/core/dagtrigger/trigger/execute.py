@@ -26,6 +26,7 @@ class TriggerDisposition(StrEnum):
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
     IGNORED = "ignored"
+    FAILED = "failed"  # recorded TRIGGER_FAILED without an attempt (nothing to start it with)
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,12 @@ class TriggerOutcome:
 
 
 def execute_trigger(
-    new: NewTrigger,
-    environment: EnvironmentRef,
-    deps: Dependencies,
-    *,
-    logical_date: datetime | None = None,
+    new: NewTrigger, environment: EnvironmentRef, deps: Dependencies
 ) -> TriggerOutcome:
     """Claim ``new`` and start its DAG run unless another delivery already did.
 
+    A delivery that finds the trigger claimed by a live attempt is a duplicate; if that attempt
+    dies, the reconciler takes the claim over once its lease ends (``resume_trigger``).
     Raises ``TriggerFailedError`` when transient failures outlast the retry budget: the record
     then says TRIGGER_FAILED and the caller lets its queue deliver the event again.
     """
@@ -61,16 +60,50 @@ def execute_trigger(
             },
         )
         return TriggerOutcome(new.trigger_id, TriggerDisposition.DUPLICATE, claim.record)
-
     request = TriggerRequest(
         environment=environment,
         dag_id=new.dag_id,
         dag_run_id=new.dag_run_id,
         conf=new.conf,
         note=new.note,
-        logical_date=logical_date,
+        logical_date=new.logical_date,
     )
-    transport = deps.transport_for(environment)
+    return _start_and_record(new.trigger_id, request, deps)
+
+
+def resume_trigger(
+    record: dict[str, Any], environment: EnvironmentRef, deps: Dependencies
+) -> TriggerOutcome:
+    """Start the run of a claim this caller has taken over (``take_over_abandoned``).
+
+    The run id is the one recorded, so if the dead attempt had started the run, Airflow says
+    so and the record says TRIGGERED: a takeover never starts a second run.
+    """
+    trigger_id = str(record["trigger_id"])
+    logger.set_correlation_id(trigger_id)
+    conf = record.get("conf")
+    if not isinstance(conf, dict):
+        message = "the abandoned claim kept no conf (too large to store): replay it"
+        failed = deps.ledger.mark_trigger_failed(trigger_id, message=message, attempts=0)
+        return TriggerOutcome(trigger_id, TriggerDisposition.FAILED, failed)
+    requested = record.get("requested_logical_date")
+    request = TriggerRequest(
+        environment=environment,
+        dag_id=str(record["dag_id"]),
+        dag_run_id=str(record["dag_run_id"]),
+        conf=conf,
+        note=record.get("note"),
+        logical_date=datetime.fromisoformat(requested) if requested else None,
+    )
+    logger.warning("taking over a claim whose holder stopped before recording an outcome")
+    return _start_and_record(trigger_id, request, deps)
+
+
+def _start_and_record(
+    trigger_id: str, request: TriggerRequest, deps: Dependencies
+) -> TriggerOutcome:
+    """Start the run through the environment's transport and record what became of it."""
+    transport = deps.transport_for(request.environment)
     try:
         outcome = trigger_with_retries(
             transport,
@@ -80,23 +113,23 @@ def execute_trigger(
         )
     except RejectedError as rejected:
         record = deps.ledger.mark_rejected(
-            new.trigger_id, code=rejected.code, message=rejected.message, attempts=rejected.attempts
+            trigger_id, code=rejected.code, message=rejected.message, attempts=rejected.attempts
         )
         count(MetricName.REJECTED)
         logger.warning(
             "trigger rejected", extra={"code": rejected.code, "reason": rejected.message}
         )
-        return TriggerOutcome(new.trigger_id, TriggerDisposition.REJECTED, record)
+        return TriggerOutcome(trigger_id, TriggerDisposition.REJECTED, record)
     except TriggerFailedError as failed:
         deps.ledger.mark_trigger_failed(
-            new.trigger_id, message=failed.message, attempts=failed.attempts
+            trigger_id, message=failed.message, attempts=failed.attempts
         )
         count(MetricName.TRIGGER_FAILED)
         logger.error("trigger failed after retries", extra={"attempts": failed.attempts})
         raise
 
     record = deps.ledger.mark_triggered(
-        new.trigger_id, result=outcome.result, attempts=outcome.attempts
+        trigger_id, result=outcome.result, attempts=outcome.attempts
     )
     if outcome.result.already_existed:
         count(MetricName.ALREADY_TRIGGERED)
@@ -109,9 +142,13 @@ def execute_trigger(
         logger.warning("DAG is paused: the run stays queued until it is unpaused")
     logger.info(
         "DAG run triggered",
-        extra={"dag_id": new.dag_id, "dag_run_id": new.dag_run_id, "attempts": outcome.attempts},
+        extra={
+            "dag_id": request.dag_id,
+            "dag_run_id": request.dag_run_id,
+            "attempts": outcome.attempts,
+        },
     )
-    return TriggerOutcome(new.trigger_id, disposition, record)
+    return TriggerOutcome(trigger_id, disposition, record)
 
 
 def record_without_trigger(

@@ -1,8 +1,11 @@
-"""Run tracking: follow every open trigger to the final state of its DAG run.
+"""Run tracking: finish abandoned claims, then follow open triggers to their runs' final states.
 
-A scheduled function calls ``reconcile_open_triggers``; it reads open records by status (a
-GSI, never a scan), asks the environment's transport for each run's state and records the
-change. A transport failure for one record is logged and left for the next pass.
+A scheduled function calls ``reconcile_open_triggers``. First it takes over claims whose
+holder died between claiming and recording (their lease ran out) and starts their runs with the
+recorded run id, so no accepted event waits for a redelivery that may never come (a schedule's
+retry that found the claim still leased, a webhook whose sender does not retry). Then it reads
+open records by status (a GSI, never a scan), asks the environment's transport for each run's
+state and records the change. A failure for one record is logged and left for the next pass.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dagtrigger.dependencies import Dependencies
-from dagtrigger.errors import DagTriggerError, InvalidTransitionError
+from dagtrigger.errors import DagTriggerError, InvalidTransitionError, TriggerFailedError
 from dagtrigger.ledger import TriggerStatus
 from dagtrigger.observability import MetricName, count, logger
+from dagtrigger.routes.model import RoutesFile
+from dagtrigger.trigger.execute import resume_trigger
 
 #: Airflow run states and the history status each one means
 RUN_STATE_STATUS = {
@@ -40,6 +45,8 @@ class ReconcileSummary:
     changed: dict[str, int] = field(default_factory=dict)
     missing: int = 0
     errors: int = 0
+    #: abandoned claims taken over and started (or found started) in this pass
+    resumed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +54,7 @@ class ReconcileSummary:
             "changed": self.changed,
             "missing": self.missing,
             "errors": self.errors,
+            "resumed": self.resumed,
         }
 
 
@@ -57,10 +65,12 @@ def reconcile_open_triggers(
     page_size: int = 100,
     clock: Callable[[], float] = time.monotonic,
 ) -> ReconcileSummary:
-    """Update every TRIGGERED or RUNNING record whose DAG run has moved on, oldest first."""
+    """Finish abandoned claims, then update every TRIGGERED or RUNNING record whose DAG run
+    has moved on, oldest first."""
     deadline = clock() + budget_seconds
     summary = ReconcileSummary()
     routes = deps.routes.get()
+    _resume_abandoned_claims(routes, deps, summary, page_size, lambda: clock() < deadline)
     for status in (TriggerStatus.TRIGGERED, TriggerStatus.RUNNING):
         cursor: str | None = None
         while clock() < deadline:
@@ -79,10 +89,54 @@ def reconcile_open_triggers(
     return summary
 
 
+def _resume_abandoned_claims(
+    routes: RoutesFile,
+    deps: Dependencies,
+    summary: ReconcileSummary,
+    page_size: int,
+    time_left: Callable[[], bool],
+) -> None:
+    cursor: str | None = None
+    while time_left():
+        page = deps.ledger.abandoned_claims(limit=page_size, cursor=cursor)
+        for record in page.items:
+            if not time_left():
+                return
+            _resume_one(record, routes, deps, summary)
+        cursor = page.next_cursor
+        if cursor is None:
+            return
+
+
+def _resume_one(
+    record: dict[str, Any], routes: RoutesFile, deps: Dependencies, summary: ReconcileSummary
+) -> None:
+    trigger_id = record["trigger_id"]
+    alias = record.get("environment")
+    if alias not in routes.environments:
+        logger.warning(
+            "abandoned claim names no known environment",
+            extra={"trigger_id": trigger_id, "environment": alias},
+        )
+        summary.errors += 1
+        return
+    try:
+        owned = deps.ledger.take_over_abandoned(trigger_id)
+    except InvalidTransitionError:
+        return  # a redelivery or another pass took it over first
+    try:
+        resume_trigger(owned, routes.environment_ref(alias), deps)
+    except TriggerFailedError:
+        summary.errors += 1  # recorded TRIGGER_FAILED: a redelivery or a replay retries it
+        return
+    summary.resumed += 1
+    count(MetricName.CLAIM_RESUMED)
+
+
 def _reconcile_one(
     record: dict[str, Any],
     status: TriggerStatus,
-    routes: Any,
+    routes: RoutesFile,
     deps: Dependencies,
     summary: ReconcileSummary,
 ) -> None:

@@ -105,8 +105,9 @@ def trigger_dag_run(
         event_time=deps.clock(),
         request_fingerprint=fingerprint,
         note=request.note,
+        logical_date=request.logical_date,
     )
-    outcome = _execute(new, environment, deps, logical_date=request.logical_date)
+    outcome = _execute(new, environment, deps)
     if outcome.disposition is TriggerDisposition.DUPLICATE:
         _ensure_same_request(outcome.record, fingerprint)
     return accepted(outcome)
@@ -151,7 +152,7 @@ def replay_trigger(
         request_fingerprint=fingerprint,
         note=f"replay of {trigger_id}",
     )
-    return accepted(_execute(new, routes.environment_ref(alias), deps, logical_date=None))
+    return accepted(_execute(new, routes.environment_ref(alias), deps))
 
 
 def get_trigger(trigger_id: str, deps: Dependencies) -> dict[str, Any]:
@@ -296,15 +297,9 @@ def _replayable_conf(original: dict[str, Any]) -> dict[str, Any]:
     return conf
 
 
-def _execute(
-    new: NewTrigger,
-    environment: EnvironmentRef,
-    deps: Dependencies,
-    *,
-    logical_date: datetime | None,
-) -> TriggerOutcome:
+def _execute(new: NewTrigger, environment: EnvironmentRef, deps: Dependencies) -> TriggerOutcome:
     try:
-        return execute_trigger(new, environment, deps, logical_date=logical_date)
+        return execute_trigger(new, environment, deps)
     except TriggerFailedError as failed:
         raise TriggerFailedError(
             f"Airflow did not accept the trigger in time ({failed.message}); the trigger "
