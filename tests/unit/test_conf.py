@@ -333,6 +333,13 @@ def test_a_conf_that_keeps_the_rule_is_handed_back_as_it_is() -> None:
             "route 'r' conf is not JSON-serialisable: conf.rows[1] is inf, which JSON cannot hold",
         ),
         (
+            {"note": "half a pair: \ud83d"},
+            {"where": "route 'r' "},
+            "conf_not_unicode",
+            "route 'r' conf holds text that is not Unicode: a lone surrogate ('\\ud83d') where "
+            "UTF-8 text was expected",
+        ),
+        (
             {"k": "ééééé"},
             {"where": "the merged ", "max_bytes": 17},
             "conf_too_large",

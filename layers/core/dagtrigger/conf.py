@@ -230,7 +230,8 @@ def check_conf(
     """``conf`` itself, if it is a JSON object of at most ``max_bytes`` bytes of ``compact_json``.
 
     Raises ``RejectedError`` with code ``conf_not_object``, ``conf_not_json`` (naming the first
-    value JSON cannot hold: ``conf.rows[2] is nan``) or ``conf_too_large`` (with both sizes).
+    value JSON cannot hold: ``conf.rows[2] is nan``), ``conf_not_unicode`` (a lone surrogate,
+    which JSON's ``\ud800`` escapes can smuggle in) or ``conf_too_large`` (with both sizes).
     ``where`` starts every message (``"route 'sales' "``); ``origin`` says what gave a value
     that is not an object (``"conf_template rendered to"``).
     """
@@ -241,6 +242,12 @@ def check_conf(
         )
     try:
         size = len(compact_json(conf).encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise RejectedError(
+            "conf_not_unicode",
+            f"{where}conf holds text that is not Unicode: a lone surrogate "
+            f"({exc.object[exc.start : exc.end]!r}) where UTF-8 text was expected",
+        ) from None
     except (TypeError, ValueError) as exc:
         problem = _first_non_json_value(conf, "conf") or str(exc)
         raise RejectedError(

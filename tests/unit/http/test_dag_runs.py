@@ -263,3 +263,22 @@ def test_a_conf_holding_nan_is_a_422(api: ApiClient, transport: Any) -> None:
     assert answer.status == 422
     assert answer.json["errors"][0]["loc"] == ["body", "conf"]
     assert transport.calls == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"conf": {"x": "\\ud800"}}',
+        '{"conf": {"\\udc00": 1}}',
+        '{"conf": {}, "note": "half a pair: \\ud83d"}',
+    ],
+)
+def test_json_escaping_a_lone_surrogate_is_a_400(api: ApiClient, transport: Any, body: str) -> None:
+    # Given a body whose JSON escapes text that is not Unicode (half of a surrogate pair)
+    answer = api.request("POST", RUNS, body=body)
+
+    # Then it is refused as malformed, and nothing is started or recorded
+    assert answer.status == 400, answer.text
+    assert answer.json["code"] == "bad_request"
+    assert "surrogate" in answer.json["detail"]
+    assert transport.calls == []

@@ -327,3 +327,26 @@ def test_records_are_valid_json_documents(api: ApiClient) -> None:
     text = api.request("GET", f"/v1/triggers/{started['trigger_id']}").text
 
     assert json.loads(text)["conf"] == {}
+
+
+def test_a_time_range_wider_than_the_day_index_walks_is_a_400_that_says_the_limit(
+    api: ApiClient,
+) -> None:
+    # Given a list of everything since 2000 (without a DAG, source or status to narrow it)
+    answer = api.request(
+        "GET",
+        "/v1/triggers",
+        query={"since": "2000-01-01T00:00:00Z", "until": "2026-11-21T00:00:00Z"},
+    )
+
+    # Then it is refused at once, naming the limit, instead of walking ten thousand days
+    assert answer.status == 400
+    assert answer.json["code"] == "bad_request"
+    assert "at most 93 days" in answer.json["detail"]
+
+
+def test_a_page_larger_than_the_limit_is_refused(api: ApiClient) -> None:
+    answer = api.request("GET", "/v1/triggers", query={"limit": "201"})
+
+    assert answer.status == 422
+    assert answer.json["errors"][0]["loc"] == ["query", "limit"]

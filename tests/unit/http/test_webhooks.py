@@ -254,3 +254,14 @@ def test_airflow_down_is_a_503_and_the_senders_retry_triggers(
     assert retried.status == 202, retried.text
     assert retried.json["status"] == "TRIGGERED"
     assert transport.calls[-1].dag_run_id == run_id
+
+
+def test_a_payload_escaping_a_lone_surrogate_is_a_400(api: ApiClient, transport: Any) -> None:
+    # Given a signed delivery whose JSON escapes half of a surrogate pair
+    answer = github_delivery(api, {**PUSH, "after": "\ud800"})
+
+    # Then it is refused as malformed before any record or run
+    assert answer.status == 400, answer.text
+    assert "surrogate" in answer.json["detail"]
+    assert transport.calls == []
+    assert api.deps.ledger.query_by_source("webhook:github-push").items == []

@@ -25,6 +25,7 @@ VALID = textwrap.dedent(
         transport: airflow_rest
         base_url: http://127.0.0.1:8080/
         credentials_secret: dagtrigger/airflow
+        allow_plain_http: true
     s3:
       - name: sales-csv
         buckets: [landing]
@@ -132,7 +133,7 @@ def test_the_bundled_example_routes_file_is_valid() -> None:
             "dag_id: ingest_sales",
             "dag_id: -rf",
             "s3[0].dag_id",
-            21,
+            22,
             "should match pattern",
             id="dag id with a leading dash",
         ),
@@ -140,7 +141,7 @@ def test_the_bundled_example_routes_file_is_valid() -> None:
             "dag_id: ingest_sales",
             "dag_id: ingést",
             "s3[0].dag_id",
-            21,
+            22,
             "should match pattern",
             id="non-ascii dag id",
         ),
@@ -148,7 +149,7 @@ def test_the_bundled_example_routes_file_is_valid() -> None:
             "environment: prod\n",
             "environment: staging\n",
             "s3[0].environment",
-            20,
+            21,
             "unknown environment 'staging' (defined: prod, selfhosted)",
             id="unknown environment",
         ),
@@ -156,7 +157,7 @@ def test_the_bundled_example_routes_file_is_valid() -> None:
             "name: everything-else",
             "name: sales-csv",
             "s3[1].name",
-            23,
+            24,
             "route name 'sales-csv' is already used by s3[0]",
             id="duplicate route name",
         ),
@@ -164,7 +165,7 @@ def test_the_bundled_example_routes_file_is_valid() -> None:
             "regex: '^sales/",
             "regex: '(^sales/",
             "s3[0].regex",
-            17,
+            18,
             "not a valid regular expression",
             id="regex that does not compile",
         ),
@@ -172,7 +173,7 @@ def test_the_bundled_example_routes_file_is_valid() -> None:
             "max_size: 1000000",
             "max_size: 0",
             "s3[0].min_size",
-            18,
+            19,
             "min_size 1 is larger than max_size 0",
             id="min size above max size",
         ),
@@ -180,7 +181,7 @@ def test_the_bundled_example_routes_file_is_valid() -> None:
             "suffix: .csv",
             "sufix: .csv",
             "s3[0].sufix",
-            16,
+            17,
             "Extra inputs are not permitted",
             id="misspelt key",
         ),
@@ -220,7 +221,7 @@ def test_the_bundled_example_routes_file_is_valid() -> None:
             "paused: true",
             "paused: true\n    conf: {a: b}",
             "s3[1].conf_template",
-            27,
+            28,
             "either conf or conf_template, not both",
             id="both conf forms",
         ),
@@ -228,7 +229,7 @@ def test_the_bundled_example_routes_file_is_valid() -> None:
             'day: "{{ match.day }}"',
             'day: "{{ match.day }"',
             "s3[0].conf",
-            22,
+            23,
             "conf.day: template syntax error",
             id="template syntax error",
         ),
@@ -236,7 +237,7 @@ def test_the_bundled_example_routes_file_is_valid() -> None:
             "buckets: [landing]",
             "buckets: [Landing_Zone]",
             "s3[0].buckets[0]",
-            14,
+            15,
             "should match pattern",
             id="invalid bucket name",
         ),
@@ -244,7 +245,7 @@ def test_the_bundled_example_routes_file_is_valid() -> None:
             "buckets: [landing]",
             "buckets: []",
             "s3[0].buckets",
-            14,
+            15,
             "at least 1 item",
             id="no bucket",
         ),
@@ -285,14 +286,14 @@ def test_an_invalid_file_names_the_location_field_line_and_reason(
 
 
 def test_the_line_points_at_the_entry_that_lacks_a_required_field() -> None:
-    # Given a route with no dag_id, starting on line 13
+    # Given a route with no dag_id, starting on line 14
     text = VALID.replace("    dag_id: ingest_sales\n", "")
 
     # When it is parsed
     message = problems_of(text)
 
     # Then the route's own line is reported
-    assert "s3[0].dag_id (line 13): Field required" in message
+    assert "s3[0].dag_id (line 14): Field required" in message
 
 
 def test_a_value_outside_its_choices_is_shown_beside_the_reason() -> None:
@@ -313,7 +314,7 @@ def test_every_problem_in_a_file_is_reported_at_once() -> None:
 
     # Then both are listed
     message = problems_of(text)
-    assert "s3[0].dag_id (line 21)" in message
+    assert "s3[0].dag_id (line 22)" in message
     assert "environments.selfhosted.name (line 8)" in message
 
 
@@ -371,3 +372,37 @@ def test_loaded_routes_cannot_be_changed_in_place() -> None:
     # Then un-pausing a route in memory is refused
     with pytest.raises(ValueError, match="frozen"):
         setattr(routes.s3[1], "paused", False)  # noqa: B010 - what a careless caller would do
+
+
+@pytest.mark.parametrize(
+    ("base_url", "allowed", "reason"),
+    [
+        (
+            "http://airflow.example.com",
+            True,
+            "http:// sends credentials in clear text: use https://",
+        ),
+        ("http://10.0.0.7:8080", True, "http:// sends credentials in clear text: use https://"),
+        ("http://127.0.0.1:8080", False, "set allow_plain_http: true"),
+    ],
+)
+def test_clear_text_airflow_is_refused_unless_on_this_machine_and_allowed(
+    base_url: str, allowed: bool, reason: str
+) -> None:
+    # Given a self-managed Airflow reached over http://
+    text = VALID.replace("http://127.0.0.1:8080/", base_url).replace(
+        "allow_plain_http: true", f"allow_plain_http: {str(allowed).lower()}"
+    )
+
+    # Then the file is refused at its base_url, saying why
+    message = problems_of(text)
+    assert "environments.selfhosted.base_url (line 10)" in message
+    assert reason in message
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://127.0.0.1:8080", "http://[::1]:8080", "http://localhost"]
+)
+def test_a_local_airflow_over_http_loads_when_allowed(base_url: str) -> None:
+    routes = parse_routes(VALID.replace("http://127.0.0.1:8080/", base_url), source="test")
+    assert routes.environments["selfhosted"].base_url == base_url

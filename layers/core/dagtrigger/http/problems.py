@@ -217,8 +217,14 @@ def _answer(exc: Exception) -> ProblemAnswer:
             retry_after_seconds=CONTENTION_RETRY_AFTER_SECONDS,
         )
     if isinstance(exc, RequestValidationError):
-        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+        kinds = {error.get("type") for error in exc.errors()}
+        if "json_invalid" in kinds:
             return ProblemAnswer(ProblemCode.BAD_REQUEST, "the request body is not valid JSON")
+        if "string_unicode" in kinds:
+            return ProblemAnswer(
+                ProblemCode.BAD_REQUEST,
+                "the request body is not valid UTF-8 JSON: it escapes a lone surrogate",
+            )
         return _invalid_fields(exc.errors(), prefix=())
     if isinstance(exc, ValidationError):
         return _invalid_fields(exc.errors(), prefix=("body",))

@@ -20,6 +20,8 @@ from dagtrigger.ledger.records import Page, TriggerStatus, dag_key
 
 #: how far back a read without a DAG, source or status looks unless told
 DEFAULT_LOOKBACK = timedelta(days=7)
+#: the widest time range such a read walks (one day partition at a time)
+MAX_DAY_RANGE = 93
 #: index reads one page may make (filters and empty days otherwise make a page unbounded)
 MAX_READS_PER_PAGE = 40
 
@@ -98,6 +100,13 @@ def _time_window(filters: TriggerFilters, now: datetime) -> tuple[datetime | Non
         raise MalformedRequestError(
             f"since ({since.isoformat()}) is after until ({until.isoformat()})"
         )
+    if uses_day_index and since is not None and until is not None:
+        days = (until.astimezone(UTC).date() - since.astimezone(UTC).date()).days + 1
+        if days > MAX_DAY_RANGE:
+            raise MalformedRequestError(
+                f"since and until span {days} days; without a DAG, source or status filter "
+                f"at most {MAX_DAY_RANGE} days are listed at once"
+            )
     return since, until
 
 

@@ -22,6 +22,7 @@ subclasses in a new list field, registered in ``RoutesFile.ROUTE_LISTS``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, ClassVar, Literal
@@ -79,6 +80,12 @@ class EnvironmentConfig(_Strict):
         '{"username": ..., "password": ...}',
     )
 
+    allow_plain_http: bool = Field(
+        default=False,
+        description="airflow_rest only: accept an http:// base_url on this machine (127.0.0.1, "
+        "::1, localhost), where the credentials cannot be read off the network",
+    )
+
     @field_validator("base_url")
     @classmethod
     def _base_url_is_plain_http(cls, value: str | None) -> str | None:
@@ -98,6 +105,7 @@ class EnvironmentConfig(_Strict):
         if self.transport is TransportKind.AIRFLOW_REST:
             if self.base_url is None:
                 raise FieldProblems([(("base_url",), "transport airflow_rest needs base_url")])
+            self._refuse_clear_text(self.base_url)
             return self
         misplaced = [
             (
@@ -105,12 +113,32 @@ class EnvironmentConfig(_Strict):
                 f"only for transport airflow_rest, not {self.transport.value} "
                 "(MWAA authenticates with IAM)",
             )
-            for name in ("base_url", "credentials_secret")
-            if getattr(self, name) is not None
+            for name in ("base_url", "credentials_secret", "allow_plain_http")
+            if getattr(self, name) not in (None, False)
         ]
         if misplaced:
             raise FieldProblems(misplaced)
         return self
+
+    def _refuse_clear_text(self, base_url: str) -> None:
+        """Credentials and runs' conf must not cross a network in clear text."""
+        host = urlsplit(base_url).hostname or ""
+        if not base_url.startswith("http://"):
+            return
+        if not _is_loopback(host):
+            raise FieldProblems(
+                [(("base_url",), "http:// sends credentials in clear text: use https://")]
+            )
+        if not self.allow_plain_http:
+            raise FieldProblems(
+                [
+                    (
+                        ("base_url",),
+                        "http:// sends credentials in clear text: use https://, or for an "
+                        "Airflow on this machine set allow_plain_http: true",
+                    )
+                ]
+            )
 
     def to_ref(self, alias: str) -> EnvironmentRef:
         return EnvironmentRef(
@@ -121,6 +149,15 @@ class EnvironmentConfig(_Strict):
             base_url=self.base_url,
             credentials_secret=self.credentials_secret,
         )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class RouteBase(_Strict):

@@ -21,6 +21,7 @@ from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import (
     ConflictError,
     InvalidRequestError,
+    MalformedRequestError,
     NotFoundError,
     PayloadTooLargeError,
     RejectedError,
@@ -239,10 +240,10 @@ def _check_request_conf(conf: dict[str, Any], max_bytes: int) -> None:
     except RejectedError as refused:
         if refused.code == "conf_too_large":
             raise PayloadTooLargeError(refused.message) from None
+        if refused.code == "conf_not_unicode":
+            raise MalformedRequestError(refused.message) from None
         raise InvalidRequestError(
-            "conf holds NaN or Infinity, which JSON does not allow",
-            location=("body", "conf"),
-            code=refused.code,
+            refused.message, location=("body", "conf"), code=refused.code
         ) from None
 
 

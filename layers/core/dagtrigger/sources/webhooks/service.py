@@ -148,12 +148,24 @@ def _derived_delivery_id(delivery: WebhookDelivery, verified: VerifiedDelivery) 
 
 def _parse_payload(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        payload = json.loads(body)
+        # JSON's "\ud800" escapes can smuggle in text that is not Unicode; nothing downstream
+        # (templates, the ledger, Airflow) could store it.
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedRequestError(
+            "the body is not valid UTF-8 JSON: it escapes a lone surrogate"
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = ""
         if isinstance(exc, json.JSONDecodeError):
             where = f" at line {exc.lineno} column {exc.colno}"
         raise MalformedRequestError(f"the body is not valid UTF-8 JSON{where}") from None
+    except ValueError:  # NaN or Infinity: Python's parser reads them, JSON has none
+        raise MalformedRequestError(
+            "the body is not valid JSON: it holds NaN or Infinity"
+        ) from None
+    return payload
 
 
 def _visible_headers(headers: Mapping[str, str]) -> dict[str, str]:
