@@ -19,7 +19,7 @@ from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
 from dagtrigger.dependencies import Dependencies
-from dagtrigger.errors import RejectedError, TransientTriggerError
+from dagtrigger.errors import AccessRefusedError, RejectedError, TransientTriggerError
 from dagtrigger.ledger import TriggerLedger
 from dagtrigger.ledger.schema import create_table
 from dagtrigger.routes import RoutesFile, parse_routes
@@ -126,6 +126,15 @@ class FunctionKilled(BaseException):
     """The function's process ended mid-invocation (a timeout, out of memory, a crash)."""
 
 
+def access_refused(request: TriggerRequest) -> TriggerResult:
+    raise AccessRefusedError(
+        "mwaa_access_denied",
+        "MWAA InvokeRestApi on environment 'analytics-prod' failed: AccessDeniedException: "
+        "User is not authorized to perform: airflow:InvokeRestApi",
+        http_status=403,
+    )
+
+
 def killed(request: TriggerRequest) -> TriggerResult:
     raise FunctionKilled(f"killed while triggering {request.dag_run_id}")
 
@@ -135,6 +144,7 @@ class Answers:
 
     already_exists = staticmethod(already_exists)
     killed = staticmethod(killed)
+    access_refused = staticmethod(access_refused)
     server_error = staticmethod(server_error)
     throttled = staticmethod(throttled)
     dag_not_found = staticmethod(dag_not_found)

@@ -65,13 +65,32 @@ class TransientTriggerError(DagTriggerError):
         self.http_status = http_status
 
 
-class TriggerFailedError(DagTriggerError):
-    """Transient failures outlasted the retry budget; the event is retried later by SQS."""
+class AccessRefusedError(DagTriggerError):
+    """Airflow or MWAA refused our identity: a role without permission, an expired or rotated
+    credential, a secret that no longer matches. Not the event's fault, so never a rejection:
+    the trigger fails at once (retrying inside the budget cannot help), the event is kept for
+    its queue to deliver again, and a metric raises an alarm.
 
-    def __init__(self, message: str, *, attempts: int) -> None:
+    ``code`` names the refusal (``mwaa_access_denied``, ``airflow_unauthorized`` ...).
+    """
+
+    def __init__(self, code: str, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+class TriggerFailedError(DagTriggerError):
+    """The trigger did not start, but the event is not at fault: transient failures outlasted
+    the retry budget, or our access was refused (``access_refused``). The record says
+    TRIGGER_FAILED and the event's queue delivers it again later (then its DLQ)."""
+
+    def __init__(self, message: str, *, attempts: int, access_refused: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.attempts = attempts
+        self.access_refused = access_refused
 
 
 # --- refusals of a request: services raise them, the HTTP layer alone picks the status ------

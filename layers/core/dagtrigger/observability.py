@@ -28,6 +28,8 @@ class MetricName:
     REJECTED = "Rejected"
     IGNORED = "Ignored"
     TRIGGER_FAILED = "TriggerFailed"
+    #: Airflow or MWAA refused our identity or permissions (an alarm watches it)
+    ACCESS_REFUSED = "AccessRefused"
     TRIGGER_RETRY = "TriggerRetry"
     MWAA_LATENCY = "MwaaLatency"
     RECONCILED = "ReconcilerChecked"

@@ -11,7 +11,7 @@ import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from moto import mock_aws
 
-from dagtrigger.errors import RejectedError, TransientTriggerError
+from dagtrigger.errors import AccessRefusedError, RejectedError, TransientTriggerError
 from dagtrigger.transports.airflow_rest import (
     AirflowCredentials,
     AirflowRestTransport,
@@ -92,15 +92,17 @@ def test_airflow_3_expired_token_is_refreshed_once(rest, fake_airflow, make_requ
     assert result.dag_run_id == "r2"
 
 
-def test_refused_credentials_are_rejected_as_unauthorized(rest, fake_airflow, make_request, caplog):
+def test_refused_credentials_are_refused_access_not_a_rejection(
+    rest, fake_airflow, make_request, caplog
+):
     caplog.set_level(logging.DEBUG)
     fake = fake_airflow(3)
     transport = rest(fake, password="wrong-password-value")
 
-    with pytest.raises(RejectedError) as raised:
+    with pytest.raises(AccessRefusedError) as raised:
         transport.trigger(make_request(env_of(transport)))
 
-    assert raised.value.code == "unauthorized"
+    assert raised.value.code == "airflow_unauthorized"
     assert "wrong-password-value" not in str(raised.value)
     assert "wrong-password-value" not in caplog.text
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
-from dagtrigger.errors import RejectedError, TransientTriggerError
+from dagtrigger.errors import AccessRefusedError, RejectedError, TransientTriggerError
 from dagtrigger.transports.base import EnvironmentRef, TransportKind
 from dagtrigger.transports.invoke_rest_api import InvokeRestApiTransport
 
@@ -291,6 +291,29 @@ def test_mwaa_throttling_and_internal_errors_are_transient(
     ("code", "status", "expected"),
     [
         ("AccessDeniedException", 403, "mwaa_access_denied"),
+        ("ExpiredTokenException", 403, "aws_credentials_expired"),
+        ("UnrecognizedClientException", 403, "aws_credentials_refused"),
+    ],
+)
+def test_refused_credentials_are_access_errors_not_rejections_of_the_event(
+    transport, env3, mwaa_stub, make_request, code, status, expected
+):
+    # Given MWAA refusing our role or credentials
+    mwaa_stub.add_client_error(
+        "invoke_rest_api", service_error_code=code, service_message="nope", http_status_code=status
+    )
+
+    # Then the trigger fails as refused access (the event is kept), never as a rejection
+    with pytest.raises(AccessRefusedError) as raised:
+        transport(env3).trigger(make_request(env3))
+
+    assert raised.value.code == expected
+    assert "prod-mwaa" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
         ("ResourceNotFoundException", 404, "environment_not_found"),
         ("ValidationException", 400, "mwaa_validation_error"),
     ],
@@ -406,3 +429,18 @@ def test_a_long_run_id_is_searched_from_its_trigger_time_over_invoke_rest_api(
     # Then the filtered listing found it on page 2
     assert state == "running"
     mwaa_stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_airflow_refusing_our_role_is_refused_access(
+    transport, env3, mwaa_stub, make_request, status
+):
+    # Given Airflow behind InvokeRestApi refusing the role our call maps to
+    expect_airflow_error(mwaa_stub, status, {"detail": "Forbidden", "title": "Forbidden"})
+
+    # Then the trigger fails as refused access: a configuration to fix, not a bad event
+    with pytest.raises(AccessRefusedError) as raised:
+        transport(env3).trigger(make_request(env3))
+
+    assert raised.value.code == "airflow_unauthorized"
+    assert raised.value.http_status == status

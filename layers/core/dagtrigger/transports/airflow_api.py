@@ -16,7 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from dagtrigger.clock import utc_now
-from dagtrigger.errors import DagTriggerError, RejectedError, TransientTriggerError
+from dagtrigger.errors import (
+    AccessRefusedError,
+    DagTriggerError,
+    RejectedError,
+    TransientTriggerError,
+)
 from dagtrigger.ids import mentions_run_id, validate_dag_id, validate_dag_run_id
 from dagtrigger.observability import logger
 from dagtrigger.transports.base import EnvironmentRef, TriggerRequest, TriggerResult
@@ -85,7 +90,7 @@ def error_for_status(reply: ApiReply, *, doing: str) -> DagTriggerError:
         code = "conf_rejected" if "conf" in message.lower() else "bad_request"
         return RejectedError(code, message, http_status=status)
     if status in (401, 403):
-        return RejectedError("unauthorized", message, http_status=status)
+        return AccessRefusedError("airflow_unauthorized", message, http_status=status)
     return RejectedError("airflow_error", message, http_status=status)
 
 

@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import (
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from dagtrigger.clock import utc_now
-from dagtrigger.errors import RejectedError, TransientTriggerError
+from dagtrigger.errors import AccessRefusedError, RejectedError, TransientTriggerError
 from dagtrigger.transports.airflow_api import AirflowApiTransport, ApiReply, Json
 from dagtrigger.transports.base import EnvironmentRef
 from dagtrigger.transports.factory import TransportParts
@@ -188,8 +188,8 @@ class AirflowRestTransport(AirflowApiTransport):
             json={"username": credentials.username, "password": credentials.password},
         )
         if reply.status in (401, 403):
-            raise RejectedError(
-                "unauthorized",
+            raise AccessRefusedError(
+                "airflow_unauthorized",
                 f"Airflow at {self._root} refused the credentials of secret "
                 f"{self.environment.credentials_secret!r} (HTTP {reply.status})",
                 http_status=reply.status,

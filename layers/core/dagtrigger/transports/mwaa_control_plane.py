@@ -13,7 +13,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from dagtrigger.errors import DagTriggerError, RejectedError, TransientTriggerError
+from dagtrigger.errors import (
+    AccessRefusedError,
+    DagTriggerError,
+    RejectedError,
+    TransientTriggerError,
+)
 from dagtrigger.transports.base import EnvironmentRef
 from dagtrigger.transports.keyed_cache import KeyedCache
 
@@ -42,8 +47,18 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeoutException",
     }
 )
-PERMANENT_CODES = {
+#: our identity refused: a role without permission, an expired or revoked credential
+ACCESS_REFUSED_CODES = {
     "AccessDeniedException": "mwaa_access_denied",
+    "AccessDenied": "mwaa_access_denied",
+    "UnrecognizedClientException": "aws_credentials_refused",
+    "InvalidClientTokenId": "aws_credentials_refused",
+    "InvalidSignatureException": "aws_credentials_refused",
+    "SignatureDoesNotMatch": "aws_credentials_refused",
+    "ExpiredToken": "aws_credentials_expired",
+    "ExpiredTokenException": "aws_credentials_expired",
+}
+PERMANENT_CODES = {
     "ResourceNotFoundException": "environment_not_found",
     "ValidationException": "mwaa_validation_error",
 }
@@ -64,13 +79,15 @@ def http_status_of(error: ClientError) -> int | None:
 
 
 def classify_mwaa_error(error: ClientError, *, environment: str, action: str) -> DagTriggerError:
-    """Turn an MWAA control-plane error (not a RestApi* one) into retryable or permanent."""
+    """An MWAA control-plane error (not a RestApi* one): retryable, refused access or permanent."""
     code = client_error_code(error)
     reason = client_error_message(error)
     message = f"MWAA {action} on environment {environment!r} failed: {code}: {reason}"
     status = http_status_of(error)
     if code in THROTTLING_CODES or code in TRANSIENT_CODES or status == 429:
         return TransientTriggerError(message, http_status=status)
+    if code in ACCESS_REFUSED_CODES:
+        return AccessRefusedError(ACCESS_REFUSED_CODES[code], message, http_status=status)
     if code in PERMANENT_CODES:
         return RejectedError(PERMANENT_CODES[code], message, http_status=status)
     if status is not None and status >= 500:

@@ -1,10 +1,11 @@
 """Retries of one trigger inside a time budget: exponential backoff with full jitter (tenacity).
 
 Only ``TransientTriggerError`` is retried. ``RejectedError`` propagates at once, carrying the
-number of attempts made (``exc.attempts``). When the next wait plus an attempt as long as the
-last one would not fit in the budget, ``TriggerFailedError`` reports the last failure and the
-attempt count; the event's queue then delivers it again later (a replay is safe: the
-``dag_run_id`` is deterministic).
+number of attempts made (``exc.attempts``). Refused access (``AccessRefusedError``) fails the
+trigger at once as ``TriggerFailedError``, so the event is kept. When the next wait plus an
+attempt as long as the last one would not fit in the budget, ``TriggerFailedError`` reports the
+last failure and the attempt count; the event's queue then delivers it again later (a replay is
+safe: the ``dag_run_id`` is deterministic).
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from dataclasses import dataclass
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
 
-from dagtrigger.errors import RejectedError, TransientTriggerError, TriggerFailedError
+from dagtrigger.errors import (
+    AccessRefusedError,
+    RejectedError,
+    TransientTriggerError,
+    TriggerFailedError,
+)
 from dagtrigger.observability import MetricName, count, logger, record_latency
 from dagtrigger.transports.base import AirflowTransport, TriggerRequest, TriggerResult
 from dagtrigger.transports.ratelimit import RateLimiter
@@ -82,6 +88,9 @@ def trigger_with_retries(
         result = retrying(attempt)
     except TransientTriggerError as last:
         raise TriggerFailedError(last.message, attempts=attempts) from last
+    except AccessRefusedError as refused:
+        # A retry within seconds cannot fix a role or a secret: fail now, keep the event.
+        raise TriggerFailedError(refused.message, attempts=attempts, access_refused=True) from None
     except RejectedError as rejected:
         rejected.attempts = attempts
         rejected.add_note(f"rejected after {attempts} attempt(s)")

@@ -125,7 +125,14 @@ def _start_and_record(
             trigger_id, message=failed.message, attempts=failed.attempts
         )
         count(MetricName.TRIGGER_FAILED)
-        logger.error("trigger failed after retries", extra={"attempts": failed.attempts})
+        if failed.access_refused:
+            count(MetricName.ACCESS_REFUSED)
+            logger.error(
+                "Airflow or MWAA refused our access: the event is kept for a retry",
+                extra={"reason": failed.message},
+            )
+        else:
+            logger.error("trigger failed after retries", extra={"attempts": failed.attempts})
         raise
 
     record = deps.ledger.mark_triggered(

@@ -13,6 +13,7 @@ import pytest
 from dagtrigger import ids
 from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import TriggerFailedError
+from dagtrigger.observability import MetricName, metrics
 from dagtrigger.sources.s3.parse import parse_sqs_body
 from dagtrigger.sources.s3.service import handle_s3_message, process_s3_batch
 
@@ -212,6 +213,34 @@ def test_5xx_past_the_budget_fails_the_message_and_records_trigger_failed(
     record = only_record(deps, batch["Records"][0]["body"])
     assert record["status"] == "TRIGGERED"
     assert record["deliveries"] == 2
+
+
+def test_refused_access_keeps_the_event_for_a_retry_and_raises_the_alarm_metric(
+    deps: Dependencies, transport: Any, answers: Any
+) -> None:
+    # Given a role MWAA refuses (a broken IAM policy, a rotated credential)
+    transport.answers.append(answers.access_refused)
+    body = eventbridge_body("sales/2026-11-21.csv")
+    refused_before = len(metrics.metric_set.get(MetricName.ACCESS_REFUSED, {}).get("Value", []))
+
+    # When the object's message is handled
+    with pytest.raises(TriggerFailedError) as raised:
+        handle_s3_message(body, deps)
+
+    # Then the message fails (SQS redelivers it, then dead-letters it): the event is not rejected,
+    # Airflow was asked once (a retry within seconds cannot fix a role), and the alarm's metric
+    # is published
+    assert raised.value.access_refused
+    record = only_record(deps, body)
+    assert record["status"] == "TRIGGER_FAILED"
+    assert "AccessDeniedException" in record["last_error"]
+    assert len(transport.calls) == 1
+    refused = metrics.metric_set[MetricName.ACCESS_REFUSED]["Value"]
+    assert len(refused) == refused_before + 1
+
+    # And once the role is fixed, the redelivered message starts the run
+    (outcome,) = handle_s3_message(body, deps)
+    assert outcome.record["status"] == "TRIGGERED"
 
 
 def test_trigger_failed_error_propagates_from_the_message_handler(
