@@ -2,12 +2,11 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dagtrigger.dependencies import get_dependencies
+from dagtrigger.dependencies import check_configuration, get_dependencies
 from dagtrigger.observability import logger, metrics, tracer
-from dagtrigger.settings import get_settings
 from dagtrigger.trigger.reconcile import reconcile_open_triggers
 
-get_settings()  # a missing or malformed variable fails the cold start, by name
+check_configuration()  # bad settings or a bad bundled routes file fail here
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -62,7 +62,7 @@ s3:
     prefix: broken/
     environment: prod
     dag_id: never_runs
-    conf_template: '["not", "an", "object"]'
+    conf_template: '{% if bucket %}["not", "an", "object"]{% endif %}'
 """
 
 

@@ -8,15 +8,18 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from botocore.exceptions import ClientError, ConnectTimeoutError
 
-from dagtrigger.dependencies import AwsClients
-from dagtrigger.errors import TransientTriggerError
+from dagtrigger.dependencies import AwsClients, check_configuration
+from dagtrigger.errors import RoutesConfigError, TransientTriggerError
+from dagtrigger.routes.loader import RoutesLoader
 from dagtrigger.settings import Settings
 from dagtrigger.transports.base import EnvironmentRef, TransportKind, TriggerRequest
 from dagtrigger.transports.factory import TransportParts, build_transport
@@ -161,3 +164,38 @@ def test_a_black_holed_airflow_is_a_transient_failure_at_the_connect_timeout(
 
     # Then it is a failure worth retrying, known within the connect timeout
     assert time.monotonic() - started < 10 * CONNECT_TIMEOUT
+
+
+BROKEN_ROUTES = """\
+version: 1
+environments:
+  prod:
+    name: analytics-prod
+s3:
+  - name: sales
+    buckets: [landing]
+    environment: prod
+    dag_id: ingest_sales
+    sufix: .csv
+"""
+
+
+def test_a_broken_bundled_routes_file_fails_the_cold_start_naming_field_and_line(
+    make_deps: Any, tmp_path: Path
+) -> None:
+    # Given routes bundled with the code, with a misspelt key
+    (tmp_path / "routes.yaml").write_text(BROKEN_ROUTES, encoding="utf-8")
+    routes = RoutesLoader("bundled:routes.yaml", cache_seconds=60, bundled_root=tmp_path)
+    deps = replace(make_deps(), routes=routes)
+
+    # When a function starts, Then it fails before any event, saying where
+    with pytest.raises(RoutesConfigError, match=r"s3\[0\]\.sufix \(line 10\)"):
+        check_configuration(deps)
+
+
+def test_remote_routes_are_not_read_at_cold_start(make_deps: Any) -> None:
+    # Given routes in SSM (fixable without a deployment) and no SSM client at all
+    deps = replace(make_deps(), routes=RoutesLoader("ssm:/dagtrigger/routes", cache_seconds=60))
+
+    # Then starting reads nothing: the routes are read, and reported, when an event needs them
+    check_configuration(deps)

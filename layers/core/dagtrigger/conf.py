@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined
+from jinja2 import ChainableUndefined, StrictUndefined, Template, TemplateSyntaxError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from dagtrigger.errors import RejectedError
@@ -76,6 +76,8 @@ _ENV = _BoundedSandbox(
     autoescape=False,
     keep_trailing_newline=True,
 )
+#: renders a template with every variable unknown, to see the shape its literal text gives
+_PROBE = _BoundedSandbox(undefined=ChainableUndefined, autoescape=False)
 
 
 @lru_cache(maxsize=1024)
@@ -114,6 +116,20 @@ def check_conf_template(template: Mapping[str, Any] | str, *, field: str) -> Non
         _check_string(template, field)
         return
     _check_node(template, field)
+
+
+def fixed_non_object(template: str) -> str | None:
+    """What a ``conf_template`` renders to when its own text decides: the JSON type of a result
+    that is not an object (``'["a", "b"]'`` is "an array" for every event), else None (the
+    result depends on the event's values, or is an object)."""
+    if _single_expression(template) is not None:
+        return None
+    try:
+        rendered = _PROBE.from_string(template).render()
+        value = json.loads(rendered)
+    except Exception:
+        return None
+    return None if isinstance(value, dict) else _json_type(value)
 
 
 def _check_node(node: Any, path: str) -> None:

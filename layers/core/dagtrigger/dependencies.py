@@ -140,6 +140,15 @@ def get_dependencies() -> Dependencies:
     return build_dependencies(settings, AwsClients(settings))
 
 
+def check_configuration(dependencies: Dependencies | None = None) -> None:
+    """Fail a cold start, loudly and by name, on what is wrong before any event arrives: the
+    settings, and a routes file bundled with the code (a remote one can be fixed without a
+    deployment, so it is checked, and reported, when it is read)."""
+    dependencies = dependencies or get_dependencies()
+    if dependencies.routes.bundled:
+        dependencies.routes.get()
+
+
 def reset_instance_state() -> None:
     """Forget the settings, clients and transports, as a fresh Lambda instance starts without
     them (the local stack's runner calls this for each simulated cold start)."""

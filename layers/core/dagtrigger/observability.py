@@ -30,6 +30,8 @@ class MetricName:
     TRIGGER_FAILED = "TriggerFailed"
     #: Airflow or MWAA refused our identity or permissions (an alarm watches it)
     ACCESS_REFUSED = "AccessRefused"
+    #: the routes file could not be loaded or refreshed (an alarm watches it)
+    ROUTES_INVALID = "RoutesInvalid"
     TRIGGER_RETRY = "TriggerRetry"
     MWAA_LATENCY = "MwaaLatency"
     RECONCILED = "ReconcilerChecked"

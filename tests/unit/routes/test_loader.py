@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from dagtrigger.errors import RoutesConfigError
+from dagtrigger.observability import MetricName, metrics
 from dagtrigger.routes import RoutesLoader, parse_location
 
 
@@ -229,7 +230,7 @@ def test_unchanged_content_keeps_the_same_parsed_routes(
     assert loader.get() is first
 
 
-def test_a_bad_refresh_keeps_the_last_good_routes_and_warns(
+def test_a_bad_refresh_keeps_the_last_good_routes_and_logs_an_error(
     aws: None,
     clock: FakeClock,
     good_yaml: str,
@@ -252,9 +253,9 @@ def test_a_bad_refresh_keeps_the_last_good_routes_and_warns(
     with caplog.at_level(logging.WARNING, logger="dagtrigger"):
         served = loader.get()
 
-    # Then the last good routes are still served, and a warning says why
+    # Then the last good routes are still served, and an error says why
     assert served is good
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.getMessage() for r in warnings] == [
         "routes refresh failed; serving the last good routes"
     ]
@@ -307,3 +308,23 @@ def test_a_zero_cache_period_reads_on_every_get(
     path.write_text(other_yaml)
 
     assert route_names(loader) == ["first", "second"]
+
+
+def test_a_file_that_cannot_load_is_logged_at_error_with_its_fields_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a routes file with two mistakes
+    path = tmp_path / "routes.yaml"
+    path.write_text("version: 2\nenvironments: {}\n", encoding="utf-8")
+    loader = RoutesLoader(f"file:{path}", cache_seconds=60)
+    counted = len(metrics.metric_set.get(MetricName.ROUTES_INVALID, {}).get("Value", []))
+
+    # When it is read
+    with caplog.at_level(logging.ERROR, logger="dagtrigger"), pytest.raises(RoutesConfigError):
+        loader.get()
+
+    # Then the ERROR log says every field at fault with its line, and the alarm's metric counts it
+    (error,) = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert "version (line 1)" in error.__dict__["error"]
+    assert "environments (line 2)" in error.__dict__["error"]
+    assert len(metrics.metric_set[MetricName.ROUTES_INVALID]["Value"]) == counted + 1

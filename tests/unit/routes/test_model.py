@@ -406,3 +406,40 @@ def test_clear_text_airflow_is_refused_unless_on_this_machine_and_allowed(
 def test_a_local_airflow_over_http_loads_when_allowed(base_url: str) -> None:
     routes = parse_routes(VALID.replace("http://127.0.0.1:8080/", base_url), source="test")
     assert routes.environments["selfhosted"].base_url == base_url
+
+
+@pytest.mark.parametrize(
+    ("template", "shape"),
+    [
+        ('\'["not", "an", "object"]\'', "an array"),
+        ("'\"{{ key }}\"'", "a string"),
+        ("'{% if false %}{}{% endif %}42'", "a number"),
+    ],
+)
+def test_a_conf_template_that_is_never_an_object_fails_the_load(template: str, shape: str) -> None:
+    # Given a conf_template whose own text makes it something other than an object
+    text = VALID.replace(
+        "conf_template: '{\"key\": {{ key | tojson }}}'", f"conf_template: {template}"
+    )
+
+    # Then the file is refused at that field and line, before any event is rejected for it
+    message = problems_of(text)
+    assert "s3[1].conf_template (line 28)" in message, message
+    assert f"renders to {shape} whatever the event" in message
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "'{\"key\": {{ key | tojson }}}'",
+        "'{\"size\": {{ size }}}'",
+        "'{{ {\"key\": key} | tojson }}'",
+        "'{% if bucket %}[1]{% else %}{}{% endif %}'",
+    ],
+)
+def test_a_conf_template_whose_shape_depends_on_the_event_loads(template: str) -> None:
+    text = VALID.replace(
+        "conf_template: '{\"key\": {{ key | tojson }}}'", f"conf_template: {template}"
+    )
+    routes = parse_routes(text, source="test")
+    assert routes.s3[1].conf_template is not None

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 import dagtrigger
 from dagtrigger.errors import RoutesConfigError
-from dagtrigger.observability import logger
+from dagtrigger.observability import MetricName, count, logger
 from dagtrigger.routes.model import RoutesFile
 from dagtrigger.validation import (
     FieldProblem,
@@ -97,9 +97,13 @@ def parse_location(location: str) -> RoutesLocation:
     )
 
 
-def bundled_path(name: str) -> Path:
-    """``layers/core/NAME`` in the source tree; ``/opt/python/NAME`` in the Lambda layer."""
-    return Path(dagtrigger.__file__).resolve().parent.parent / name
+#: where ``bundled:NAME`` files are: ``layers/core/`` in the source tree, ``/opt/python/`` in
+#: the Lambda layer
+BUNDLED_ROOT = Path(dagtrigger.__file__).resolve().parent.parent
+
+
+def bundled_path(name: str, root: Path = BUNDLED_ROOT) -> Path:
+    return root / name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,8 +226,10 @@ class RoutesLoader:
         ssm_client_factory: ClientFactory | None = None,
         s3_client_factory: ClientFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
+        bundled_root: Path = BUNDLED_ROOT,
     ) -> None:
         self._location = parse_location(location)
+        self._bundled_root = bundled_root
         self._cache_seconds = cache_seconds
         self._ssm_client_factory = ssm_client_factory or _no_client("ssm")
         self._s3_client_factory = s3_client_factory or _no_client("s3")
@@ -234,22 +240,28 @@ class RoutesLoader:
     def location(self) -> str:
         return self._location.text
 
+    @property
+    def bundled(self) -> bool:
+        """The file ships with the code: it cannot change without a deployment."""
+        return not self._location.refreshable
+
     def get(self) -> RoutesFile:
         """The routes; raises ``RoutesConfigError`` only if no good file was ever loaded."""
         now = self._clock()
         loaded = self._loaded
         if loaded is None:
-            self._loaded = self._load(now, previous=None)
+            try:
+                self._loaded = self._load(now, previous=None)
+            except Exception as exc:
+                _report_failure("routes file cannot be loaded; events wait for a good one", exc)
+                raise
             return self._loaded.routes
         if not self._location.refreshable or now - loaded.checked_at < self._cache_seconds:
             return loaded.routes
         try:
             self._loaded = self._load(now, previous=loaded)
         except Exception as exc:  # any failure: a bad edit, a throttled or missing parameter
-            logger.warning(
-                "routes refresh failed; serving the last good routes",
-                extra={"routes_location": self.location, "error": str(exc)},
-            )
+            _report_failure("routes refresh failed; serving the last good routes", exc)
             # Try again after another cache period rather than on every event.
             self._loaded = _Loaded(loaded.routes, loaded.digest, now)
         return self._loaded.routes
@@ -270,7 +282,7 @@ class RoutesLoader:
         kind, target = self._location.kind, self._location.target
         try:
             if kind == "bundled":
-                return bundled_path(target).read_text(encoding="utf-8")
+                return bundled_path(target, self._bundled_root).read_text(encoding="utf-8")
             if kind == "file":
                 return Path(target).read_text(encoding="utf-8")
             if kind == "ssm":
@@ -289,3 +301,9 @@ class RoutesLoader:
             raise RoutesConfigError(
                 f"cannot read routes file {self.location}: {type(exc).__name__}: {exc}"
             ) from exc
+
+
+def _report_failure(what: str, exc: Exception) -> None:
+    """At ERROR, with the loader's whole message (every field path and line), and counted."""
+    count(MetricName.ROUTES_INVALID)
+    logger.error(what, extra={"error": str(exc)})

@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from dagtrigger.conf import check_conf_template
+from dagtrigger.conf import check_conf_template, fixed_non_object
 from dagtrigger.ids import DAG_ID_PATTERN, MWAA_ENVIRONMENT_NAME_PATTERN, BucketName, Name
 from dagtrigger.transports.base import EnvironmentRef, TransportKind
 from dagtrigger.validation import FieldProblems, Location
@@ -194,6 +194,12 @@ class RouteBase(_Strict):
     def _conf_template_compiles(cls, value: str | None) -> str | None:
         if value is not None:
             check_conf_template(value, field="conf_template")
+            fixed = fixed_non_object(value)
+            if fixed is not None:
+                raise ValueError(
+                    f"renders to {fixed} whatever the event, but a DAG run conf must be a JSON "
+                    "object"
+                )
         return value
 
     @model_validator(mode="after")

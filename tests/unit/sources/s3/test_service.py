@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -306,7 +307,7 @@ def test_malformed_message_is_recorded_as_rejected_and_acknowledged(deps: Depend
 
 
 def test_a_bad_routes_file_fails_the_message_instead_of_rejecting_the_event(
-    deps: Dependencies, routes_file: Any
+    deps: Dependencies, routes_file: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given an operator broke the routes file: the events are not at fault
     routes_file.write_text("version: 1\nenvironments: {}\ns3:\n  - name: x\n", encoding="utf-8")
@@ -320,8 +321,14 @@ def test_a_bad_routes_file_fails_the_message_instead_of_rejecting_the_event(
     )
 
     # When the batch is processed, then the message fails so SQS keeps it (and alarms via the DLQ)
-    response = process_s3_batch(batch, None, fresh)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, logger="dagtrigger"):
+        response = process_s3_batch(batch, None, fresh)  # type: ignore[arg-type]
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+
+    # And the log says why at ERROR: the loader's reason, then the message it held up
+    errors = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert "environments (line 2)" in errors[0].__dict__["error"]
+    assert errors[-1].__dict__["message_id"] == "m-1"
 
 
 def sqs_record(message_id: str, body: str) -> dict[str, Any]:

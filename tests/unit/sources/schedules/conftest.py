@@ -49,7 +49,7 @@ schedules:
   - name: broken-conf
     environment: prod
     dag_id: never_runs
-    conf_template: '["not", "an", "object"]'
+    conf_template: '{% if schedule_name %}["not", "an", "object"]{% endif %}'
 """
 
 

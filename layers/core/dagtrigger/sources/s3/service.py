@@ -45,7 +45,15 @@ def process_s3_batch(
     """An SQS batch of S3 events; failed messages are reported back for SQS to redeliver."""
 
     def record_handler(record: SQSRecord) -> None:
-        handle_s3_message(record.body, deps, message_id=record.message_id)
+        try:
+            handle_s3_message(record.body, deps, message_id=record.message_id)
+        except Exception:
+            # Powertools logs a failed record at DEBUG only: say why at ERROR.
+            logger.exception(
+                "message failed; SQS delivers it again, then to the dead-letter queue",
+                extra={"message_id": record.message_id},
+            )
+            raise
 
     return process_partial_response(
         event=event, record_handler=record_handler, processor=_processor, context=context
