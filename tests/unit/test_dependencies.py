@@ -194,8 +194,14 @@ def test_a_broken_bundled_routes_file_fails_the_cold_start_naming_field_and_line
 
 
 def test_remote_routes_are_not_read_at_cold_start(make_deps: Any) -> None:
-    # Given routes in SSM (fixable without a deployment) and no SSM client at all
-    deps = replace(make_deps(), routes=RoutesLoader("ssm:/dagtrigger/routes", cache_seconds=60))
+    # Given routes in SSM (fixable without a deployment)
+    asked: list[str] = []
+    routes = RoutesLoader(
+        "ssm:/dagtrigger/routes", cache_seconds=60, ssm_client_factory=lambda: asked.append("ssm")
+    )
 
-    # Then starting reads nothing: the routes are read, and reported, when an event needs them
-    check_configuration(deps)
+    # When a function starts
+    check_configuration(replace(make_deps(), routes=routes))
+
+    # Then nothing was read: the routes are read, and reported, when an event needs them
+    assert asked == []

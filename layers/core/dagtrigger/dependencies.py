@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import boto3
@@ -108,7 +108,7 @@ def ledger_from_settings(settings: Settings, *, table: Any) -> TriggerLedger:
 
 def build_dependencies(settings: Settings, clients: AwsClients) -> Dependencies:
     """Everything a function needs, from the settings and lazily created clients."""
-    secrets = _cached(lambda: _secrets_provider(clients))
+    secrets = cache(partial(_secrets_provider, clients))
     return Dependencies(
         settings=settings,
         ledger=ledger_from_settings(settings, table=clients.table(settings.table_name)),
@@ -123,7 +123,7 @@ def build_dependencies(settings: Settings, clients: AwsClients) -> Dependencies:
                 settings=settings,
                 mwaa_client=lambda: clients.client("mwaa"),
                 table=lambda: clients.table(settings.table_name),
-                http_session=_cached(_http_session),
+                http_session=cache(_http_session),
                 secrets_provider=secrets,
             )
         ),
@@ -154,20 +154,6 @@ def reset_instance_state() -> None:
     them (the local stack's runner calls this for each simulated cold start)."""
     get_dependencies.cache_clear()
     get_settings.cache_clear()
-
-
-def _cached(factory: Callable[[], Any]) -> Callable[[], Any]:
-    """``factory`` called once, on first use, and its result reused (thread-safe)."""
-    lock = threading.Lock()
-    made: list[Any] = []
-
-    def get() -> Any:
-        with lock:
-            if not made:
-                made.append(factory())
-            return made[0]
-
-    return get
 
 
 def _http_session() -> Any:

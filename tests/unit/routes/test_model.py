@@ -442,4 +442,4 @@ def test_a_conf_template_whose_shape_depends_on_the_event_loads(template: str) -
         "conf_template: '{\"key\": {{ key | tojson }}}'", f"conf_template: {template}"
     )
     routes = parse_routes(text, source="test")
-    assert routes.s3[1].conf_template is not None
+    assert routes.s3[1].conf_template == template[1:-1]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
@@ -169,9 +169,7 @@ def problem_for(exc: Exception, *, retry_after_seconds: int, request_line: str) 
         return ProblemAnswer(ProblemCode.NOT_FOUND, f"no route for {request_line}")
     answer = _answer(exc)
     if answer.code in _RETRY_LATER and answer.retry_after_seconds is None:
-        return ProblemAnswer(
-            answer.code, answer.detail, retry_after_seconds, answer.extensions, answer.errors
-        )
+        return replace(answer, retry_after_seconds=retry_after_seconds)
     return answer
 
 
@@ -233,7 +231,10 @@ def _answer(exc: Exception) -> ProblemAnswer:
 
 
 def _refused_request(exc: RequestError) -> ProblemAnswer:
-    code = next(problem for kind, problem in _REQUEST_PROBLEMS.items() if isinstance(exc, kind))
+    code = next(
+        (problem for kind, problem in _REQUEST_PROBLEMS.items() if isinstance(exc, kind)),
+        ProblemCode.BAD_REQUEST,
+    )
     detail = UNAUTHENTIC if code is ProblemCode.UNAUTHORIZED else exc.message
     errors = None
     if exc.location is not None:

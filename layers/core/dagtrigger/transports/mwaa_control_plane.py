@@ -109,7 +109,7 @@ def classify_botocore_failure(
 
 @contextmanager
 def mwaa_errors_classified(*, environment: str, action: str) -> Iterator[None]:
-    """Raise botocore failures of an MWAA control-plane call as retryable or permanent."""
+    """Raise botocore failures of an MWAA control-plane call as ``classify_mwaa_error`` says."""
     try:
         yield
     except ClientError as error:

@@ -9,7 +9,7 @@ stands for; the same key with another request is refused. Refusals are domain er
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -169,7 +169,7 @@ def list_triggers(
     """One page of triggers, newest first; a DAG without an environment is the default one's."""
     if filters.dag_id is not None and filters.environment is None:
         default = resolve_environment(deps.routes.get(), None).alias
-        filters = TriggerFilters(**{**filters.__dict__, "environment": default})
+        filters = replace(filters, environment=default)
     return find_triggers(deps.ledger, filters, limit=limit, cursor=cursor, now=deps.clock())
 
 
