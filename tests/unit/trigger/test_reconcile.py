@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from dagtrigger.dependencies import Dependencies
+from dagtrigger.ledger import NewTrigger, SourceType
 from dagtrigger.sources.s3.service import handle_s3_message
 from dagtrigger.trigger.reconcile import reconcile_open_triggers
+from tests.unit.ledger.conftest import FakeClock
 
 
 def object_created(key: str) -> str:
@@ -104,3 +106,35 @@ def test_the_recorded_trigger_time_is_passed_to_the_run_lookup(
     assert triggered_after == datetime.fromisoformat(record["triggered_at"])
     assert triggered_after is not None
     assert triggered_after.tzinfo is not None
+
+
+def test_an_abandoned_claim_without_its_conf_is_recorded_failed_not_started(
+    make_deps: Any, transport: Any
+) -> None:
+    # Given a claim whose holder died, and whose conf was too large for the ledger to keep
+    clock = FakeClock()
+    deps = make_deps(clock=clock)
+    claim = NewTrigger(
+        trigger_id="t-" + "a" * 32,
+        source_type=SourceType.API,
+        source_key="api:someone",
+        source_identity="api:someone:k-1",
+        source_ref={},
+        environment="prod",
+        dag_id="ingest_sales",
+        dag_run_id="dagtrigger__api__k-1",
+        conf={"rows": "x" * 40_000},
+    )
+    deps.ledger.claim(claim)
+
+    # When the reconciler runs after the claim's lease ended
+    clock.advance(hours=1)
+    summary = reconcile_open_triggers(deps)
+
+    # Then nothing is started with a conf it does not have: the record says why, for a replay
+    record = deps.ledger.get(claim.trigger_id)
+    assert record is not None
+    assert record["status"] == "TRIGGER_FAILED"
+    assert "kept no conf" in record["last_error"]
+    assert (summary.resumed, summary.errors) == (0, 1)
+    assert transport.calls == []

@@ -26,7 +26,6 @@ class TriggerDisposition(StrEnum):
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
     IGNORED = "ignored"
-    FAILED = "failed"  # recorded TRIGGER_FAILED without an attempt (nothing to start it with)
 
 
 @dataclass(frozen=True)
@@ -77,15 +76,16 @@ def resume_trigger(
     """Start the run of a claim this caller has taken over (``take_over_abandoned``).
 
     The run id is the one recorded, so if the dead attempt had started the run, Airflow says
-    so and the record says TRIGGERED: a takeover never starts a second run.
+    so and the record says TRIGGERED: a takeover never starts a second run. Raises
+    ``TriggerFailedError`` (recorded TRIGGER_FAILED) as ``execute_trigger`` does.
     """
     trigger_id = str(record["trigger_id"])
     logger.set_correlation_id(trigger_id)
     conf = record.get("conf")
     if not isinstance(conf, dict):
         message = "the abandoned claim kept no conf (too large to store): replay it"
-        failed = deps.ledger.mark_trigger_failed(trigger_id, message=message, attempts=0)
-        return TriggerOutcome(trigger_id, TriggerDisposition.FAILED, failed)
+        deps.ledger.mark_trigger_failed(trigger_id, message=message, attempts=0)
+        raise TriggerFailedError(message, attempts=0)
     requested = record.get("requested_logical_date")
     request = TriggerRequest(
         environment=environment,
