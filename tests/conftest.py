@@ -10,6 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests take their example count from a profile: a bounded run in `make test`, the
+# full 10,000 examples per target in `make reliability` (HYPOTHESIS_PROFILE=reliability).
+settings.register_profile("default", max_examples=200, deadline=None)
+settings.register_profile(
+    "reliability",
+    max_examples=10_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 _FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",

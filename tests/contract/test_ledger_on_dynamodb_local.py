@@ -12,6 +12,11 @@ import pytest
 
 from dagtrigger.ledger import ClaimOutcome, NewTrigger, SourceType, TriggerLedger
 from dagtrigger.ledger.schema import create_table
+from dagtrigger.transports.rate_budget import (
+    CallPriority,
+    RateBudgetExhausted,
+    SharedRateBudget,
+)
 from devstack.dynamodb_local import start_dynamodb_local
 
 pytestmark = pytest.mark.contract
@@ -91,3 +96,27 @@ def test_only_one_of_two_racing_status_changes_wins(table: Any) -> None:
     record = ledger.get(trigger.trigger_id)
     assert record is not None
     assert record["status"] == "REJECTED"
+
+
+def test_forty_racing_callers_share_one_second_of_budget_exactly(table: Any) -> None:
+    # Given 40 callers of one environment racing in one second, none willing to wait
+    shared = SharedRateBudget(
+        lambda: table,
+        calls_per_second=10,
+        background_calls_per_second=3,
+        max_wait_seconds=0,
+        clock=lambda: 5000.5,
+    )
+
+    def call(_: int) -> bool:
+        try:
+            shared.acquire("racing-mwaa", CallPriority.TRIGGER)
+        except RateBudgetExhausted:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        granted = sum(pool.map(call, range(40)))
+
+    # Then exactly the second's budget was granted, whatever the interleaving
+    assert granted == 10

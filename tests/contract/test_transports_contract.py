@@ -18,7 +18,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import boto3
 import pytest
 import requests
 
+from dagtrigger import ids
 from dagtrigger.errors import RejectedError
 from dagtrigger.ledger.schema import create_table
 from dagtrigger.settings import Settings
@@ -204,8 +205,8 @@ def case(
     request: pytest.FixtureRequest,
 ) -> Iterator[Case]:
     airflow = airflows[major]
-    # Only the CLI needs DynamoDB Local: REST-only selections do not start it.
-    table = request.getfixturevalue("lock_table") if kind is TransportKind.CLI else None
+    # DynamoDB Local holds the shared rate budget (every kind) and the CLI's lock.
+    table = request.getfixturevalue("lock_table")
     environment, transport, session = _build(kind, airflow, emulator, table)
     try:
         yield Case(major, kind, airflow, environment, transport, timings)
@@ -214,7 +215,7 @@ def case(
 
 
 def _build(
-    kind: TransportKind, airflow: AirflowServer, emulator: MwaaEmulator, lock_table: Any | None
+    kind: TransportKind, airflow: AirflowServer, emulator: MwaaEmulator, lock_table: Any
 ) -> tuple[EnvironmentRef, AirflowTransport, requests.Session]:
     """The transport ``build_transport`` makes for ``kind``, with the stack's clients.
 
@@ -419,6 +420,45 @@ def test_run_state_becomes_success(
     assert final == "success"
 
 
+def test_started_runs_of_a_dag_are_listed_in_one_read(
+    case: Case, conf_run: tuple[TriggerRequest, TriggerResult]
+) -> None:
+    # Given the finished conf run, and a run queued on the paused DAG
+    request, _ = conf_run
+    assert _wait_for_state(case, CONF_DAG, request.dag_run_id, "success") == "success"
+    queued = case.request(PAUSED_DAG, {})
+    case.trigger(queued)
+    since = datetime.now(UTC) - timedelta(hours=1)
+
+    # When each DAG's started runs are listed (the reconciler's one read per DAG)
+    finished = case.transport.started_run_states(CONF_DAG, started_since=since)
+    waiting = case.transport.started_run_states(PAUSED_DAG, started_since=since)
+
+    # Then the finished run is there with its state, and the queued one is not listed
+    assert finished.states[request.dag_run_id] == "success"
+    assert finished.complete is True
+    assert queued.dag_run_id not in waiting.states
+
+
+def test_the_longest_s3_key_gives_a_run_that_airflow_runs_to_success(case: Case) -> None:
+    # Given an object with S3's longest key (1,024 bytes of UTF-8)
+    key = ("données/" * 200)[:1000] + "/" + "é" * 6 + "report.csv"
+    key = key.encode("utf-8")[:1024].decode("utf-8", errors="ignore")
+    assert len(key.encode("utf-8")) > 1000
+    tid = ids.trigger_id(f"s3://landing/{key}", "contract")
+    request = TriggerRequest(
+        case.environment, CONF_DAG, ids.dag_run_id("s3", key, datetime.now(UTC), tid), {"k": 1}
+    )
+
+    # When its run is triggered and followed to the end
+    case.trigger(request)
+    final = _wait_for_state(case, CONF_DAG, request.dag_run_id, "success")
+
+    # Then Airflow ran it (its task log path, "run_id=<id>", fits), and the transport found it
+    assert final == "success"
+    assert len(request.dag_run_id) <= ids.MAX_RUN_ID_LENGTH
+
+
 def test_unknown_run_has_no_state(case: Case) -> None:
     # Given a run id Airflow has never seen, on a known DAG
     # When its state is asked
@@ -432,10 +472,11 @@ def test_invoke_rest_api_retries_through_throttling(
     major: int,
     airflows: dict[int, AirflowServer],
     emulator: MwaaEmulator,
+    lock_table: Any,
 ) -> None:
     # Given InvokeRestApi throttles the next two calls
     environment, transport, session = _build(
-        TransportKind.INVOKE_REST_API, airflows[major], emulator, lock_table=None
+        TransportKind.INVOKE_REST_API, airflows[major], emulator, lock_table
     )
     request = _new_request(environment, PAUSED_DAG, {"n": 2})
     emulator.faults.set("InvokeRestApi", error="ThrottlingException", fail_next=2)
@@ -460,14 +501,15 @@ def test_a_long_run_id_is_found_on_a_busy_dag_from_its_trigger_time(
     major: int,
     airflows: dict[int, AirflowServer],
     emulator: MwaaEmulator,
+    lock_table: Any,
 ) -> None:
     # Given our run on the paused DAG over InvokeRestApi, with an id too long for its 64-character
     # path, then NEWER_RUNS more runs of that DAG started over Airflow's REST API
     environment, invoke, invoke_session = _build(
-        TransportKind.INVOKE_REST_API, airflows[major], emulator, lock_table=None
+        TransportKind.INVOKE_REST_API, airflows[major], emulator, lock_table
     )
     rest_environment, rest, rest_session = _build(
-        TransportKind.AIRFLOW_REST, airflows[major], emulator, lock_table=None
+        TransportKind.AIRFLOW_REST, airflows[major], emulator, lock_table
     )
     ours = TriggerRequest(environment, PAUSED_DAG, f"contract_long_run_{uuid.uuid4().hex}", {})
     assert len(f"/dags/{PAUSED_DAG}/dagRuns/{ours.dag_run_id}") > 64

@@ -26,7 +26,12 @@ from dagtrigger.routes import RoutesFile, parse_routes
 from dagtrigger.routes.loader import RoutesLoader
 from dagtrigger.settings import Settings
 from dagtrigger.sources.s3.parse import S3ObjectEvent
-from dagtrigger.transports.base import TriggerRequest, TriggerResult
+from dagtrigger.transports.base import (
+    STARTED_RUN_STATES,
+    RunStates,
+    TriggerRequest,
+    TriggerResult,
+)
 from dagtrigger.transports.ratelimit import RateLimiter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,6 +79,10 @@ class RecordingTransport:
     calls: list[TriggerRequest] = field(default_factory=list)
     run_states: dict[str, str] = field(default_factory=dict)  # dag_run_id -> Airflow state
     state_lookups: list[tuple[str, datetime | None]] = field(default_factory=list)
+    #: (dag_id, started_since) of each list read, in order
+    list_reads: list[tuple[str, datetime]] = field(default_factory=list)
+    #: raised by the next list reads instead of answering (one per read)
+    list_failures: list[Exception] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def trigger(self, request: TriggerRequest) -> TriggerResult:
@@ -92,6 +101,17 @@ class RecordingTransport:
         if state == "unreachable":
             raise TransientTriggerError("Airflow answered 503 Service Unavailable", http_status=503)
         return state
+
+    def started_run_states(self, dag_id: str, *, started_since: datetime) -> RunStates:
+        self.list_reads.append((dag_id, started_since))
+        if self.list_failures:
+            raise self.list_failures.pop(0)
+        started = {
+            run_id: state
+            for run_id, state in self.run_states.items()
+            if state in STARTED_RUN_STATES
+        }
+        return RunStates(started)
 
 
 def already_exists(request: TriggerRequest) -> TriggerResult:

@@ -135,7 +135,7 @@ def test_a_black_holed_mwaa_endpoint_fails_at_the_connect_timeout(
 
 
 def test_a_black_holed_airflow_is_a_transient_failure_at_the_connect_timeout(
-    black_hole: int,
+    black_hole: int, table: Any
 ) -> None:
     # Given a self-managed Airflow whose port never accepts a connection
     environment = EnvironmentRef(
@@ -150,7 +150,7 @@ def test_a_black_holed_airflow_is_a_transient_failure_at_the_connect_timeout(
         TransportParts(
             settings=settings(),
             mwaa_client=lambda: None,
-            table=lambda: None,
+            table=lambda: table,  # the shared rate budget's counters
             http_session=requests.Session,
             secrets_provider=lambda: None,
         ),

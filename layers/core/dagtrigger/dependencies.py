@@ -21,6 +21,7 @@ from botocore.config import Config
 
 from dagtrigger.clock import utc_now
 from dagtrigger.ledger import TriggerLedger
+from dagtrigger.redelivery import Backoff, Redelivery
 from dagtrigger.routes.loader import RoutesLoader
 from dagtrigger.settings import Settings, get_settings
 from dagtrigger.transports.base import AirflowTransport, EnvironmentRef
@@ -89,6 +90,8 @@ class Dependencies:
     scheduler_client: Callable[[], Any] = field(default=lambda: _not_configured("scheduler"))
     #: a Powertools parameters provider for Secrets Manager (webhook secrets)
     secrets_provider: Callable[[], Any] = field(default=lambda: _not_configured("secrets_provider"))
+    #: shortens the retry wait of failed SQS messages (the S3 function); None: not shortened
+    redelivery: Redelivery | None = None
 
 
 def _not_configured(what: str) -> Any:
@@ -130,6 +133,13 @@ def build_dependencies(settings: Settings, clients: AwsClients) -> Dependencies:
         limiter=RateLimiter(rate_per_second=settings.rest_api_max_tps),
         scheduler_client=lambda: clients.client("scheduler"),
         secrets_provider=secrets,
+        redelivery=Redelivery(
+            lambda: clients.client("sqs"),
+            Backoff(
+                base_seconds=settings.retry_backoff_base_seconds,
+                max_seconds=settings.retry_backoff_max_seconds,
+            ),
+        ),
     )
 
 

@@ -25,7 +25,11 @@ from dagtrigger.errors import RejectedError
 
 #: Airflow's default ``run_id`` pattern (``[scheduler] allowed_run_id_pattern``)
 AIRFLOW_RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.~:+-]+$")
-MAX_RUN_ID_LENGTH = 250
+#: The longest run id dagtrigger makes, whatever the event. Airflow stores up to 250 characters,
+#: but writes ``run_id=<id>`` as one directory name of every task-log path (255 bytes at most on
+#: Linux), so a run id near 250 gives a run that Airflow creates and then fails with "File name
+#: too long". 96 leaves room for a readable part and keeps the id easy to read and to paste.
+MAX_RUN_ID_LENGTH = 96
 
 #: The DAG ids dagtrigger sends: Airflow's ``^[\w.-]+$`` admits a leading "-" and non-ASCII
 #: letters; we admit less, so a DAG id never reads as a CLI option and always fits a run id.
@@ -86,8 +90,9 @@ def dag_run_id(source_type: str, readable: str, when: datetime, trigger_id: str)
     """A readable, time-ordered run id Airflow accepts, unique through the trigger id's hash.
 
     ``dagtrigger__s3__sales-2026-11-21.csv__20261121T101500Z__1f2e3d4c5b6a``: only characters
-    of Airflow's ``^[A-Za-z0-9_.~:+-]+$``, at most 250 of them. A long readable part is cut
-    (keeping its end, where a file name is); the hash never is.
+    of Airflow's ``^[A-Za-z0-9_.~:+-]+$``, at most ``MAX_RUN_ID_LENGTH`` of them whatever the
+    event (an S3 key may be 1,024 bytes). A long readable part is cut, keeping its end, where a
+    file name is; the hash never is, so the id stays unique and deterministic.
     """
     moment = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
     timestamp = moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -42,6 +42,8 @@ class MetricName:
     RUN_RUNNING = "RunRunning"
     RUN_SUCCESS = "RunSuccess"
     RUN_FAILED = "RunFailed"
+    RUN_UNKNOWN = "RunUnknown"  # still open at the reconciler's horizon
+    RECONCILE_DEFERRED = "ReconcileDeferred"  # DAGs left for the next pass: triggers had the budget
 
 
 def count(name: str, value: float = 1) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dagtrigger.errors import SettingsError
@@ -35,6 +35,45 @@ class Settings(BaseSettings):
     rest_api_max_tps: float = Field(
         default=5.0, gt=0, le=100, description="InvokeRestApi/REST calls per second per instance"
     )
+    mwaa_calls_per_second: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="calls a second to one environment from every function together (MWAA's "
+        "InvokeRestApi allows about 10), counted in the table",
+    )
+    background_calls_per_second: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="the part of that second the reconciler may use, and only while triggers "
+        "leave it free",
+    )
+    rate_budget_wait_seconds: float = Field(
+        default=5.0, ge=0, le=60, description="longest wait of a trigger for a slot in the budget"
+    )
+    reconcile_interval_seconds: int = Field(
+        default=60,
+        ge=10,
+        le=3600,
+        description="how often the reconciler runs (its schedule in the template): old records "
+        "are read every few passes, young ones every pass",
+    )
+    reconcile_horizon_hours: int = Field(
+        default=72,
+        ge=1,
+        le=24 * 90,
+        description="how long a run is followed; a record still open after it ends as UNKNOWN "
+        "with the reason",
+    )
+    retry_backoff_base_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="wait before an SQS message that failed is delivered again; doubles per "
+        "receive (with jitter) up to retry_backoff_max_seconds",
+    )
+    retry_backoff_max_seconds: int = Field(default=900, ge=1, le=43_200)
     trigger_lease_seconds: int = Field(
         default=120,
         ge=10,
@@ -80,6 +119,14 @@ class Settings(BaseSettings):
     webhook_secret_max_age_seconds: int = Field(
         default=300, ge=0, le=3600, description="how long a webhook secret is cached"
     )
+    webhook_replay_window_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=86400,
+        description="how long a signed webhook delivery is remembered (and, for a scheme "
+        "with a signed timestamp, how old its timestamp may be): a replay inside the window "
+        "starts nothing, one outside it is refused",
+    )
     webhook_max_body_bytes: int = Field(
         default=1024 * 1024,
         ge=1024,
@@ -89,6 +136,17 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(
         default=30, ge=1, le=3600, description="Retry-After sent with 503 while Airflow is down"
     )
+
+    @model_validator(mode="after")
+    def _cli_requests_end_inside_their_lease(self) -> Settings:
+        # A CLI request must give up (connect + read) at least 5 s before the lease that keeps
+        # other commands off the environment ends; leave at least 1 s to read the answer.
+        if self.cli_lock_seconds < self.connect_timeout_seconds + 6:
+            raise ValueError(
+                f"cli_lock_seconds ({self.cli_lock_seconds}) must be at least "
+                f"connect_timeout_seconds ({self.connect_timeout_seconds:g}) + 6"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from dagtrigger.errors import RejectedError, TransientTriggerError
+from dagtrigger.settings import Settings
 from dagtrigger.transports.base import EnvironmentRef
-from dagtrigger.transports.mwaa_cli import CliTokenCache, MwaaCliTransport
+from dagtrigger.transports.mwaa_cli import CliTokenCache, MwaaCliTransport, cli_request_timeout
 
 TOKEN_1 = "cli-token-ONE-do-not-log"
 TOKEN_2 = "cli-token-TWO-do-not-log"
@@ -378,3 +381,54 @@ def test_airflow_version_is_asked_of_mwaa_once(
     # Then GetEnvironment was called once and the Airflow 2 flag was used
     mwaa_stub.assert_no_pending_responses()
     assert all("--exec-date" in body for body in fake_mwaa_cli.bodies)
+
+
+def test_started_runs_are_listed_in_one_command(transport, stub_tokens, fake_mwaa_cli, cli_env):
+    # Given a DAG with a queued, a running and a finished run
+    stub_tokens(TOKEN_1)
+    runs = [
+        {"run_id": "waiting", "state": "queued"},
+        {"run_id": "busy", "state": "running"},
+        {"run_id": "done", "state": "success"},
+    ]
+    fake_mwaa_cli.behaviour = lambda argv: (200, json.dumps(runs), "")
+
+    # When its started runs are listed
+    listing = transport().started_run_states(
+        "ingest_sales", started_since=datetime(2026, 11, 21, tzinfo=UTC)
+    )
+
+    # Then one command listed them, and the queued run is left out
+    assert listing.states == {"busy": "running", "done": "success"}
+    assert fake_mwaa_cli.bodies == ["dags list-runs ingest_sales --output json"]
+
+
+def test_the_cli_token_is_fetched_before_the_environment_lease_is_taken(
+    transport, stub_tokens, fake_mwaa_cli, mwaa_client, recording_lock, make_request, cli_env
+):
+    # Given a token request that notes whether the lease was held while it ran
+    held_during_token_request: list[int] = []
+    mwaa_client.meta.events.register(
+        "provide-client-params.mwaa.CreateCliToken",
+        lambda **_: held_during_token_request.append(recording_lock.held_now),
+    )
+    stub_tokens(TOKEN_1)
+    fake_mwaa_cli.behaviour = succeed
+
+    # When a trigger runs
+    transport().trigger(make_request(cli_env))
+
+    # Then the token came first, outside the lease, which covers the CLI request alone
+    assert held_during_token_request == [0]
+    assert recording_lock.keys == ["lock#cli#prod-mwaa"]
+
+
+def test_a_cli_request_always_ends_inside_the_lease() -> None:
+    # Given the default settings, then connect + read ends at least 5 s before the lease does
+    defaults = Settings(table_name="history")
+    connect, read = cli_request_timeout(defaults)
+    assert connect + read <= defaults.cli_lock_seconds - 5
+
+    # And a lease too short for any request is refused by the settings, by name
+    with pytest.raises(ValidationError, match="cli_lock_seconds"):
+        Settings(table_name="history", cli_lock_seconds=8, connect_timeout_seconds=3)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from dagtrigger.dependencies import Dependencies
+from dagtrigger.errors import TransientTriggerError
 from dagtrigger.ledger import NewTrigger, SourceType
 from dagtrigger.sources.s3.service import handle_s3_message
-from dagtrigger.trigger.reconcile import reconcile_open_triggers
+from dagtrigger.transports.rate_budget import RateBudgetExhausted
+from dagtrigger.trigger.reconcile import START_MARGIN, is_due, reconcile_open_triggers
 from tests.unit.ledger.conftest import FakeClock
 
 
@@ -73,7 +77,9 @@ def test_an_unreachable_airflow_leaves_records_open_for_the_next_pass(
     deps: Dependencies, transport: Any
 ) -> None:
     record = trigger(deps, "sales/a.csv")
-    transport.run_states[record["dag_run_id"]] = "unreachable"
+    transport.list_failures.append(
+        TransientTriggerError("Airflow answered 503 Service Unavailable", http_status=503)
+    )
 
     summary = reconcile_open_triggers(deps)
 
@@ -81,31 +87,107 @@ def test_an_unreachable_airflow_leaves_records_open_for_the_next_pass(
     assert deps.ledger.get(record["trigger_id"])["status"] == "TRIGGERED"
 
 
-def test_a_run_airflow_does_not_know_is_counted_missing(deps: Dependencies) -> None:
+def test_a_run_airflow_has_not_started_stays_open_without_a_call_of_its_own(
+    deps: Dependencies, transport: Any
+) -> None:
     record = trigger(deps, "sales/a.csv")
 
     summary = reconcile_open_triggers(deps)
 
-    assert summary.missing == 1
+    assert summary.checked == 1
+    assert summary.changed == {}
+    assert transport.state_lookups == []
     assert deps.ledger.get(record["trigger_id"])["status"] == "TRIGGERED"
 
 
-def test_the_recorded_trigger_time_is_passed_to_the_run_lookup(
+def test_many_open_records_of_one_dag_cost_one_list_read_per_pass(
     deps: Dependencies, transport: Any
 ) -> None:
-    # Given a triggered run whose ledger record says when it was triggered
+    # Given 120 open triggers of one DAG, a few of whose runs have finished
+    records = [trigger(deps, f"sales/{number:03}.csv") for number in range(120)]
+    for record in records[:7]:
+        transport.run_states[record["dag_run_id"]] = "success"
+
+    # When the reconciler runs
+    summary = reconcile_open_triggers(deps)
+
+    # Then Airflow was asked once, about the DAG, from the oldest trigger (less a margin for
+    # clock skew), never once per run; and the finished runs are recorded
+    oldest = min(datetime.fromisoformat(record["triggered_at"]) for record in records)
+    assert transport.list_reads == [("ingest_sales", oldest - START_MARGIN)]
+    assert transport.state_lookups == []
+    assert (summary.checked, summary.dags_listed) == (120, 1)
+    assert summary.changed == {"SUCCESS": 7}
+
+
+def test_when_triggers_use_the_budget_the_environment_waits_for_the_next_pass(
+    make_deps: Any, transport: Any
+) -> None:
+    # Given open triggers, and an environment whose shared budget triggers are using
+    deps = make_deps()
     record = trigger(deps, "sales/a.csv")
-    transport.run_states[record["dag_run_id"]] = "queued"
+    transport.run_states[record["dag_run_id"]] = "success"
+    transport.list_failures.append(RateBudgetExhausted("budget of 3 background calls used"))
 
-    # When the reconciler looks the run up
-    reconcile_open_triggers(deps)
+    # When the reconciler runs, the environment is left alone and nothing is an error
+    first = reconcile_open_triggers(deps)
+    assert (first.deferred, first.errors, first.changed) == (1, 0, {})
 
-    # Then the transport was told that time, as an aware datetime
-    ((dag_run_id, triggered_after),) = transport.state_lookups
-    assert dag_run_id == record["dag_run_id"]
-    assert triggered_after == datetime.fromisoformat(record["triggered_at"])
-    assert triggered_after is not None
-    assert triggered_after.tzinfo is not None
+    # And the next pass, with budget to spare, records the run
+    second = reconcile_open_triggers(deps)
+    assert second.changed == {"SUCCESS": 1}
+
+
+@pytest.mark.parametrize(
+    ("airflow_state", "status", "reason"),
+    [
+        ("queued", "UNKNOWN", "Airflow still says 'queued'"),
+        (None, "UNKNOWN", "Airflow has no such run"),
+        ("success", "SUCCESS", None),
+    ],
+)
+def test_a_record_open_at_the_horizon_gets_a_last_look_and_ends(
+    make_deps: Any, transport: Any, airflow_state: str | None, status: str, reason: str | None
+) -> None:
+    # Given a trigger whose run has not been seen to finish for 72 hours
+    clock = FakeClock()
+    deps = make_deps(clock=clock, reconcile_horizon_hours=72)
+    record = trigger(deps, "sales/a.csv")
+    if airflow_state is not None:
+        transport.run_states[record["dag_run_id"]] = airflow_state
+    clock.advance(hours=72, minutes=1)
+
+    # When the reconciler runs
+    summary = reconcile_open_triggers(deps)
+
+    # Then the run got one direct look, and the record ended: with the run's final state,
+    # or UNKNOWN with the reason
+    assert [run_id for run_id, _ in transport.state_lookups] == [record["dag_run_id"]]
+    ended = deps.ledger.get(record["trigger_id"])
+    assert ended["status"] == status
+    if reason is not None:
+        assert reason in ended["reason"]
+        assert "72 h horizon" in ended["reason"]
+        assert summary.ended_unknown == 1
+    # And a later pass has nothing left to follow
+    transport.state_lookups.clear()
+    later = reconcile_open_triggers(deps)
+    assert (later.checked, transport.state_lookups, transport.list_reads[1:]) == (0, [], [])
+
+
+def test_young_records_are_read_every_pass_and_old_ones_on_a_share_of_passes() -> None:
+    # Given records of several ages, and 60 consecutive one-minute passes
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    passes = [start + timedelta(minutes=minute) for minute in range(60)]
+
+    def times_due(trigger_id: str, age: timedelta) -> int:
+        return sum(is_due(trigger_id, age, now, interval_seconds=60) for now in passes)
+
+    # Then a record minutes old is read every pass, one an hour old every 6th pass, and one
+    # a day old every 30th: twice in an hour, whatever its id
+    assert times_due("t-young", timedelta(minutes=5)) == 60
+    assert times_due("t-hour", timedelta(hours=1)) == 10
+    assert all(times_due(f"t-{n}", timedelta(days=1)) == 2 for n in range(20))
 
 
 def test_an_abandoned_claim_without_its_conf_is_recorded_failed_not_started(

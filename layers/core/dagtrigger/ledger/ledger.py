@@ -54,6 +54,7 @@ ALLOWED_FROM: Final[dict[TriggerStatus, frozenset[TriggerStatus]]] = {
     S.RUNNING: frozenset({S.TRIGGERED}),
     S.SUCCESS: frozenset({S.TRIGGERED, S.RUNNING}),
     S.FAILED: frozenset({S.TRIGGERED, S.RUNNING}),
+    S.UNKNOWN: frozenset({S.TRIGGERED, S.RUNNING}),
 }
 RUN_STATES: Final = frozenset({S.RUNNING, S.SUCCESS, S.FAILED})
 FINAL_RECORD_STATES: Final = frozenset({S.REJECTED, S.IGNORED})
@@ -236,6 +237,11 @@ class TriggerLedger:
         dates = {"start_date": start_date, "end_date": end_date}
         values.update({name: cap_text(value, 64) for name, value in dates.items() if value})
         change = self._status_change(status, values)
+        return self._apply(trigger_id, change, self._clock())
+
+    def mark_unknown(self, trigger_id: str, *, reason: str) -> dict[str, Any]:
+        """End a record whose run was not seen to finish within the reconciler's horizon."""
+        change = self._status_change(S.UNKNOWN, {"reason": cap_text(reason)})
         return self._apply(trigger_id, change, self._clock())
 
     # ------------------------------------------------------------------ reading

@@ -17,13 +17,21 @@ class TriggerStatus(StrEnum):
     REJECTED = "REJECTED"
     TRIGGER_FAILED = "TRIGGER_FAILED"
     IGNORED = "IGNORED"
+    #: the reconciler stopped following the run at its horizon without seeing it end
+    UNKNOWN = "UNKNOWN"
 
 
 #: statuses the reconciler polls until the DAG run finishes
 OPEN_STATUSES = frozenset({TriggerStatus.TRIGGERED, TriggerStatus.RUNNING})
 #: statuses after which nothing changes any more
 FINAL_STATUSES = frozenset(
-    {TriggerStatus.SUCCESS, TriggerStatus.FAILED, TriggerStatus.REJECTED, TriggerStatus.IGNORED}
+    {
+        TriggerStatus.SUCCESS,
+        TriggerStatus.FAILED,
+        TriggerStatus.REJECTED,
+        TriggerStatus.IGNORED,
+        TriggerStatus.UNKNOWN,
+    }
 )
 
 

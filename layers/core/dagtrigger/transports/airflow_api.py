@@ -24,7 +24,14 @@ from dagtrigger.errors import (
 )
 from dagtrigger.ids import mentions_run_id, validate_dag_id, validate_dag_run_id
 from dagtrigger.observability import logger
-from dagtrigger.transports.base import EnvironmentRef, TriggerRequest, TriggerResult
+from dagtrigger.transports.base import (
+    STARTED_RUN_STATES,
+    EnvironmentRef,
+    RunStates,
+    TriggerRequest,
+    TriggerResult,
+)
+from dagtrigger.transports.rate_budget import CallPriority, SharedRateBudget
 
 #: how many fresh logical dates to try when another run holds ours (Airflow 2)
 LOGICAL_DATE_COLLISION_RETRIES = 3
@@ -36,6 +43,8 @@ RUNS_PAGE_LIMIT = 100
 RUN_SEARCH_MARGIN = timedelta(minutes=5)
 #: most pages of ``RUNS_PAGE_LIMIT`` runs read when searching from a trigger time
 RUN_SEARCH_MAX_PAGES = 10
+#: Airflow's batch list of DAG runs (2 and 3): a short path, whatever the DAG and run ids
+BATCH_RUN_LIST_PATH = "/dags/~/dagRuns/list"
 _MESSAGE_LIMIT = 1000
 
 #: a JSON object sent as a request's body or query
@@ -153,8 +162,10 @@ class AirflowApiTransport(ABC):
         now: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         paused_cache_seconds: float = PAUSED_CACHE_SECONDS,
+        rate_budget: SharedRateBudget | None = None,
     ) -> None:
         self.environment = environment
+        self._rate_budget = rate_budget
         self._now = now
         self._monotonic = monotonic
         self._paused_cache_seconds = paused_cache_seconds
@@ -173,6 +184,20 @@ class AirflowApiTransport(ABC):
     def call(self, method: str, path: str, *, body: Json | None, query: Json | None) -> ApiReply:
         """One call to ``path``, relative to the versioned API root."""
 
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Json | None = None,
+        query: Json | None = None,
+        priority: CallPriority,
+    ) -> ApiReply:
+        """``call``, once the environment's shared rate budget has a slot for ``priority``."""
+        if self._rate_budget is not None:
+            self._rate_budget.acquire(self.environment.name, priority)
+        return self.call(method, path, body=body, query=query)
+
     def trigger(self, request: TriggerRequest) -> TriggerResult:
         dag_id = validate_dag_id(request.dag_id)
         validate_dag_run_id(request.dag_run_id)
@@ -188,9 +213,42 @@ class AirflowApiTransport(ABC):
             validate_dag_id(dag_id),
             validate_dag_run_id(dag_run_id),
             triggered_after=triggered_after,
+            priority=CallPriority.BACKGROUND,
         )
         state = run.get("state") if run else None
         return str(state) if state else None
+
+    def started_run_states(self, dag_id: str, *, started_since: datetime) -> RunStates:
+        """Airflow's batch list, filtered by DAG, start date and state, oldest first.
+
+        ``POST /dags/~/dagRuns/list`` takes the same fields on Airflow 2 and 3 and its path fits
+        InvokeRestApi's 64 characters whatever the ids, so one call reads up to
+        ``RUNS_PAGE_LIMIT`` runs of a DAG; at most ``RUN_SEARCH_MAX_PAGES`` pages are read.
+        """
+        moment = started_since if started_since.tzinfo else started_since.replace(tzinfo=UTC)
+        body: dict[str, Any] = {
+            "dag_ids": [validate_dag_id(dag_id)],
+            "states": list(STARTED_RUN_STATES),
+            "start_date_gte": iso_timestamp(moment),
+            "order_by": "id",
+            "page_limit": RUNS_PAGE_LIMIT,
+        }
+        states: dict[str, str] = {}
+        for page_number in range(RUN_SEARCH_MAX_PAGES):
+            body["page_offset"] = page_number * RUNS_PAGE_LIMIT
+            reply = self.send(
+                "POST", BATCH_RUN_LIST_PATH, body=body, priority=CallPriority.BACKGROUND
+            )
+            if not reply.ok or not isinstance(reply.body, Mapping):
+                raise error_for_status(reply, doing=f"list the runs of DAG {dag_id!r}")
+            runs = [run for run in reply.body.get("dag_runs") or () if isinstance(run, Mapping)]
+            for run in runs:
+                run_id, state = run.get("dag_run_id"), run.get("state")
+                if isinstance(run_id, str) and isinstance(state, str):
+                    states[run_id] = state
+            if len(runs) < RUNS_PAGE_LIMIT:
+                return RunStates(states)
+        return RunStates(states, complete=False)
 
     def dag_paused(self, dag_id: str) -> bool | None:
         """Whether the DAG is paused (its runs stay queued); None when Airflow cannot say.
@@ -211,7 +269,7 @@ class AirflowApiTransport(ABC):
         if not self._fits(path):
             return None
         try:
-            reply = self.call("GET", path, body=None, query=None)
+            reply = self.send("GET", path, priority=CallPriority.TRIGGER)
         except DagTriggerError as exc:
             logger.info("could not tell whether the DAG is paused", extra={"reason": str(exc)})
             return None
@@ -221,7 +279,12 @@ class AirflowApiTransport(ABC):
         return paused if isinstance(paused, bool) else None
 
     def find_run(
-        self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
+        self,
+        dag_id: str,
+        dag_run_id: str,
+        *,
+        triggered_after: datetime | None = None,
+        priority: CallPriority = CallPriority.TRIGGER,
     ) -> Mapping[str, Any] | None:
         """The run with this id, or None when Airflow has none (raises when it cannot tell).
 
@@ -230,21 +293,21 @@ class AirflowApiTransport(ABC):
         """
         path = f"/dags/{dag_id}/dagRuns/{dag_run_id}"
         if self._fits(path):
-            reply = self.call("GET", path, body=None, query=None)
+            reply = self.send("GET", path, priority=priority)
             if reply.status == 404:
                 return None
             if not reply.ok or not isinstance(reply.body, Mapping):
                 raise error_for_status(reply, doing=f"read DAG run {dag_run_id!r}")
             return reply.body
         if triggered_after is not None:
-            return self._search_runs_since(dag_id, dag_run_id, triggered_after)
-        return self._search_recent_runs(dag_id, dag_run_id)
+            return self._search_runs_since(dag_id, dag_run_id, triggered_after, priority)
+        return self._search_recent_runs(dag_id, dag_run_id, priority)
 
     def _post_until_settled(self, request: TriggerRequest, path: str, major: int) -> TriggerResult:
         attempt = _Attempt(logical_date=self._logical_date_for(request, major))
         while True:
             body = trigger_body(request, airflow_major=major, logical_date=attempt.logical_date)
-            reply = self.call("POST", path, body=body, query=None)
+            reply = self.send("POST", path, body=body, priority=CallPriority.TRIGGER)
             if reply.ok and isinstance(reply.body, Mapping):
                 result = result_from_run(
                     reply.body, dag_run_id=request.dag_run_id, already_existed=False
@@ -304,20 +367,22 @@ class AirflowApiTransport(ABC):
         attempt.details["logical_date_collisions"] = attempt.collisions
         logger.info("logical date taken by another run, trying a new one")
 
-    def _search_recent_runs(self, dag_id: str, dag_run_id: str) -> Mapping[str, Any] | None:
+    def _search_recent_runs(
+        self, dag_id: str, dag_run_id: str, priority: CallPriority
+    ) -> Mapping[str, Any] | None:
         """Find a run whose id makes its path too long to carry among the newest runs.
 
         Airflow lists runs oldest first by default, so read the total, then the last page. A run
         older than the newest ``RUNS_PAGE_LIMIT`` is not found (reported as absent).
         """
         path = self._checked_path(f"/dags/{dag_id}/dagRuns", what=f"dag_id {dag_id!r}")
-        total = self._list_runs(path, limit=1, offset=0).get("total_entries")
+        total = self._list_runs(path, priority, limit=1, offset=0).get("total_entries")
         offset = max(0, int(total) - RUNS_PAGE_LIMIT) if isinstance(total, int) else 0
-        page = self._list_runs(path, limit=RUNS_PAGE_LIMIT, offset=offset)
+        page = self._list_runs(path, priority, limit=RUNS_PAGE_LIMIT, offset=offset)
         return _run_named(page, dag_run_id)
 
     def _search_runs_since(
-        self, dag_id: str, dag_run_id: str, triggered_after: datetime
+        self, dag_id: str, dag_run_id: str, triggered_after: datetime, priority: CallPriority
     ) -> Mapping[str, Any] | None:
         """Find a run among those Airflow dated at or after our trigger time (less a margin).
 
@@ -328,7 +393,11 @@ class AirflowApiTransport(ABC):
         window = self._created_since_filter(triggered_after - RUN_SEARCH_MARGIN)
         for page_number in range(RUN_SEARCH_MAX_PAGES):
             page = self._list_runs(
-                path, limit=RUNS_PAGE_LIMIT, offset=page_number * RUNS_PAGE_LIMIT, filters=window
+                path,
+                priority,
+                limit=RUNS_PAGE_LIMIT,
+                offset=page_number * RUNS_PAGE_LIMIT,
+                filters=window,
             )
             run = _run_named(page, dag_run_id)
             if run is not None:
@@ -356,10 +425,16 @@ class AirflowApiTransport(ABC):
         return {date_filter: iso_timestamp(moment), "order_by": "id"}
 
     def _list_runs(
-        self, path: str, *, limit: int, offset: int, filters: Mapping[str, str] | None = None
+        self,
+        path: str,
+        priority: CallPriority,
+        *,
+        limit: int,
+        offset: int,
+        filters: Mapping[str, str] | None = None,
     ) -> Mapping[str, Any]:
         query: dict[str, Any] = {"limit": limit, "offset": offset, **(filters or {})}
-        reply = self.call("GET", path, body=None, query=query)
+        reply = self.send("GET", path, query=query, priority=priority)
         if not reply.ok or not isinstance(reply.body, Mapping):
             raise error_for_status(reply, doing="list DAG runs")
         return reply.body

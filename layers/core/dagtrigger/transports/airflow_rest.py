@@ -27,6 +27,7 @@ from dagtrigger.errors import AccessRefusedError, RejectedError, TransientTrigge
 from dagtrigger.transports.airflow_api import AirflowApiTransport, ApiReply, Json
 from dagtrigger.transports.base import EnvironmentRef
 from dagtrigger.transports.factory import TransportParts
+from dagtrigger.transports.rate_budget import SharedRateBudget, rate_budget_from
 from dagtrigger.transports.web_request import send_request
 
 #: (connect, read) seconds for one call to Airflow
@@ -98,6 +99,7 @@ class AirflowRestTransport(AirflowApiTransport):
         credentials_provider: CredentialsProvider | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         now: Callable[[], datetime] = utc_now,
+        rate_budget: SharedRateBudget | None = None,
     ) -> None:
         if not environment.base_url:
             raise ValueError(
@@ -108,7 +110,7 @@ class AirflowRestTransport(AirflowApiTransport):
                 f"environment {environment.alias!r} names a credentials_secret, "
                 "but no credentials provider was given"
             )
-        super().__init__(environment, now=now)
+        super().__init__(environment, now=now, rate_budget=rate_budget)
         self._root = environment.base_url.rstrip("/")
         self._session = session
         self._credentials_provider = credentials_provider
@@ -227,4 +229,5 @@ def build(environment: EnvironmentRef, parts: TransportParts) -> AirflowRestTran
         parts.http_session(),
         credentials_provider=secrets_manager_credentials(parts.secrets_provider),
         timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
+        rate_budget=rate_budget_from(parts),
     )

@@ -33,6 +33,28 @@ class AirflowTransport(Protocol):
         """
         ...
 
+    def started_run_states(self, dag_id: str, *, started_since: datetime) -> RunStates:
+        """The states of the DAG's runs that started at or after ``started_since``.
+
+        One bounded list read per DAG, whatever the number of runs we wait for: how the
+        reconciler follows many runs without a call per run. Runs that have not started
+        (queued) are not listed.
+        """
+        ...
+
+
+#: the Airflow run states ``started_run_states`` lists (a queued run has no start date)
+STARTED_RUN_STATES = ("running", "success", "failed")
+
+
+@dataclass(frozen=True)
+class RunStates:
+    """What Airflow listed of one DAG's started runs."""
+
+    states: dict[str, str]  # dag_run_id -> Airflow state
+    #: False when there were more runs than one read lists: an absent run may have started
+    complete: bool = True
+
 
 @dataclass(frozen=True)
 class TriggerRequest:

@@ -23,6 +23,7 @@ from dagtrigger.transports.mwaa_control_plane import (
     client_error_code,
     mwaa_errors_classified,
 )
+from dagtrigger.transports.rate_budget import SharedRateBudget, rate_budget_from
 
 #: botocore's ``RestApiPath`` maximum length
 INVOKE_REST_API_MAX_PATH = 64
@@ -45,8 +46,9 @@ class InvokeRestApiTransport(AirflowApiTransport):
         *,
         resolver: AirflowMajorResolver | None = None,
         now: Callable[[], datetime] = utc_now,
+        rate_budget: SharedRateBudget | None = None,
     ) -> None:
-        super().__init__(environment, now=now)
+        super().__init__(environment, now=now, rate_budget=rate_budget)
         self._client = mwaa_client
         self._resolver = resolver or AirflowMajorResolver(mwaa_client)
 
@@ -84,4 +86,6 @@ def _reply_from_error(error: ClientError) -> ApiReply:
 
 
 def build(environment: EnvironmentRef, parts: TransportParts) -> InvokeRestApiTransport:
-    return InvokeRestApiTransport(environment, parts.mwaa_client())
+    return InvokeRestApiTransport(
+        environment, parts.mwaa_client(), rate_budget=rate_budget_from(parts)
+    )

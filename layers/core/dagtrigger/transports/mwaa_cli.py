@@ -33,13 +33,20 @@ from dagtrigger.clock import utc_now
 from dagtrigger.errors import DagTriggerError, RejectedError, TransientTriggerError
 from dagtrigger.ids import mentions_run_id, validate_dag_id, validate_dag_run_id
 from dagtrigger.observability import logger
+from dagtrigger.settings import Settings
 from dagtrigger.transports import cli_command, cli_output
 from dagtrigger.transports.airflow_api import (
     LOGICAL_DATE_COLLISION_RETRIES,
     already_triggered,
     result_from_run,
 )
-from dagtrigger.transports.base import EnvironmentRef, TriggerRequest, TriggerResult
+from dagtrigger.transports.base import (
+    STARTED_RUN_STATES,
+    EnvironmentRef,
+    RunStates,
+    TriggerRequest,
+    TriggerResult,
+)
 from dagtrigger.transports.cli_lock import DynamoDbLeaseLock, LockNotAcquiredError, cli_lock_key
 from dagtrigger.transports.factory import TransportParts
 from dagtrigger.transports.keyed_cache import KeyedCache
@@ -175,6 +182,30 @@ class MwaaCliTransport:
         state = run.get("state") if run else None
         return str(state) if state else None
 
+    def started_run_states(self, dag_id: str, *, started_since: datetime) -> RunStates:
+        """One ``dags list-runs`` of the DAG: every run it lists in a started state.
+
+        The CLI has no start-date filter on both versions (Airflow 2's filters the logical
+        date), so ``started_since`` is not needed: a started run listed is a started run.
+        """
+        validate_dag_id(dag_id)
+        major = self._resolver.major(self.environment)
+        reply = self._run(cli_command.list_runs_command(dag_id, airflow_major=major))
+        self._raise_for_failure(reply, doing=f"list the runs of DAG {dag_id!r}")
+        records = cli_output.json_records(reply.stdout)
+        if records is None:
+            if not reply.stdout.strip():
+                return RunStates({})
+            raise TransientTriggerError(
+                f"cannot read the runs of DAG {dag_id!r} from the CLI reply"
+            )
+        states: dict[str, str] = {}
+        for record in records:
+            run_id, state = record.get("run_id") or record.get("dag_run_id"), record.get("state")
+            if isinstance(run_id, str) and state in STARTED_RUN_STATES:
+                states[run_id] = str(state)
+        return RunStates(states)
+
     def _trigger_once(
         self, request: TriggerRequest, command: str, major: int
     ) -> TriggerResult | None:
@@ -264,16 +295,20 @@ class MwaaCliTransport:
             )
 
     def _run(self, command: str) -> CliReply:
-        """One CLI request, alone on this environment's CLI."""
+        """One CLI request, alone on this environment's CLI.
+
+        The token is fetched before the lease is taken, so the lease covers the request alone,
+        whose timeouts end it inside the lease (``build``).
+        """
+        credentials = self._tokens.get(self.environment.name)
         try:
             with self._lock.held(cli_lock_key(self.environment.name)):
-                return self._post(command)
+                return self._post(command, credentials)
         except LockNotAcquiredError as busy:
             raise TransientTriggerError(f"the MWAA CLI is busy: {busy}") from None
 
-    def _post(self, command: str) -> CliReply:
+    def _post(self, command: str, credentials: CliCredentials) -> CliReply:
         name = self.environment.name
-        credentials = self._tokens.get(name)
         response = send_request(
             self._session,
             "POST",
@@ -340,6 +375,15 @@ def _error_for(failure: cli_output.CliError, *, doing: str) -> DagTriggerError:
 
 #: how long a CLI request waits for another caller's command on the same environment
 CLI_LOCK_WAIT_SECONDS = 10.0
+#: how long before the lease ends a CLI request must have given up (clock skew, the release)
+CLI_LEASE_MARGIN_SECONDS = 5.0
+
+
+def cli_request_timeout(settings: Settings) -> tuple[float, float]:
+    """(connect, read) timeouts whose sum ends a CLI request well inside the lock's lease (the
+    settings make sure the lease leaves at least a second to read the answer)."""
+    connect = settings.connect_timeout_seconds
+    return connect, settings.cli_lock_seconds - connect - CLI_LEASE_MARGIN_SECONDS
 
 
 def build(environment: EnvironmentRef, parts: TransportParts) -> MwaaCliTransport:
@@ -355,8 +399,5 @@ def build(environment: EnvironmentRef, parts: TransportParts) -> MwaaCliTranspor
         parts.http_session(),
         lock,
         # A command runs for seconds (one Airflow process each); it must end within the lease.
-        timeout=(
-            settings.connect_timeout_seconds,
-            max(1.0, settings.cli_lock_seconds - settings.connect_timeout_seconds),
-        ),
+        timeout=cli_request_timeout(settings),
     )

@@ -1,19 +1,31 @@
 """Run tracking: finish abandoned claims, then follow open triggers to their runs' final states.
 
-A scheduled function calls ``reconcile_open_triggers``. First it takes over claims whose
-holder died between claiming and recording (their lease ran out) and starts their runs with the
-recorded run id, so no accepted event waits for a redelivery that may never come (a schedule's
-retry that found the claim still leased, a webhook whose sender does not retry). Then it reads
-open records by status (a GSI, never a scan), asks the environment's transport for each run's
-state and records the change. A failure for one record is logged and left for the next pass.
+A scheduled function calls ``reconcile_open_triggers`` every ``reconcile_interval_seconds``.
+
+1. It takes over claims whose holder died between claiming and recording (their lease ran
+   out) and starts their runs with the recorded run id, so no accepted event waits for a
+   redelivery that may never come.
+2. It reads the open records (TRIGGERED, RUNNING) by status (a GSI, never a scan) and picks
+   those due this pass: a young record every pass, an older one less often (every
+   ``age / 10`` passes, at most every 30), spread over passes by its id.
+3. It asks Airflow once per DAG with due records (``started_run_states``: one batch list,
+   whatever the number of runs), never once per record, DAGs with the oldest due record first,
+   and records each change. MWAA's calls come from the environment's shared budget as
+   background work: when triggers use it, the pass leaves the environment for the next one.
+4. A record still open ``reconcile_horizon_hours`` after its trigger gets one last look at its
+   run and ends: with the run's final state, or as UNKNOWN with the reason, so nothing is
+   followed forever.
+
+A failure for one DAG or record is logged and left for the next pass.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagtrigger.dependencies import Dependencies
@@ -21,6 +33,7 @@ from dagtrigger.errors import DagTriggerError, InvalidTransitionError, TriggerFa
 from dagtrigger.ledger import TriggerStatus
 from dagtrigger.observability import MetricName, count, logger
 from dagtrigger.routes.model import RoutesFile
+from dagtrigger.transports.rate_budget import RateBudgetExhausted
 from dagtrigger.trigger.execute import resume_trigger
 
 #: Airflow run states and the history status each one means
@@ -30,7 +43,7 @@ RUN_STATE_STATUS = {
     "success": TriggerStatus.SUCCESS,
     "failed": TriggerStatus.FAILED,
 }
-
+_FINAL_RUN_STATES = frozenset({"success", "failed"})
 
 _RUN_METRICS = {
     TriggerStatus.RUNNING: MetricName.RUN_RUNNING,
@@ -38,55 +51,250 @@ _RUN_METRICS = {
     TriggerStatus.FAILED: MetricName.RUN_FAILED,
 }
 
+#: how long before our recorded trigger time a run may have started (clock skew with Airflow)
+START_MARGIN = timedelta(minutes=5)
+#: a record is read every pass while younger than this many passes ...
+_YOUNG_PASSES = 10
+#: ... and after that every age/10 passes, but at least every this many passes
+_MAX_PASSES_BETWEEN_CHECKS = 30
+#: open records read from the ledger in one pass (a DynamoDB page each 1,000)
+MAX_OPEN_RECORDS_PER_PASS = 20_000
+#: records at the horizon given their last look (one Airflow call each) in one pass
+MAX_ENDED_PER_PASS = 50
+_LEDGER_PAGE = 1000
+
 
 @dataclass
 class ReconcileSummary:
     checked: int = 0
     changed: dict[str, int] = field(default_factory=dict)
-    missing: int = 0
     errors: int = 0
     #: abandoned claims taken over and started (or found started) in this pass
     resumed: int = 0
+    #: DAGs asked about (one Airflow list read each)
+    dags_listed: int = 0
+    #: due records left for the next pass because triggers were using the budget
+    deferred: int = 0
+    #: records ended at the horizon as UNKNOWN
+    ended_unknown: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "checked": self.checked,
             "changed": self.changed,
-            "missing": self.missing,
             "errors": self.errors,
             "resumed": self.resumed,
+            "dags_listed": self.dags_listed,
+            "deferred": self.deferred,
+            "ended_unknown": self.ended_unknown,
         }
+
+
+@dataclass
+class _OpenRecords:
+    #: (environment alias, dag id) -> the records due this pass
+    due: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    at_horizon: list[dict[str, Any]] = field(default_factory=list)
 
 
 def reconcile_open_triggers(
     deps: Dependencies,
     *,
     budget_seconds: float = 50.0,
-    page_size: int = 100,
     clock: Callable[[], float] = time.monotonic,
 ) -> ReconcileSummary:
-    """Finish abandoned claims, then update every TRIGGERED or RUNNING record whose DAG run
-    has moved on, oldest first."""
+    """Finish abandoned claims, then update the open records whose runs have moved on."""
     deadline = clock() + budget_seconds
+
+    def time_left() -> bool:
+        return clock() < deadline
+
     summary = ReconcileSummary()
     routes = deps.routes.get()
-    _resume_abandoned_claims(routes, deps, summary, page_size, lambda: clock() < deadline)
-    for status in (TriggerStatus.TRIGGERED, TriggerStatus.RUNNING):
-        cursor: str | None = None
-        while clock() < deadline:
-            page = deps.ledger.query_by_status(
-                status, limit=page_size, cursor=cursor, newest_first=False
-            )
-            for record in page.items:
-                if clock() >= deadline:
-                    break
-                _reconcile_one(record, status, routes, deps, summary)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+    _resume_abandoned_claims(routes, deps, summary, 100, time_left)
+    now = deps.clock()
+    open_records = _open_records_due(deps, routes, now, summary, time_left)
+    _follow_due_runs(open_records.due, routes, deps, summary, time_left)
+    _end_at_horizon(open_records.at_horizon[:MAX_ENDED_PER_PASS], routes, deps, summary, time_left)
     count(MetricName.RECONCILED, summary.checked)
     logger.info("reconciled open triggers", extra=summary.as_dict())
     return summary
+
+
+def _open_records_due(
+    deps: Dependencies,
+    routes: RoutesFile,
+    now: datetime,
+    summary: ReconcileSummary,
+    time_left: Callable[[], bool],
+) -> _OpenRecords:
+    settings = deps.settings
+    horizon = timedelta(hours=settings.reconcile_horizon_hours)
+    interval = settings.reconcile_interval_seconds
+    found = _OpenRecords()
+    for record in _open_records(deps, time_left):
+        triggered_at = _triggered_at(record)
+        alias, dag_id = record.get("environment"), record.get("dag_id")
+        if (
+            triggered_at is None
+            or alias not in routes.environments
+            or not dag_id
+            or not record.get("dag_run_id")
+        ):
+            logger.warning(
+                "open trigger names no known environment, run or trigger time",
+                extra={"trigger_id": record.get("trigger_id"), "environment": alias},
+            )
+            summary.errors += 1
+            continue
+        age = now - triggered_at
+        if age >= horizon:
+            found.at_horizon.append(record)
+        elif is_due(record["trigger_id"], age, now, interval_seconds=interval):
+            found.due.setdefault((str(alias), str(dag_id)), []).append(record)
+    return found
+
+
+def _open_records(deps: Dependencies, time_left: Callable[[], bool]) -> Iterator[dict[str, Any]]:
+    """Open records, oldest first per status, at most ``MAX_OPEN_RECORDS_PER_PASS``."""
+    read = 0
+    for status in (TriggerStatus.TRIGGERED, TriggerStatus.RUNNING):
+        cursor: str | None = None
+        while time_left() and read < MAX_OPEN_RECORDS_PER_PASS:
+            page = deps.ledger.query_by_status(
+                status, limit=_LEDGER_PAGE, cursor=cursor, newest_first=False
+            )
+            read += len(page.items)
+            yield from page.items
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+
+
+def is_due(trigger_id: str, age: timedelta, now: datetime, *, interval_seconds: int) -> bool:
+    """Whether a record of this age is read in the pass running at ``now``.
+
+    Records younger than ``_YOUNG_PASSES`` passes are read every pass; older ones every
+    ``age / 10`` passes (at most ``_MAX_PASSES_BETWEEN_CHECKS``), each on passes chosen by its
+    id, so the old records share the passes evenly instead of all coming due together.
+    """
+    passes_old = int(age.total_seconds() // interval_seconds)
+    every = min(max(1, passes_old // _YOUNG_PASSES), _MAX_PASSES_BETWEEN_CHECKS)
+    if every == 1:
+        return True
+    pass_number = int(now.timestamp() // interval_seconds)
+    return (pass_number + zlib.crc32(trigger_id.encode())) % every == 0
+
+
+def _follow_due_runs(
+    due: dict[tuple[str, str], list[dict[str, Any]]],
+    routes: RoutesFile,
+    deps: Dependencies,
+    summary: ReconcileSummary,
+    time_left: Callable[[], bool],
+) -> None:
+    """One list read per DAG; the DAGs waiting longest first, so none starves behind others."""
+    busy_environments: set[str] = set()
+    by_oldest = sorted(due.items(), key=lambda item: min(_sort_time(r) for r in item[1]))
+    for (alias, dag_id), records in by_oldest:
+        if not time_left() or alias in busy_environments:
+            summary.deferred += len(records)
+            continue
+        transport = deps.transport_for(routes.environment_ref(alias))
+        since = min(_triggered_at(record) or datetime.now(UTC) for record in records)
+        try:
+            listing = transport.started_run_states(dag_id, started_since=since - START_MARGIN)
+        except RateBudgetExhausted:
+            busy_environments.add(alias)  # triggers come first: this environment waits
+            summary.deferred += len(records)
+            count(MetricName.RECONCILE_DEFERRED)
+            continue
+        except DagTriggerError as exc:
+            logger.warning(
+                "could not list the DAG's runs; retrying next pass",
+                extra={"environment": alias, "dag_id": dag_id, "error": str(exc)},
+            )
+            summary.errors += 1
+            continue
+        summary.dags_listed += 1
+        if not listing.complete:
+            logger.warning(
+                "more started runs than one read lists; the rest are read next passes",
+                extra={"environment": alias, "dag_id": dag_id, "listed": len(listing.states)},
+            )
+        for record in records:
+            summary.checked += 1
+            state = listing.states.get(record["dag_run_id"])
+            if state is not None:
+                _record_state(record, state, deps, summary)
+
+
+def _end_at_horizon(
+    records: list[dict[str, Any]],
+    routes: RoutesFile,
+    deps: Dependencies,
+    summary: ReconcileSummary,
+    time_left: Callable[[], bool],
+) -> None:
+    """A last look at each run; a run that has not finished ends its record as UNKNOWN."""
+    hours = deps.settings.reconcile_horizon_hours
+    for record in records:
+        if not time_left():
+            return
+        transport = deps.transport_for(routes.environment_ref(record["environment"]))
+        try:
+            state = transport.get_dag_run_state(
+                record["dag_id"], record["dag_run_id"], triggered_after=_triggered_at(record)
+            )
+        except DagTriggerError as exc:
+            logger.warning(
+                "could not give the run its last look; retrying next pass",
+                extra={"trigger_id": record["trigger_id"], "error": str(exc)},
+            )
+            summary.errors += 1
+            continue
+        summary.checked += 1
+        if state in _FINAL_RUN_STATES:
+            _record_state(record, state, deps, summary)
+            continue
+        seen = f"Airflow still says {state!r}" if state else "Airflow has no such run"
+        reason = (
+            f"not seen to finish within the {hours} h horizon: {seen}; dagtrigger stopped "
+            "following the run (the DAG run itself is unchanged)"
+        )
+        try:
+            deps.ledger.mark_unknown(record["trigger_id"], reason=reason)
+        except InvalidTransitionError:
+            continue  # another pass ended it first
+        summary.ended_unknown += 1
+        count(MetricName.RUN_UNKNOWN)
+        logger.warning(
+            "open trigger ended at the horizon",
+            extra={"trigger_id": record["trigger_id"], "reason": reason},
+        )
+
+
+def _record_state(
+    record: dict[str, Any], state: str, deps: Dependencies, summary: ReconcileSummary
+) -> None:
+    status = TriggerStatus(record["status"])
+    new_status = RUN_STATE_STATUS.get(state)
+    if new_status is None or new_status is status or new_status is TriggerStatus.TRIGGERED:
+        return
+    try:
+        deps.ledger.update_run_state(record["trigger_id"], status=new_status, airflow_state=state)
+    except InvalidTransitionError as exc:
+        # Another reconciler pass got there first: nothing to do.
+        logger.info(
+            "status already moved on", extra={"trigger_id": record["trigger_id"], "to": str(exc)}
+        )
+        return
+    summary.changed[new_status.value] = summary.changed.get(new_status.value, 0) + 1
+    count(_RUN_METRICS[new_status])
+
+
+def _sort_time(record: dict[str, Any]) -> datetime:
+    return _triggered_at(record) or datetime.max.replace(tzinfo=UTC)
 
 
 def _resume_abandoned_claims(
@@ -131,53 +339,6 @@ def _resume_one(
         return
     summary.resumed += 1
     count(MetricName.CLAIM_RESUMED)
-
-
-def _reconcile_one(
-    record: dict[str, Any],
-    status: TriggerStatus,
-    routes: RoutesFile,
-    deps: Dependencies,
-    summary: ReconcileSummary,
-) -> None:
-    summary.checked += 1
-    alias = record.get("environment")
-    dag_id, dag_run_id = record.get("dag_id"), record.get("dag_run_id")
-    if alias not in routes.environments or not dag_id or not dag_run_id:
-        logger.warning(
-            "open trigger names no known environment or run",
-            extra={"trigger_id": record["trigger_id"], "environment": alias},
-        )
-        summary.errors += 1
-        return
-    transport = deps.transport_for(routes.environment_ref(alias))
-    try:
-        state = transport.get_dag_run_state(
-            dag_id, dag_run_id, triggered_after=_triggered_at(record)
-        )
-    except DagTriggerError as exc:
-        logger.warning(
-            "could not read the DAG run state; retrying next pass",
-            extra={"trigger_id": record["trigger_id"], "error": str(exc)},
-        )
-        summary.errors += 1
-        return
-    if state is None:
-        summary.missing += 1
-        return
-    new_status = RUN_STATE_STATUS.get(state)
-    if new_status is None or new_status is status:
-        return
-    try:
-        deps.ledger.update_run_state(record["trigger_id"], status=new_status, airflow_state=state)
-    except InvalidTransitionError as exc:
-        # Another reconciler pass got there first: nothing to do.
-        logger.info(
-            "status already moved on", extra={"trigger_id": record["trigger_id"], "to": str(exc)}
-        )
-        return
-    summary.changed[new_status.value] = summary.changed.get(new_status.value, 0) + 1
-    count(_RUN_METRICS[new_status])
 
 
 def _triggered_at(record: dict[str, Any]) -> datetime | None:
