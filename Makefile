@@ -10,11 +10,12 @@ VENV           := .venv
 SAM_VENV       := .venv-sam
 PY             := $(VENV)/bin/python
 SAM            := $(SAM_VENV)/bin/sam
+CHECKOV_VENV   := .venv-checkov
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help venv sam-venv lock lint format test test-unit test-template test-contract test-e2e \
-        validate build demo up down clean
+        reliability validate build demo up down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,22 +46,33 @@ lock: | $(UV) ## re-pin the development lock (requirements/dev.lock)
 	$(UV) pip compile --quiet --python-version $(PYTHON_VERSION) --extra dev \
 	  pyproject.toml layers/core/requirements.txt -o requirements/dev.lock
 
-lint: venv ## ruff and mypy
+# checkov pins its own boto3, which the dev lock cannot share: it has an environment of its own,
+# synced from its lock (requirements/checkov.txt, compiled from requirements/checkov.in).
+$(CHECKOV_VENV)/.installed: $(UV) requirements/checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(UV) venv --quiet --python "$$(scripts/find-python $(PYTHON_VERSION))" $(CHECKOV_VENV)
+	VIRTUAL_ENV=$(CHECKOV_VENV) $(UV) pip sync --quiet requirements/checkov.txt
+	@touch $@
+
+# checkov fails on any finding; the ones that do not apply are skipped on their resource in
+# template.yaml (Metadata: checkov: skip), each with its reason. --skip-download: offline.
+lint: venv $(CHECKOV_VENV)/.installed ## ruff, mypy and checkov (template.yaml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/core/dagtrigger functions devstack
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact \
+	  --skip-download
 
 format: venv ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: venv sam-venv ## every test: unit, template, contract (real Airflow 2 and 3) and end to end
+test: venv sam-venv $(CHECKOV_VENV)/.installed ## every test: unit, template, contract (real Airflow 2 and 3) and end to end
 	$(PY) -m pytest
 
 test-unit: venv ## unit tests only (no servers but loopback fakes; about a minute)
 	$(PY) -m pytest tests/unit
 
-test-template: venv sam-venv ## sam validate --lint, cfn-lint and sam build
+test-template: venv sam-venv $(CHECKOV_VENV)/.installed ## sam validate --lint, cfn-lint and sam build
 	$(PY) -m pytest tests/template
 
 test-contract: venv ## transports, emulator and launchers against real Airflow 3 and 2
@@ -68,6 +80,11 @@ test-contract: venv ## transports, emulator and launchers against real Airflow 3
 
 test-e2e: venv ## the whole local stack: S3, webhooks, API calls and schedules to real Airflow runs
 	$(PY) -m pytest tests/e2e
+
+# The full fault matrix (tests/reliability, issue 9) and every property test at 10,000 examples;
+# `make test` runs a bounded subset. The table is printed and written to .stack/reliability-table.md.
+reliability: venv ## fault matrix on the local stack, and fuzzing at 10,000 examples a target
+	HYPOTHESIS_PROFILE=reliability $(PY) -m pytest tests/fuzz tests/reliability
 
 validate: sam-venv ## sam validate --lint
 	$(SAM) validate --lint

@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from dagtrigger import ids
-from dagtrigger.errors import RejectedError
+from dagtrigger.errors import RejectedError, TransientTriggerError
 from dagtrigger.ledger.schema import create_table
 from dagtrigger.settings import Settings
 from dagtrigger.transports.base import (
@@ -300,7 +300,11 @@ def _wait_for_state(case: Case, dag_id: str, dag_run_id: str, wanted: str) -> st
     seen: list[str | None] = []
 
     def reached() -> bool:
-        seen.append(case.transport.get_dag_run_state(dag_id, dag_run_id))
+        try:
+            seen.append(case.transport.get_dag_run_state(dag_id, dag_run_id))
+        except TransientTriggerError as slow:  # a busy web server: ask again, as a poller would
+            seen.append(f"transient: {slow}")
+            return False
         return seen[-1] in (wanted, "failed")
 
     # The CLI path costs seconds per query (a CLI process); poll it less often.

@@ -7,6 +7,7 @@ values, so a rule is checked for each deployment shape (transport, routes locati
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 import tomllib
@@ -18,9 +19,15 @@ from typing import Any
 import pytest
 
 import functions.api.app  # noqa: F401 - assembles the resolver whose document openapi_json gives
+from dagtrigger.health import _PROBE_KEY as HEALTH_PROBE_KEY
 from dagtrigger.http.routers.openapi import openapi_json
+from dagtrigger.ids import TRIGGER_ID_PATTERN, trigger_id
+from dagtrigger.ledger import schema
+from dagtrigger.ledger.records import OPEN_STATUSES, TriggerStatus, dag_key
 from dagtrigger.settings import Settings
 from dagtrigger.sources.schedules.parse import build_target_input, read_target_input
+from dagtrigger.transports.cli_lock import cli_lock_key
+from dagtrigger.transports.rate_budget import rate_budget_key
 
 pytestmark = pytest.mark.template
 
@@ -78,6 +85,8 @@ DEPLOYED_ARN_FORMATS = {
 }
 WEBHOOK_ROUTE_KEY = "POST /v1/webhooks/{name}"
 SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:airflow-AbCdEf"
+TABLE_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+LOGS_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/5678efab-12ab-34cd-56ef-1234567890ab"
 NO_VALUE = object()
 
 
@@ -517,21 +526,220 @@ def test_history_table_has_the_ledger_keys_and_is_protected(raw_template: dict[s
         "pk", "dag_key", "source_key", "status", "created_day", "created_at",
     }  # fmt: skip
 
-    # And it is on demand, expires records, can be restored, is encrypted and outlives the stack
+    # And it is on demand, expires records, can be restored and outlives the stack (encryption:
+    # test_history_table_is_encrypted_with_the_customer_key_only_when_one_is_given)
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert table["SSESpecification"]["SSEEnabled"] is True
     assert resource["DeletionPolicy"] == "Retain"
     assert resource["UpdateReplacePolicy"] == "Retain"
 
 
 # ---------------------------------------------------------------------------------------------
-# IAM: least privilege, per transport and routes location
+# IAM: least privilege, per function, per transport and routes location
 # ---------------------------------------------------------------------------------------------
+#
+# A small evaluator of the template's Allow statements (actions and resources with IAM's "*" and
+# "?" wildcards, and the condition operators the template uses) answers "may this function make
+# this call?", so the rules below are written as the calls the code makes, with the keys the code
+# builds (dagtrigger.ids.trigger_id, cli_lock_key, the health probe, the ledger's statuses).
+
+#: every function of the template
+FUNCTIONS = ["S3EventsFunction", "SchedulesFunction", "ApiFunction", "ReconcilerFunction"]
+LEADING_KEYS = "dynamodb:LeadingKeys"
+TABLE = "<TriggerHistoryTable.Arn>"
+TRIGGER_KEY = trigger_id("s3://landing/sales/2026-11-21.csv#v1", "sales-csv")
+LOCK_KEY = cli_lock_key(REQUIRED_PARAMETERS["MwaaEnvironmentName"])
+OTHER_LOCK_KEY = cli_lock_key("someone-elses-environment")
+RATE_KEY = rate_budget_key(REQUIRED_PARAMETERS["MwaaEnvironmentName"], 1_795_000_000)
+OTHER_RATE_KEY = rate_budget_key("someone-elses-environment", 1_795_000_000)
+#: one partition value of each index, as the ledger writes it
+INDEX_PARTITIONS = {
+    schema.INDEX_BY_DAG: [dag_key("prod", "ingest_sales")],
+    schema.INDEX_BY_SOURCE: ["s3://landing/sales/2026-11-21.csv"],
+    schema.INDEX_BY_STATUS: [str(status) for status in TriggerStatus],
+    schema.INDEX_BY_DAY: ["2026-11-21"],
+}
+ITEM_KEYS = [
+    TRIGGER_KEY,
+    LOCK_KEY,
+    OTHER_LOCK_KEY,
+    RATE_KEY,
+    OTHER_RATE_KEY,
+    HEALTH_PROBE_KEY,
+    "config#anything",
+    "x",
+]
+DYNAMODB_ACTIONS = [
+    f"dynamodb:{name}"
+    for name in (
+        "GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem", "BatchGetItem",
+        "BatchWriteItem", "Query", "Scan", "PartiQLSelect", "PartiQLInsert", "PartiQLUpdate",
+        "PartiQLDelete", "DescribeTable", "UpdateTable", "DeleteTable",
+    )
+]  # fmt: skip
+QUEUES = ["S3EventsQueue", "S3EventsDeadLetterQueue", "SchedulesDeadLetterQueue"]
+SQS_ACTIONS = [
+    f"sqs:{name}"
+    for name in (
+        "ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes",
+        "GetQueueUrl", "SendMessage", "PurgeQueue", "DeleteQueue", "SetQueueAttributes",
+        "StartMessageMoveTask",
+    )
+]  # fmt: skip
 
 
-@pytest.mark.parametrize("overrides", ALL_SHAPES)
+@dataclass(frozen=True)
+class Call:
+    """One request as IAM sees it: action, resource and the request's condition keys."""
+
+    action: str
+    resource: str
+    context: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def values(self, key: str) -> tuple[str, ...]:
+        return dict(self.context).get(key, ())
+
+
+def item_call(action: str, key: str) -> Call:
+    """A call on one history item (or, for a Query, one partition of the table)."""
+    return Call(action, TABLE, ((LEADING_KEYS, (key,)),))
+
+
+def index_call(action: str, index: str, partition: str) -> Call:
+    """A call on one partition of an index (its LeadingKeys are the index's partition key)."""
+    return Call(action, f"{TABLE}/index/{index}", ((LEADING_KEYS, (partition,)),))
+
+
+@functools.cache
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """IAM's wildcards: "*" any run of characters, "?" one character; nothing else is special."""
+    parts = (".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def wildcard_match(pattern: str, value: str) -> bool:
+    return _wildcard(str(pattern)).fullmatch(value) is not None
+
+
+_COMPARISONS = {
+    "StringEquals": lambda expected, value: expected == value,
+    "StringLike": wildcard_match,
+    "ArnEquals": lambda expected, value: expected == value,
+    "ArnLike": wildcard_match,
+    "Bool": lambda expected, value: expected.lower() == value.lower(),
+}
+
+
+def condition_holds(condition: dict[str, Any], call: Call) -> bool:
+    """IAM's condition semantics for the operators the template uses (others fail the test)."""
+    for operator_name, tests in condition.items():
+        qualifier, _, base = operator_name.rpartition(":")
+        assert base in _COMPARISONS, f"the evaluator does not know {operator_name}"
+        compare = _COMPARISONS[base]
+        for key, expected in tests.items():
+            accepted = [str(value) for value in as_list(expected)]
+            matching = [
+                any(compare(option, value) for option in accepted) for value in call.values(key)
+            ]
+            if qualifier == "ForAllValues":
+                holds = all(matching)  # vacuously true when the request has no such key
+            elif qualifier == "ForAnyValue":
+                holds = any(matching)
+            else:
+                assert qualifier == "", operator_name
+                holds = matching == [True]  # a single-valued key: present, and matching
+            if not holds:
+                return False
+    return True
+
+
+def statement_allows(statement: dict[str, Any], call: Call) -> bool:
+    return (
+        statement["Effect"] == "Allow"
+        and any(wildcard_match(action, call.action) for action in as_list(statement["Action"]))
+        and any(
+            wildcard_match(resource, call.resource) for resource in as_list(statement["Resource"])
+        )
+        and condition_holds(statement.get("Condition", {}), call)
+    )
+
+
+def function_statements(resolved: ResolvedStack, function_id: str) -> list[dict[str, Any]]:
+    """Every statement of every policy the function's role carries."""
+    role = role_of_function(resolved, function_id)
+    return [
+        statement
+        for document in attached_policy_documents(resolved, role)
+        for statement in statements(document)
+    ]
+
+
+def may(resolved: ResolvedStack, function_id: str, call: Call) -> bool:
+    """Whether the function's role allows ``call`` (no Deny statement is attached to a role)."""
+    return allows(function_statements(resolved, function_id), call)
+
+
+def allows(policy: list[dict[str, Any]], call: Call) -> bool:
+    return any(statement_allows(statement, call) for statement in policy)
+
+
+def history_universe() -> list[Call]:
+    """Every DynamoDB call on the history table and its indexes worth asking about."""
+    calls = [item_call(action, key) for action in DYNAMODB_ACTIONS for key in ITEM_KEYS]
+    # DynamoDB sets LeadingKeys on every call that names an item or a partition; these name none
+    calls += [
+        Call(f"dynamodb:{action}", TABLE)
+        for action in ("Scan", "DescribeTable", "UpdateTable", "DeleteTable")
+    ]
+    calls += [
+        index_call(action, index, partition)
+        for action in DYNAMODB_ACTIONS
+        for index, partitions in INDEX_PARTITIONS.items()
+        for partition in [*partitions, "x"]
+    ]
+    return calls
+
+
+RECORD_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem")
+#: what each function's code does with the history table: claims and status changes (conditional
+#: put, read-back, conditional update) of trigger records, the API's health probe and history
+#: reads, the reconciler's reads of open records by status and its conditional updates
+HISTORY_CALLS = {
+    "S3EventsFunction": {item_call(action, TRIGGER_KEY) for action in RECORD_ACTIONS},
+    "SchedulesFunction": {item_call(action, TRIGGER_KEY) for action in RECORD_ACTIONS},
+    "ApiFunction": {item_call(action, TRIGGER_KEY) for action in RECORD_ACTIONS}
+    | {item_call("dynamodb:GetItem", HEALTH_PROBE_KEY)}
+    | {
+        index_call("dynamodb:Query", index, partition)
+        for index, partitions in INDEX_PARTITIONS.items()
+        for partition in [*partitions, "x"]
+    },
+    "ReconcilerFunction": {item_call("dynamodb:UpdateItem", TRIGGER_KEY)}
+    | {
+        index_call("dynamodb:Query", schema.INDEX_BY_STATUS, str(status))
+        for status in {TriggerStatus.RECEIVED, *OPEN_STATUSES}
+    },
+}
+#: what the transport keeps in the table: the CLI transport's lease on the stack's environment
+#: (a conditional put, a conditional delete); the REST transports' shared per-second budget of
+#: calls to the environment (one conditional update of the second's counter per call)
+TRANSPORT_CALLS = {
+    "cli": {item_call("dynamodb:PutItem", LOCK_KEY), item_call("dynamodb:DeleteItem", LOCK_KEY)},
+    "invoke_rest_api": {item_call("dynamodb:UpdateItem", RATE_KEY)},
+    "airflow_rest": {item_call("dynamodb:UpdateItem", RATE_KEY)},
+}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        *ALL_SHAPES,
+        pytest.param(
+            {"HistoryTableKmsKeyArn": TABLE_KEY_ARN, "LogsKmsKeyArn": LOGS_KEY_ARN}, id="kms-keys"
+        ),
+    ],
+)
 def test_no_allow_statement_has_a_wildcard_action_or_an_unscoped_resource(
     raw_template: dict[str, Any], overrides: dict[str, str]
 ) -> None:
@@ -543,13 +751,37 @@ def test_no_allow_statement_has_a_wildcard_action_or_an_unscoped_resource(
                 continue  # Deny statements (deny insecure transport) may be broad on purpose
             checked += 1
             actions = as_list(statement["Action"])
-            assert not [a for a in actions if "*" in a], (
+            assert not [a for a in actions if "*" in a or "?" in a], (
                 f"{owner} {statement.get('Sid')}: {actions}"
             )
             resources = as_list(statement.get("Resource", []))
             if "*" in resources:
                 assert set(actions) <= ACTIONS_WITHOUT_RESOURCE_SCOPE, f"{owner}: {statement}"
     assert checked > 0
+
+
+@pytest.mark.parametrize("overrides", ALL_SHAPES)
+def test_resource_wildcards_stand_only_for_names_made_at_run_time(
+    raw_template: dict[str, Any], overrides: dict[str, str]
+) -> None:
+    # Given every resource pattern of every Allow statement
+    resolved = stack(raw_template, **overrides)
+    wildcards = {
+        str(resource)
+        for _, document in policy_documents(resolved)
+        for statement in statements(document)
+        if statement["Effect"] == "Allow"
+        for resource in as_list(statement.get("Resource", []))
+        if "*" in str(resource) or "?" in str(resource)
+    }
+
+    # Then the only ones are: actions without resource types, secrets' random ARN suffix, and
+    # the schedules the API creates in the stack's group (no more "index/*": each index by name)
+    assert wildcards == {
+        "*",
+        webhook_secrets_arn(resolved),
+        f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/<ScheduleGroup>/*",
+    }
 
 
 def test_sam_adds_no_managed_policy_to_the_function_roles(
@@ -563,7 +795,8 @@ def test_sam_adds_no_managed_policy_to_the_function_roles(
     }
 
     # Then SAM generated no role (which would carry AWSLambdaSQSQueueExecutionRole, Resource "*")
-    # and no role has an AWS managed policy: only the template's own managed policies
+    # and no role has an AWS managed policy: only the template's own managed policies, some of
+    # them only when a condition holds
     own_policies = {
         logical_id
         for logical_id, resource in translated_template["Resources"].items()
@@ -572,6 +805,9 @@ def test_sam_adds_no_managed_policy_to_the_function_roles(
     assert roles
     for logical_id, role in roles.items():
         for reference in role["Properties"].get("ManagedPolicyArns", []):
+            if "Fn::If" in reference:
+                _, reference, otherwise = reference["Fn::If"]
+                assert otherwise == {"Ref": "AWS::NoValue"}, (logical_id, otherwise)
             assert reference == {"Ref": reference.get("Ref")}, (logical_id, reference)
             assert reference["Ref"] in own_policies, (logical_id, reference)
     functions = [
@@ -584,41 +820,143 @@ def test_sam_adds_no_managed_policy_to_the_function_roles(
         assert function["Properties"]["Role"]["Fn::GetAtt"][0] in roles
 
 
-#: every function that starts DAG runs or records them carries TriggerAccessPolicy
-TRIGGER_FUNCTIONS = ["S3EventsFunction", "SchedulesFunction", "ApiFunction", "ReconcilerFunction"]
-
-
-def test_trigger_functions_are_exactly_the_functions_carrying_the_access_policy(
-    raw_template: dict[str, Any],
-) -> None:
-    # Given every function and the managed policies its role attaches
+def test_every_function_has_a_role_of_its_own(raw_template: dict[str, Any]) -> None:
     resolved = stack(raw_template)
-    carrying = {
-        function_id
-        for function_id in resolved.resources("AWS::Serverless::Function")
-        if "<TriggerAccessPolicy>"
-        in role_of_function(resolved, function_id)["Properties"].get("ManagedPolicyArns", [])
-    }
-
-    # Then the per-function IAM checks below cover each of them
-    assert carrying == set(TRIGGER_FUNCTIONS)
+    roles = [
+        logical_id_of(function["Properties"]["Role"])
+        for function in resolved.resources("AWS::Serverless::Function").values()
+    ]
+    assert sorted(resolved.resources("AWS::Serverless::Function")) == sorted(FUNCTIONS)
+    assert len(set(roles)) == len(roles) == len(FUNCTIONS)
 
 
-@pytest.fixture(params=TRIGGER_FUNCTIONS)
+@pytest.mark.parametrize("key_arn", ["", TABLE_KEY_ARN])
+def test_every_function_carries_the_airflow_policy_and_the_table_key_policy_when_there_is_a_key(
+    raw_template: dict[str, Any], key_arn: str
+) -> None:
+    # Given a deployment with or without a customer managed key on the history table
+    resolved = stack(raw_template, HistoryTableKmsKeyArn=key_arn)
+
+    for function_id in resolved.resources("AWS::Serverless::Function"):
+        # When we list the managed policies of the function's role
+        attached = role_of_function(resolved, function_id)["Properties"]["ManagedPolicyArns"]
+
+        # Then each function reaches Airflow and the routes through the shared policy, and
+        # uses the table's key only when the table has one
+        expected = ["<AirflowAccessPolicy>", *(["<HistoryTableKeyPolicy>"] if key_arn else [])]
+        assert attached == expected, function_id
+
+
+@pytest.fixture(params=FUNCTIONS)
 def function_id(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-# Beyond the ledger's reads and writes, what each transport needs.
-TRANSPORT_ONLY_ACTIONS = {"dynamodb:DeleteItem"}
+@pytest.mark.parametrize("transport", ["invoke_rest_api", "cli", "airflow_rest"])
+def test_each_function_reaches_exactly_the_history_items_and_indexes_its_code_uses(
+    raw_template: dict[str, Any], function_id: str, transport: str
+) -> None:
+    # Given a deployment with this transport (it keeps a lock, or rate counters, in the table)
+    resolved = stack(raw_template, MwaaTransport=transport)
+    expected = HISTORY_CALLS[function_id] | TRANSPORT_CALLS[transport]
+
+    # When we ask, for every DynamoDB action on every item, key prefix and index partition,
+    # whether the function's role allows it
+    policy = function_statements(resolved, function_id)
+    allowed = {call for call in history_universe() if allows(policy, call)}
+
+    # Then it may make exactly the calls its code makes: trigger records by their "t-" keys,
+    # the CLI lock of the stack's environment only, no scan, no batch, no PartiQL, no delete
+    # of a record; the reconciler queries open statuses and updates, the s3 and schedules
+    # functions never query, only the api function reads history
+    assert allowed == expected
+
+
+def test_no_function_may_delete_a_trigger_record_whatever_the_transport(
+    raw_template: dict[str, Any],
+) -> None:
+    # The CLI transport used to be granted DeleteItem on the whole table, to release its lock.
+    for transport in ("invoke_rest_api", "cli", "airflow_rest"):
+        resolved = stack(raw_template, MwaaTransport=transport)
+        for function_id in FUNCTIONS:
+            assert not may(resolved, function_id, item_call("dynamodb:DeleteItem", TRIGGER_KEY))
+            assert may(resolved, function_id, item_call("dynamodb:DeleteItem", LOCK_KEY)) is (
+                transport == "cli"
+            )
+
+
+def test_the_template_key_prefixes_are_the_ones_the_code_writes(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given the LeadingKeys the roles name, with the CLI transport and with a REST one
+    leading = {
+        str(value)
+        for transport in ("cli", "invoke_rest_api")
+        for _, document in policy_documents(stack(raw_template, MwaaTransport=transport))
+        for statement in statements(document)
+        for tests in statement.get("Condition", {}).values()
+        for value in as_list(tests.get(LEADING_KEYS, []))
+    }
+    rate_pattern = f"rate#{REQUIRED_PARAMETERS['MwaaEnvironmentName']}#*"
+
+    # Then each is a key (or prefix) the code builds: trigger ids, the stack environment's CLI
+    # lock and rate counters, the health probe, and the statuses the reconciler reads
+    assert leading == {
+        "t-*",
+        LOCK_KEY,
+        rate_pattern,
+        HEALTH_PROBE_KEY,
+        *(str(status) for status in {TriggerStatus.RECEIVED, *OPEN_STATUSES}),
+    }
+    assert re.fullmatch(TRIGGER_ID_PATTERN, TRIGGER_KEY)
+    assert TRIGGER_ID_PATTERN.startswith("^t-")
+    assert wildcard_match(rate_pattern, RATE_KEY)
+    assert not wildcard_match(rate_pattern, OTHER_RATE_KEY)
+    # And no prefix reaches another kind of item
+    for other_kind in (HEALTH_PROBE_KEY, LOCK_KEY, RATE_KEY):
+        assert not wildcard_match("t-*", other_kind)
+    assert not wildcard_match(rate_pattern, TRIGGER_KEY)
+
+
+def test_only_the_s3_function_consumes_its_queue_and_only_the_schedules_function_dead_letters(
+    raw_template: dict[str, Any], function_id: str
+) -> None:
+    # Given every SQS action on every queue of the stack
+    resolved = stack(raw_template, SourceBucketNames="landing")
+    universe = [Call(action, f"<{queue}.Arn>") for action in SQS_ACTIONS for queue in QUEUES]
+
+    # When we ask which of them the function may make
+    allowed = {
+        (call.action, call.resource) for call in universe if may(resolved, function_id, call)
+    }
+
+    # Then the s3 events function consumes its own queue (the event source mapping) and changes
+    # a failed message's visibility there (the retry backoff); the schedules function sends its
+    # failed events to its dead-letter queue (Lambda does, as the function); the api function
+    # and the reconciler touch no queue
+    expected = {
+        "S3EventsFunction": {
+            (action, "<S3EventsQueue.Arn>")
+            for action in (
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+                "sqs:GetQueueUrl",
+            )
+        },
+        "SchedulesFunction": {("sqs:SendMessage", "<SchedulesDeadLetterQueue.Arn>")},
+        "ApiFunction": set(),
+        "ReconcilerFunction": set(),
+    }
+    assert allowed == expected[function_id]
 
 
 @pytest.mark.parametrize(
     ("transport", "expected_actions"),
     [
         ("invoke_rest_api", {"airflow:GetEnvironment", "airflow:InvokeRestApi"}),
-        # The CLI lease lock is released with a conditional delete.
-        ("cli", {"airflow:GetEnvironment", "airflow:CreateCliToken", "dynamodb:DeleteItem"}),
+        ("cli", {"airflow:GetEnvironment", "airflow:CreateCliToken"}),
         ("airflow_rest", set()),
     ],
 )
@@ -628,21 +966,17 @@ def test_airflow_permissions_follow_the_transport(
     # Given a deployment with this transport
     resolved = stack(raw_template, MwaaTransport=transport)
 
-    # When we list what the s3 events function may do on Airflow, and beyond the ledger
+    # When we list what the function may do on Airflow
     allowed = function_allowed_actions(resolved, function_id)
     transport_actions = {
-        action: resources
-        for action, resources in allowed.items()
-        if action.startswith("airflow:") or action in TRANSPORT_ONLY_ACTIONS
+        action: resources for action, resources in allowed.items() if action.startswith("airflow:")
     }
 
-    # Then exactly the transport's calls are allowed, each on this environment (or lock) only
+    # Then exactly the transport's calls are allowed, each on this environment only
     assert set(transport_actions) == expected_actions
     environment_arn = f"arn:aws:airflow:{REGION}:{ACCOUNT}:environment/analytics-prod"
     for action in {"airflow:GetEnvironment", "airflow:CreateCliToken"} & set(transport_actions):
         assert transport_actions[action] == [environment_arn]
-    if "dynamodb:DeleteItem" in transport_actions:
-        assert transport_actions["dynamodb:DeleteItem"] == ["<TriggerHistoryTable.Arn>"]
 
 
 def test_invoke_rest_api_is_granted_on_the_user_airflow_role_only(
@@ -728,25 +1062,120 @@ def test_only_the_api_function_reads_webhook_secrets_and_only_under_the_prefix(
     assert all(resources == [] for resources in readers.values()), readers
 
 
-def test_function_reads_and_writes_only_the_history_table_and_its_indexes(
+# --- encryption keys and concurrency ---------------------------------------------------------
+
+
+def test_history_table_is_encrypted_with_the_customer_key_only_when_one_is_given(
     raw_template: dict[str, Any],
-    function_id: str,
 ) -> None:
-    resolved = stack(raw_template)
-    allowed = function_allowed_actions(resolved, function_id)
-    dynamodb = {
-        a: r
-        for a, r in allowed.items()
-        if a.startswith("dynamodb:") and a not in TRANSPORT_ONLY_ACTIONS
+    # Without a key: an AWS owned key (SSE "disabled" means DynamoDB's default, AWS owned key)
+    table = stack(raw_template).resources("AWS::DynamoDB::Table")["TriggerHistoryTable"]
+    assert table["Properties"]["SSESpecification"] == {"SSEEnabled": False}
+
+    # With one: that key
+    table = stack(raw_template, HistoryTableKmsKeyArn=TABLE_KEY_ARN).resources(
+        "AWS::DynamoDB::Table"
+    )["TriggerHistoryTable"]
+    assert table["Properties"]["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": TABLE_KEY_ARN,
     }
-    table_resources = ["<TriggerHistoryTable.Arn>", "<TriggerHistoryTable.Arn>/index/*"]
-    ledger_actions = (
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:Query",
+
+
+def test_functions_use_the_table_key_only_through_dynamodb_and_only_when_there_is_one(
+    raw_template: dict[str, Any], function_id: str
+) -> None:
+    through_dynamodb = (("kms:ViaService", (f"dynamodb.{REGION}.amazonaws.com",)),)
+    through_s3 = (("kms:ViaService", (f"s3.{REGION}.amazonaws.com",)),)
+    kms_actions = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+
+    # Without a key on the table, no KMS permission at all
+    without = stack(raw_template)
+    assert not [
+        action
+        for action in function_allowed_actions(without, function_id)
+        if action.startswith("kms:")
+    ]
+
+    # With one: Decrypt and DescribeKey of that key, through DynamoDB, nothing else
+    resolved = stack(raw_template, HistoryTableKmsKeyArn=TABLE_KEY_ARN)
+    allowed = {
+        (action, key, via)
+        for action in kms_actions
+        for key in (TABLE_KEY_ARN, LOGS_KEY_ARN)
+        for via in (through_dynamodb, through_s3, ())
+        if may(resolved, function_id, Call(action, key, via))
+    }
+    assert allowed == {
+        ("kms:Decrypt", TABLE_KEY_ARN, through_dynamodb),
+        ("kms:DescribeKey", TABLE_KEY_ARN, through_dynamodb),
+    }
+
+
+@pytest.mark.parametrize("key_arn", ["", LOGS_KEY_ARN])
+def test_every_log_group_is_encrypted_with_the_logs_key_when_one_is_given(
+    raw_template: dict[str, Any], key_arn: str
+) -> None:
+    log_groups = stack(raw_template, LogsKmsKeyArn=key_arn).resources("AWS::Logs::LogGroup")
+    assert len(log_groups) == len(FUNCTIONS) + 1  # each function's, and the HTTP API's access logs
+    for log_group_id, log_group in log_groups.items():
+        assert log_group["Properties"].get("KmsKeyId", "") == key_arn, log_group_id
+
+
+@pytest.mark.parametrize("parameter", ["HistoryTableKmsKeyArn", "LogsKmsKeyArn"])
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        (TABLE_KEY_ARN, True),
+        (
+            f"arn:aws-us-gov:kms:us-gov-west-1:{ACCOUNT}:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+            True,
+        ),
+        # IAM grants name the key itself: an alias ARN or a bare key id cannot be scoped to
+        (f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/dagtrigger", False),
+        ("1234abcd-12ab-34cd-56ef-1234567890ab", False),
+        (f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*", False),
+    ],
+)
+def test_kms_key_parameters_accept_key_arns_only(
+    raw_template: dict[str, Any], parameter: str, value: str, accepted: bool
+) -> None:
+    pattern = raw_template["Parameters"][parameter]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is accepted
+
+
+def test_api_function_reserves_its_concurrency_from_a_parameter(
+    raw_template: dict[str, Any],
+) -> None:
+    # Given the api function and the parameter that sizes it
+    spec = raw_template["Parameters"]["ApiReservedConcurrency"]
+    function = raw_template["Resources"]["ApiFunction"]["Properties"]
+
+    # Then its reservation is the parameter, at least 1 (0 would stop the API), by default a
+    # handful of instances: well under the stage's burst, and no more callers at once than
+    # MWAA's ~10 TPS can serve
+    assert function["ReservedConcurrentExecutions"] == {"Ref": "ApiReservedConcurrency"}
+    assert spec["Type"] == "Number"
+    assert int(spec["MinValue"]) >= 1
+    default = int(spec["Default"])
+    assert 1 <= default <= 10
+    resolved = stack(raw_template)
+    assert (
+        int(
+            resolved.resources("AWS::Serverless::Function")["ApiFunction"]["Properties"][
+                "ReservedConcurrentExecutions"
+            ]
+        )
+        == default
     )
-    assert dynamodb == dict.fromkeys(ledger_actions, table_resources)
+    assert default <= int(resolved.parameters["ApiThrottlingBurstLimit"])
+
+
+def test_reconciler_runs_one_pass_at_a_time(raw_template: dict[str, Any]) -> None:
+    function = raw_template["Resources"]["ReconcilerFunction"]["Properties"]
+    assert function["ReservedConcurrentExecutions"] == 1
 
 
 # ---------------------------------------------------------------------------------------------
