@@ -123,9 +123,9 @@ class Settings(BaseSettings):
         default=300,
         ge=30,
         le=86400,
-        description="how long a signed webhook delivery is remembered (and, for a scheme "
-        "with a signed timestamp, how old its timestamp may be): a replay inside the window "
-        "starts nothing, one outside it is refused",
+        description="how far a webhook's signed timestamp may be from now: a replay inside "
+        "the window is a duplicate of the recorded delivery, one outside it is refused (a "
+        "scheme without a signed timestamp dedupes for as long as the record is kept)",
     )
     webhook_max_body_bytes: int = Field(
         default=1024 * 1024,

@@ -87,6 +87,8 @@ def test_a_delivery_without_an_id_is_keyed_by_its_body(api: ApiClient, transport
 
     assert answer.status == 202, answer.text
     assert answer.json["delivery_id"].startswith("sha256:")
+    record = api.request("GET", answer.json["links"]["self"]).json
+    assert answer.json["delivery_id"] == "sha256:" + record["source_ref"]["replay_key"][:32]
 
 
 @pytest.mark.parametrize("secret", ["not the secret", GITHUB_SECRET + " ", GITHUB_SECRET.upper()])
@@ -223,7 +225,9 @@ def test_a_conf_mapping_that_is_not_an_object_is_rejected_with_a_422(
     assert record["status"] == "REJECTED"
 
 
-def test_an_old_standard_webhook_timestamp_is_a_401(api: ApiClient) -> None:
+def test_an_old_standard_webhook_timestamp_is_a_422_that_says_so(
+    api: ApiClient, transport: Any
+) -> None:
     body = b'{"id": "evt_old"}'
     headers = sign_standard_webhooks(
         body, secrets=[STANDARD_SECRET], msg_id="msg_old", timestamp=int(time.time()) - 600
@@ -231,7 +235,10 @@ def test_an_old_standard_webhook_timestamp_is_a_401(api: ApiClient) -> None:
 
     answer = api.request("POST", "/v1/webhooks/payments", body=body, headers=headers)
 
-    assert answer.status == 401
+    assert answer.status == 422
+    assert answer.json["errors"][0]["type"] == "timestamp_outside_replay_window"
+    assert "outside the replay window" in answer.json["detail"]
+    assert transport.calls == []
 
 
 def test_airflow_down_is_a_503_and_the_senders_retry_triggers(

@@ -100,7 +100,9 @@ class WebhookAccepted(BaseModel):
     trigger_id: str
     status: TriggerStatus
     delivery_id: str | None
-    duplicate: bool = Field(description="true when this delivery id was seen before")
+    duplicate: bool = Field(
+        description="true when this delivery (the same signed material) was received before"
+    )
     links: Links
 
 

@@ -292,7 +292,13 @@ class WebhookHmacConfig(_Strict):
         description="when set, the signed content is '<timestamp>.<body>' and the timestamp "
         "must be within tolerance_seconds",
     )
-    tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    tolerance_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="when not given, the deployment's WEBHOOK_REPLAY_WINDOW_SECONDS applies; "
+        "a route's own value can only narrow it",
+    )
     delivery_id_header: str | None = Field(
         default=None, max_length=128, description="header with the sender's delivery id"
     )

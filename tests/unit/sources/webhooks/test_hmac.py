@@ -13,7 +13,9 @@ from dagtrigger.sources.webhooks import (
     SignatureError,
     SignatureFailure,
     SignatureScheme,
+    StaleTimestampError,
     VerifiedDelivery,
+    replay_key,
     sign_generic_hmac,
     verify,
 )
@@ -49,6 +51,7 @@ def verify_hmac(
     *,
     body: bytes = b"{}",
     secrets: list[str] | None = None,
+    replay_window_seconds: int = 300,
 ) -> VerifiedDelivery:
     return verify(
         SignatureScheme.HMAC,
@@ -57,14 +60,19 @@ def verify_hmac(
         secrets=secrets if secrets is not None else [SECRET],
         now=NOW,
         hmac_config=config,
+        replay_window_seconds=replay_window_seconds,
     )
 
 
 def failure_of(
-    config: HmacSchemeConfig, headers: dict[str, str], *, body: bytes = b"{}"
+    config: HmacSchemeConfig,
+    headers: dict[str, str],
+    *,
+    body: bytes = b"{}",
+    replay_window_seconds: int = 300,
 ) -> SignatureError:
     with pytest.raises(SignatureError) as caught:
-        verify_hmac(config, headers, body=body)
+        verify_hmac(config, headers, body=body, replay_window_seconds=replay_window_seconds)
     return caught.value
 
 
@@ -79,9 +87,12 @@ def test_rfc_vectors_verify_for_every_algorithm_and_encoding(algorithm: str, enc
     # When the RFC's data arrives with it
     delivery = verify_hmac(config, {"x-sig": signature}, body=RFC_DATA, secrets=[RFC_KEY])
 
-    # Then it verifies, with no timestamp and no delivery id configured
+    # Then it verifies, with no timestamp and no delivery id configured, known by its body
     assert delivery == VerifiedDelivery(
-        delivery_id=None, timestamp=None, scheme=SignatureScheme.HMAC
+        delivery_id=None,
+        timestamp=None,
+        scheme=SignatureScheme.HMAC,
+        replay_key=replay_key(("body", RFC_DATA)),
     )
 
 
@@ -116,9 +127,12 @@ def test_timestamped_delivery_verifies_with_its_time_and_delivery_id() -> None:
     # When it is verified
     delivery = verify_hmac(STAMPED, headers)
 
-    # Then its time and id come back
+    # Then its time and id come back, and it is known by its signed timestamp and body
     assert delivery == VerifiedDelivery(
-        delivery_id="req-1", timestamp=NOW - timedelta(seconds=30), scheme=SignatureScheme.HMAC
+        delivery_id="req-1",
+        timestamp=NOW - timedelta(seconds=30),
+        scheme=SignatureScheme.HMAC,
+        replay_key=replay_key(("timestamp", str(NOW_SECONDS - 30).encode()), ("body", b"{}")),
     )
 
 
@@ -126,6 +140,43 @@ def test_timestamped_delivery_verifies_with_its_time_and_delivery_id() -> None:
 def test_timestamp_outside_the_routes_tolerance_is_rejected_both_ways(age: int) -> None:
     headers = sign_generic_hmac(b"{}", config=STAMPED, secret=SECRET, timestamp=NOW_SECONDS - age)
     assert failure_of(STAMPED, headers).reason is SignatureFailure.TIMESTAMP_OUT_OF_TOLERANCE
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "window", "age", "refused"),
+    [
+        (60, 300, 61, True),
+        (600, 300, 301, True),
+        (600, 900, 599, False),
+        (600, 900, 601, True),
+    ],
+    ids=["route-narrower", "window-narrower", "inside-both", "outside-the-route"],
+)
+def test_the_smaller_of_the_routes_tolerance_and_the_replay_window_applies(
+    tolerance: int, window: int, age: int, refused: bool
+) -> None:
+    # Given a route with its own tolerance, and a deployment's replay window
+    config = HmacSchemeConfig(header="x-sig", timestamp_header="x-ts", tolerance_seconds=tolerance)
+    headers = sign_generic_hmac(b"{}", config=config, secret=SECRET, timestamp=NOW_SECONDS - age)
+
+    # When / Then: the delivery is refused exactly when it is older than the smaller of the two
+    if refused:
+        error = failure_of(config, headers, replay_window_seconds=window)
+        assert isinstance(error, StaleTimestampError)
+        assert error.window_seconds == min(tolerance, window)
+        assert error.header == "x-ts"
+    else:
+        assert verify_hmac(config, headers, replay_window_seconds=window).timestamp is not None
+
+
+def test_a_stale_timestamp_under_a_wrong_signature_is_a_plain_mismatch() -> None:
+    # Given a delivery an hour old, signed with a secret the route does not accept
+    headers = sign_generic_hmac(b"{}", config=STAMPED, secret="guess", timestamp=NOW_SECONDS - 3600)
+
+    # Then it is refused as unauthentic, not as stale: a forger learns nothing about the window
+    error = failure_of(STAMPED, headers)
+    assert error.reason is SignatureFailure.MISMATCH
+    assert not isinstance(error, StaleTimestampError)
 
 
 def test_timestamp_moved_within_tolerance_is_a_mismatch_because_it_is_signed() -> None:

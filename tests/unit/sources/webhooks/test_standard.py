@@ -12,8 +12,10 @@ from dagtrigger.sources.webhooks import (
     SignatureError,
     SignatureFailure,
     SignatureScheme,
+    StaleTimestampError,
     VerifiedDelivery,
     WebhookSecretError,
+    replay_key,
     sign_standard_webhooks,
     verify,
 )
@@ -57,6 +59,7 @@ def verify_standard(
     body: bytes = LIBRARY_PAYLOAD,
     secrets: list[str] | None = None,
     now: datetime = LIBRARY_NOW,
+    replay_window_seconds: int = 300,
 ) -> VerifiedDelivery:
     return verify(
         SignatureScheme.STANDARD_WEBHOOKS,
@@ -64,6 +67,7 @@ def verify_standard(
         headers=headers,
         secrets=secrets if secrets is not None else [LIBRARY_SECRET],
         now=now,
+        replay_window_seconds=replay_window_seconds,
     )
 
 
@@ -80,9 +84,13 @@ def test_reference_librarys_published_vector_verifies() -> None:
     # When it is verified
     delivery = verify_standard(library_headers())
 
-    # Then the delivery is authentic, identified by webhook-id, at the signed time
+    # Then the delivery is authentic, identified by webhook-id, at the signed time, and known
+    # by its signed id and body
     assert delivery == VerifiedDelivery(
-        delivery_id=LIBRARY_MSG_ID, timestamp=LIBRARY_NOW, scheme=SignatureScheme.STANDARD_WEBHOOKS
+        delivery_id=LIBRARY_MSG_ID,
+        timestamp=LIBRARY_NOW,
+        scheme=SignatureScheme.STANDARD_WEBHOOKS,
+        replay_key=replay_key(("webhook-id", LIBRARY_MSG_ID.encode()), ("body", LIBRARY_PAYLOAD)),
     )
 
 
@@ -229,6 +237,39 @@ def test_timestamp_outside_tolerance_is_rejected_both_ways(skew: timedelta, dire
     # Then it is refused for its timestamp, and the log says which way the clock is off
     assert caught.value.reason is SignatureFailure.TIMESTAMP_OUT_OF_TOLERANCE
     assert direction in caught.value.detail
+    assert isinstance(caught.value, StaleTimestampError)
+    assert caught.value.header == "webhook-timestamp"
+
+
+@pytest.mark.parametrize(
+    ("window", "age", "accepted"),
+    [(600, 599, True), (600, 601, False), (60, 61, False), (86_400, 86_400, True)],
+    ids=["ten-minutes-inside", "ten-minutes-outside", "one-minute-outside", "a-day-inside"],
+)
+def test_the_callers_replay_window_bounds_the_timestamp(
+    window: int, age: int, accepted: bool
+) -> None:
+    now = LIBRARY_NOW + timedelta(seconds=age)
+    if accepted:
+        delivery = verify_standard(library_headers(), now=now, replay_window_seconds=window)
+        assert delivery.timestamp == LIBRARY_NOW
+    else:
+        with pytest.raises(StaleTimestampError) as caught:
+            verify_standard(library_headers(), now=now, replay_window_seconds=window)
+        assert caught.value.window_seconds == window
+        assert f"replay window of {window} s" in caught.value.detail
+
+
+def test_a_stale_timestamp_under_a_wrong_signature_is_a_plain_mismatch() -> None:
+    # Given the library's example with a wrong signature, received a day late
+    with pytest.raises(SignatureError) as caught:
+        verify_standard(
+            library_headers(LIBRARY_WRONG_SIGNATURE), now=LIBRARY_NOW + timedelta(days=1)
+        )
+
+    # Then it is refused as unauthentic, not as stale: a forger learns nothing about the window
+    assert caught.value.reason is SignatureFailure.MISMATCH
+    assert not isinstance(caught.value, StaleTimestampError)
 
 
 @pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp", "webhook-signature"])

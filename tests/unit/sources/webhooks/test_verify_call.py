@@ -63,6 +63,23 @@ def test_hmac_config_goes_with_the_hmac_scheme_only(
         verify(scheme, body=b"{}", headers=HEADERS, secrets=["s"], now=NOW, hmac_config=hmac_config)
 
 
+@pytest.mark.parametrize(
+    ("window", "complaint"),
+    [(0, "between 1 and 86400"), (86_401, "between 1 and 86400"), (True, "an integer")],
+    ids=["zero", "over-a-day", "bool"],
+)
+def test_a_replay_window_out_of_range_is_refused(window: int, complaint: str) -> None:
+    with pytest.raises(ValueError, match=f"replay_window_seconds must be {complaint}"):
+        verify(
+            "github",
+            body=b"{}",
+            headers=HEADERS,
+            secrets=["s"],
+            now=NOW,
+            replay_window_seconds=window,
+        )
+
+
 def test_now_in_any_time_zone_is_the_same_instant() -> None:
     # Given a Standard Webhooks delivery stamped at NOW, and the clock read in UTC+05:30
     secret = "whsec_" + "a2V5" * 8

@@ -25,9 +25,12 @@ router = APIGatewayHttpRouter()
     status_code=202,
     summary="Receive a signed webhook",
     description="The body is any JSON payload, signed as the webhook route's scheme says "
-    "(Standard Webhooks, GitHub X-Hub-Signature-256 or a generic HMAC). The delivery id is the "
-    "idempotency key: a redelivery starts nothing new. A payload the route's filter rejects is "
-    "recorded as IGNORED (202).",
+    "(Standard Webhooks, GitHub X-Hub-Signature-256 or a generic HMAC). A delivery is known by "
+    "what its signature covers (the body, plus the signed timestamp or Standard Webhooks id "
+    "where the scheme signs one), never by an unsigned delivery id: a redelivery or a replay "
+    "starts nothing new and is answered with duplicate=true. A signed timestamp outside the "
+    "replay window is refused (422). A payload the route's filter rejects is recorded as "
+    "IGNORED (202).",
     tags=["Webhooks"],
     security=[],
     responses=documented(202, 400, 401, 404, 413, 422, 503),

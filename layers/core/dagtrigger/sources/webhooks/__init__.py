@@ -3,7 +3,9 @@
 ``service`` receives one delivery (verify, record, trigger). ``verify`` is the signature check's
 entry point; ``standard``, ``github`` and ``generic_hmac`` hold one scheme each, ``signing`` what
 they share, ``secrets`` the loading of secrets from Secrets Manager. The signature checks are
-pure functions of (body, headers, secrets, now).
+pure functions of (body, headers, secrets, now, replay window); each names an authentic
+delivery by its replay key, a hash of what the signature covers, which the service turns into
+the trigger id so that a replayed delivery finds its record instead of starting a run.
 """
 
 from dagtrigger.sources.webhooks.generic_hmac import sign_generic_hmac
@@ -14,8 +16,10 @@ from dagtrigger.sources.webhooks.signing import (
     SignatureError,
     SignatureFailure,
     SignatureScheme,
+    StaleTimestampError,
     VerifiedDelivery,
     WebhookSecretError,
+    replay_key,
 )
 from dagtrigger.sources.webhooks.standard import sign_standard_webhooks
 from dagtrigger.sources.webhooks.verify import verify
@@ -25,10 +29,12 @@ __all__ = [
     "SignatureError",
     "SignatureFailure",
     "SignatureScheme",
+    "StaleTimestampError",
     "VerifiedDelivery",
     "WebhookSecretError",
     "load_webhook_secrets",
     "parse_webhook_secrets",
+    "replay_key",
     "sign_generic_hmac",
     "sign_github",
     "sign_standard_webhooks",

@@ -1,8 +1,10 @@
 """The generic HMAC scheme, shaped per route by an HmacSchemeConfig.
 
 The signed content is the raw body, or ``{timestamp}.{body}`` when the route names a
-timestamp header (the Stripe/Slack defence against replays). The delivery id, when the route
-names a header for it, is not signed: it is an idempotency key, not evidence.
+timestamp header (the Stripe/Slack defence against replays: the timestamp must then be within
+the replay window). The delivery id, when the route names a header for it, is not signed, so it
+is information only: the replay key covers the body and, when there is one, the timestamp.
+Without a timestamp, two identical bodies are one delivery.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from dagtrigger.sources.webhooks.signing import (
     optional_identifier,
     parse_unix_seconds,
     prefixed_signatures,
+    replay_key,
     require_match,
     utf8_keys,
-    within_tolerance,
+    within_replay_window,
 )
 
 _DIGEST_SIZES = {"sha1": 20, "sha256": 32, "sha512": 64}
@@ -68,16 +71,30 @@ def verify_generic_hmac(
     secrets: Sequence[str],
     now: datetime,
     config: HmacSchemeConfig,
+    replay_window_seconds: int,
 ) -> VerifiedDelivery:
     keys = utf8_keys(secrets)
     received = received_signatures(config, headers.required(config.header))
     delivery_id = optional_identifier(headers, config.delivery_id_header)
-    raw_timestamp, timestamp = _signed_timestamp(headers, now=now, config=config)
+    raw_timestamp = _raw_timestamp(headers, config)
     content = signed_content(body, raw_timestamp)
     expected = (signature_for(config, key, content) for key in keys)
     require_match(expected, received, header=config.header)
+    signed: list[tuple[str, bytes]] = [("body", body)]
+    timestamp = None
+    if config.timestamp_header is not None and raw_timestamp is not None:
+        timestamp = within_replay_window(
+            int(raw_timestamp),
+            now=now,
+            window_seconds=min(config.tolerance_seconds, replay_window_seconds),
+            header=config.timestamp_header,
+        )
+        signed.insert(0, ("timestamp", raw_timestamp.encode("ascii")))
     return VerifiedDelivery(
-        delivery_id=delivery_id, timestamp=timestamp, scheme=SignatureScheme.HMAC
+        delivery_id=delivery_id,
+        timestamp=timestamp,
+        scheme=SignatureScheme.HMAC,
+        replay_key=replay_key(*signed),
     )
 
 
@@ -103,11 +120,10 @@ def sign_generic_hmac(
     return headers
 
 
-def _signed_timestamp(
-    headers: RequestHeaders, *, now: datetime, config: HmacSchemeConfig
-) -> tuple[str | None, datetime | None]:
+def _raw_timestamp(headers: RequestHeaders, config: HmacSchemeConfig) -> str | None:
+    """The timestamp header's value, checked to be integer Unix seconds (as it is signed)."""
     if config.timestamp_header is None:
-        return None, None
+        return None
     raw = headers.required_single(config.timestamp_header)
-    seconds = parse_unix_seconds(raw, header=config.timestamp_header)
-    return raw, within_tolerance(seconds, now=now, tolerance_seconds=config.tolerance_seconds)
+    parse_unix_seconds(raw, header=config.timestamp_header)
+    return raw

@@ -1,9 +1,11 @@
 """GitHub's ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>``.
 
-GitHub signs the body only: no timestamp, and ``X-GitHub-Delivery`` (kept the same on
-redeliveries, hence the idempotency key) is not covered by the signature. A captured delivery
-can therefore be replayed; the ledger's dedupe on the delivery id is what stops the replay
-from triggering twice, as long as the replayer keeps the id.
+GitHub signs the body only: no timestamp, and ``X-GitHub-Delivery`` is not covered by the
+signature, so a replayer can send any id it likes. The replay key is therefore the body alone:
+a captured delivery replayed, with or without a new id, is the same delivery for as long as the
+ledger keeps its record. Each GitHub payload describes one event (its commits, ids and times),
+so in practice two genuine deliveries never share a key; a redelivery from GitHub (same body,
+same id) is rightly the same delivery.
 
 The scheme is the generic HMAC scheme with one fixed configuration, so it signs and computes
 signatures through that module; it keeps its own name in results and its own wording in errors.
@@ -25,6 +27,7 @@ from dagtrigger.sources.webhooks.signing import (
     VerifiedDelivery,
     optional_identifier,
     prefixed_signatures,
+    replay_key,
     require_match,
     utf8_keys,
 )
@@ -56,7 +59,12 @@ def verify_github(
     delivery_id = optional_identifier(headers, DELIVERY_HEADER)
     expected = (signature_for(AS_HMAC, key, body) for key in keys)
     require_match(expected, received, header=SIGNATURE_HEADER)
-    return VerifiedDelivery(delivery_id=delivery_id, timestamp=None, scheme=SignatureScheme.GITHUB)
+    return VerifiedDelivery(
+        delivery_id=delivery_id,
+        timestamp=None,
+        scheme=SignatureScheme.GITHUB,
+        replay_key=replay_key(("body", body)),
+    )
 
 
 def sign_github(body: bytes, *, secret: str, delivery_id: str | None = None) -> dict[str, str]:

@@ -1,9 +1,12 @@
 """Signed webhooks: POST /v1/webhooks/{name} starts the DAG of the webhook route ``name``.
 
 Order matters: the signature is checked on the raw bytes before anything else is believed
-(nothing is recorded for an unauthentic delivery, so strangers cannot fill the table), then
-the delivery id (the sender's idempotency key) names the trigger, then the payload is parsed,
-filtered and mapped to a conf, and the trigger runs inline within the API's short budget.
+(nothing is recorded for an unauthentic delivery, so strangers cannot fill the table), and a
+signed timestamp must be within the replay window; then the delivery's replay key (a hash of
+what its signature covers, never of unsigned headers or the time it arrived) names the
+trigger, so a replay, whatever delivery id it carries, finds the first delivery's record and
+starts nothing. Then the payload is parsed, filtered and mapped to a conf, and the trigger runs
+inline within the API's short budget.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dagtrigger.clock import iso_utc
 from dagtrigger.conf import check_conf, render_conf
 from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import (
+    InvalidRequestError,
     MalformedRequestError,
     NotFoundError,
     PayloadTooLargeError,
@@ -36,6 +40,7 @@ from dagtrigger.routes.model import WebhookHmacConfig, WebhookRoute
 from dagtrigger.sources.webhooks import (
     HmacSchemeConfig,
     SignatureError,
+    StaleTimestampError,
     VerifiedDelivery,
     load_webhook_secrets,
     verify,
@@ -53,6 +58,7 @@ _HIDDEN_HEADERS = frozenset({"authorization", "cookie", "x-amz-security-token"})
 ROUTE_PAUSED = "route_paused"
 FILTERED_OUT = "filtered_out"
 UNAUTHENTIC = "the request could not be authenticated"
+TIMESTAMP_OUTSIDE_WINDOW = "timestamp_outside_replay_window"
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,8 @@ class WebhookDelivery:
 
 @dataclass(frozen=True)
 class WebhookReceipt:
-    """An authentic delivery's record; ``duplicate`` when its delivery id was seen before."""
+    """An authentic delivery's record; ``duplicate`` when the same signed delivery (same body,
+    and same signed timestamp or id where the scheme signs one) was received before."""
 
     record: dict[str, Any]
     delivery_id: str
@@ -79,7 +86,7 @@ def receive_webhook(delivery: WebhookDelivery, deps: Dependencies) -> WebhookRec
     route = _webhook_route(delivery.route_name, deps)
     _check_body_size(delivery.body, deps.settings.webhook_max_body_bytes)
     verified = _verify(route, delivery, deps)
-    delivery_id = verified.delivery_id or _derived_delivery_id(delivery, verified)
+    delivery_id = verified.delivery_id or _derived_delivery_id(verified)
     logger.append_keys(webhook=route.name, delivery_id=delivery_id)
     payload = _parse_payload(delivery.body)
     headers = _visible_headers(delivery.headers)
@@ -116,6 +123,7 @@ def _verify(route: WebhookRoute, delivery: WebhookDelivery, deps: Dependencies) 
         max_age=deps.settings.webhook_secret_max_age_seconds,
         provider=deps.secrets_provider(),
     )
+    window = deps.settings.webhook_replay_window_seconds
     try:
         return verify(
             route.scheme,
@@ -123,8 +131,22 @@ def _verify(route: WebhookRoute, delivery: WebhookDelivery, deps: Dependencies) 
             headers=delivery.headers,
             secrets=secrets,
             now=delivery.received_at,
-            hmac_config=_hmac_config(route.hmac),
+            hmac_config=_hmac_config(route.hmac, window),
+            replay_window_seconds=window,
         )
+    except StaleTimestampError as stale:
+        # Authentic, so saying what is wrong helps the sender and tells a forger nothing.
+        logger.warning(
+            "webhook refused: signed timestamp outside the replay window",
+            extra={"webhook": route.name, "reason": stale.reason, "detail": stale.detail},
+        )
+        raise InvalidRequestError(
+            f"{stale.detail}: a delivery is accepted only within {stale.window_seconds} s of "
+            "its signed time, and this one is refused as a possible replay (a sender's retry "
+            "signs a fresh timestamp; check the sender's clock)",
+            location=("header", stale.header),
+            code=TIMESTAMP_OUTSIDE_WINDOW,
+        ) from None
     except SignatureError as refused:
         # The reason code is for us; the sender learns nothing about what failed.
         logger.warning(
@@ -133,17 +155,23 @@ def _verify(route: WebhookRoute, delivery: WebhookDelivery, deps: Dependencies) 
         raise UnauthenticatedError(UNAUTHENTIC) from None
 
 
-def _hmac_config(config: WebhookHmacConfig | None) -> HmacSchemeConfig | None:
+def _hmac_config(
+    config: WebhookHmacConfig | None, replay_window_seconds: int
+) -> HmacSchemeConfig | None:
+    """The route's generic HMAC scheme; a route that sets no ``tolerance_seconds`` gets the
+    deployment's replay window (one that does can only narrow it: ``verify`` takes the smaller).
+    """
     if config is None:
         return None
-    return HmacSchemeConfig(**config.model_dump())
+    fields = config.model_dump()
+    if "tolerance_seconds" not in config.model_fields_set:
+        fields["tolerance_seconds"] = replay_window_seconds
+    return HmacSchemeConfig(**fields)
 
 
-def _derived_delivery_id(delivery: WebhookDelivery, verified: VerifiedDelivery) -> str:
-    """No delivery id was sent: the body's digest and the (signed, else received) time."""
-    moment = verified.timestamp or delivery.received_at
-    digest = hashlib.sha256(delivery.body).hexdigest()
-    return f"sha256:{digest[:32]}@{iso_utc(moment)}"
+def _derived_delivery_id(verified: VerifiedDelivery) -> str:
+    """No delivery id was sent: name the delivery by its replay key."""
+    return f"sha256:{verified.replay_key[:32]}"
 
 
 def _parse_payload(body: bytes) -> Any:
@@ -161,9 +189,13 @@ def _parse_payload(body: bytes) -> Any:
         if isinstance(exc, json.JSONDecodeError):
             where = f" at line {exc.lineno} column {exc.colno}"
         raise MalformedRequestError(f"the body is not valid UTF-8 JSON{where}") from None
-    except ValueError:  # NaN or Infinity: Python's parser reads them, JSON has none
+    except RecursionError:  # Python's parser recurses once per level
         raise MalformedRequestError(
-            "the body is not valid JSON: it holds NaN or Infinity"
+            "the body is not valid JSON: it nests arrays and objects too deeply to read"
+        ) from None
+    except ValueError:  # Python refuses to read an integer of more than 4,300 digits
+        raise MalformedRequestError(
+            "the body is not valid JSON: it holds a number too long to read"
         ) from None
     return payload
 
@@ -183,7 +215,9 @@ def _new_trigger(
     delivery_id: str,
     deps: Dependencies,
 ) -> NewTrigger:
-    identity = f"webhook:{route.name}:{delivery_id}"
+    # The signed material names the trigger; the delivery id (unsigned but for Standard
+    # Webhooks) is only recorded.
+    identity = f"webhook:{route.name}:signed:{verified.replay_key}"
     trigger_id = ids.trigger_id(identity, route.name)
     existing = deps.ledger.get(trigger_id)
     run_id = ids.run_id_for_retry(
@@ -201,6 +235,7 @@ def _new_trigger(
         source_ref={
             "route": route.name,
             "delivery_id": delivery_id,
+            "replay_key": verified.replay_key,
             "scheme": str(verified.scheme),
             "signed_at": verified.timestamp and iso_utc(verified.timestamp),
             "event": delivery.headers.get("x-github-event"),
@@ -235,7 +270,8 @@ def _route_delivery(
     try:
         return execute_trigger(new, environment, deps)
     except TriggerFailedError as failed:
-        # The record says TRIGGER_FAILED: the sender's retry with the same id retries it.
+        # The record says TRIGGER_FAILED: the sender's retry of the same signed delivery
+        # (same replay key) retries it.
         raise TriggerFailedError(
             f"Airflow did not accept the trigger in time ({failed.message}); retry the delivery",
             attempts=failed.attempts,

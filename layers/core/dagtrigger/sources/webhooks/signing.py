@@ -1,12 +1,14 @@
 """What the signature schemes share, read top-down.
 
 Why a delivery is refused; the schemes, the generic scheme's configuration and the result;
-request headers as API Gateway delivers them; signed timestamps; the secrets a route accepts;
-signatures read from their header, HMAC digests and their constant-time comparison.
+request headers as API Gateway delivers them; signed timestamps and the replay window; the
+replay key of a verified delivery; the secrets a route accepts; signatures read from their
+header, HMAC digests and their constant-time comparison.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,7 +23,11 @@ from dagtrigger.errors import DagTriggerError, UnauthenticatedError
 
 
 class SignatureFailure(StrEnum):
-    """Reason codes for logs and metrics. The HTTP answer is a bare 401 whatever the reason."""
+    """Reason codes for logs and metrics.
+
+    The HTTP answer is a bare 401 whatever the reason, except for a StaleTimestampError (an
+    authentic delivery outside the replay window), which may say what is wrong.
+    """
 
     MISSING_HEADER = "missing_header"
     BAD_FORMAT = "bad_format"
@@ -43,6 +49,20 @@ class SignatureError(UnauthenticatedError):
         self.detail = detail
 
 
+class StaleTimestampError(SignatureError):
+    """An authentic delivery whose signed timestamp is outside the replay window.
+
+    Raised only once a signature matched, so what it says (which header, how far off the clock,
+    the window) tells a forger nothing and may be told to the sender; a forged delivery with a
+    stale timestamp is a plain mismatch. ``header`` names the timestamp header.
+    """
+
+    def __init__(self, detail: str, *, header: str, window_seconds: int) -> None:
+        super().__init__(SignatureFailure.TIMESTAMP_OUT_OF_TOLERANCE, detail)
+        self.header = header
+        self.window_seconds = window_seconds
+
+
 class WebhookSecretError(DagTriggerError):
     """The configured secrets are unusable (missing, empty, malformed): a server-side fault.
 
@@ -62,6 +82,8 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # A prefix may not hold what separates repeated header values, or what is stripped around them.
 _PREFIX = re.compile(r"[\x21-\x2b\x2d-\x7e]*")  # printable ASCII except "," and " "
 _MAX_TOLERANCE_SECONDS = 24 * 3600
+#: how far a signed timestamp may be from the clock, unless the caller says otherwise
+DEFAULT_REPLAY_WINDOW_SECONDS = 300
 
 
 class SignatureScheme(StrEnum):
@@ -76,7 +98,8 @@ class HmacSchemeConfig:
 
     The signature is ``prefix`` + the hex or base64 HMAC of the raw body, or, when
     ``timestamp_header`` is set, of ``f"{timestamp}.{body}"`` (integer Unix seconds, checked
-    against ``tolerance_seconds`` both ways). Header names match case-insensitively.
+    both ways against ``tolerance_seconds`` or the caller's replay window, whichever is
+    smaller). Header names match case-insensitively.
     """
 
     header: str
@@ -101,22 +124,32 @@ class HmacSchemeConfig:
             raise ValueError(f"encoding must be one of {sorted(_ENCODINGS)}, not {self.encoding!r}")
         if not _PREFIX.fullmatch(self.prefix):
             raise ValueError("prefix must be printable ASCII without commas or spaces")
-        if isinstance(self.tolerance_seconds, bool) or not isinstance(self.tolerance_seconds, int):
-            raise ValueError("tolerance_seconds must be an integer")
-        if not 1 <= self.tolerance_seconds <= _MAX_TOLERANCE_SECONDS:
-            raise ValueError(
-                f"tolerance_seconds must be between 1 and {_MAX_TOLERANCE_SECONDS}, "
-                f"not {self.tolerance_seconds}"
-            )
+        check_window_seconds("tolerance_seconds", self.tolerance_seconds)
 
 
 @dataclass(frozen=True)
 class VerifiedDelivery:
-    """An authentic delivery. ``timestamp`` is None for schemes that sign none (GitHub)."""
+    """An authentic delivery.
+
+    ``timestamp`` is None for schemes that sign none (GitHub, the generic scheme without a
+    timestamp header). ``delivery_id`` is the sender's id as received: signed by Standard
+    Webhooks only, so for GitHub and the generic scheme it is information, not evidence.
+    ``replay_key`` (see ``replay_key``) names the delivery by what its signature covers: the
+    same key is the same delivery, whatever unsigned headers came with it.
+    """
 
     delivery_id: str | None
     timestamp: datetime | None
     scheme: SignatureScheme
+    replay_key: str
+
+
+def check_window_seconds(field: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{field} must be an integer")
+    if not 1 <= value <= _MAX_TOLERANCE_SECONDS:
+        raise ValueError(f"{field} must be between 1 and {_MAX_TOLERANCE_SECONDS}, not {value}")
+    return value
 
 
 def _check_header_name(field: str, name: str) -> None:
@@ -203,20 +236,42 @@ def parse_unix_seconds(value: str, *, header: str) -> int:
     return int(value)
 
 
-def within_tolerance(seconds: int, *, now: datetime, tolerance_seconds: int) -> datetime:
-    """The timestamp as a UTC datetime, if it is at most ``tolerance_seconds`` from ``now``.
+def within_replay_window(
+    seconds: int, *, now: datetime, window_seconds: int, header: str
+) -> datetime:
+    """The timestamp as a UTC datetime, if it is at most ``window_seconds`` from ``now``.
 
     Both directions count: a timestamp far in the future is as suspect as a replayed old one.
+    Call it only once the signature over the timestamp matched (see StaleTimestampError).
     """
     skew = seconds - now.timestamp()
-    if abs(skew) > tolerance_seconds:
+    if abs(skew) > window_seconds:
         direction = "ahead of" if skew > 0 else "behind"
-        raise SignatureError(
-            SignatureFailure.TIMESTAMP_OUT_OF_TOLERANCE,
-            f"the signed timestamp is {abs(skew):.0f} s {direction} the clock "
-            f"(tolerance {tolerance_seconds} s)",
+        raise StaleTimestampError(
+            f"the signed {header} is {abs(skew):.0f} s {direction} the clock, outside the "
+            f"replay window of {window_seconds} s",
+            header=header,
+            window_seconds=window_seconds,
         )
     return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+# --- the replay key: what a signature covers, hashed, names the delivery ------------------
+
+
+def replay_key(*signed: tuple[str, bytes]) -> str:
+    """Hex SHA-256 over the named parts a signature covers (``("body", raw)``, ...).
+
+    Each part is hashed with its name and length, so no two lists of parts hash alike. The
+    key depends only on signed material: a replay with new unsigned headers has the same key.
+    """
+    digest = hashlib.sha256(b"dagtrigger.webhook.replay-key.v1")
+    for name, value in signed:
+        label = name.encode("ascii")
+        for field in (label, value):
+            digest.update(len(field).to_bytes(8, "big"))
+            digest.update(field)
+    return digest.hexdigest()
 
 
 # --- the secrets a route accepts: several while a key is being rotated --------------------

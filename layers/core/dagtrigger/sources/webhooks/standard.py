@@ -5,6 +5,11 @@ The signed content is ``{webhook-id}.{webhook-timestamp}.{raw body}``, the key i
 holds several, space-delimited, so that senders can sign with an old and a new key while
 rotating. Asymmetric ``v1a`` and unknown versions are skipped, as the spec asks.
 
+The timestamp must be within the replay window of the clock. The replay key covers the signed
+id and the body, not the timestamp: the spec keeps ``webhook-id`` when a sender retries a
+message and signs each attempt with a fresh timestamp, so a retry is the same delivery (it
+finds its record), while nobody without the secret can change the id.
+
 Only the tests use ``standardwebhooks``: its ``verify`` reads the wall clock, wants a UTF-8 body.
 """
 
@@ -25,17 +30,17 @@ from dagtrigger.sources.webhooks.signing import (
     WebhookSecretError,
     hmac_digest,
     parse_unix_seconds,
+    replay_key,
     require_match,
     required_identifier,
     secret_list,
-    within_tolerance,
+    within_replay_window,
 )
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's marker, not a secret
-TOLERANCE_SECONDS = 300
 
 _SYMMETRIC_VERSION = "v1"
 _VERSION = re.compile(r"v[0-9]+[a-z]*")
@@ -110,23 +115,30 @@ def signature_for(key: bytes, *, msg_id: str, timestamp: str, body: bytes) -> by
 
 
 def verify_standard_webhooks(
-    headers: RequestHeaders, *, body: bytes, secrets: Sequence[str], now: datetime
+    headers: RequestHeaders,
+    *,
+    body: bytes,
+    secrets: Sequence[str],
+    now: datetime,
+    replay_window_seconds: int,
 ) -> VerifiedDelivery:
     keys = decode_secrets(secrets)
     msg_id = required_identifier(headers, ID_HEADER)
     raw_timestamp = headers.required_single(TIMESTAMP_HEADER)
+    seconds = parse_unix_seconds(raw_timestamp, header=TIMESTAMP_HEADER)
     received = symmetric_signatures(headers.required(SIGNATURE_HEADER))
-    timestamp = within_tolerance(
-        parse_unix_seconds(raw_timestamp, header=TIMESTAMP_HEADER),
-        now=now,
-        tolerance_seconds=TOLERANCE_SECONDS,
-    )
     expected = (
         signature_for(key, msg_id=msg_id, timestamp=raw_timestamp, body=body) for key in keys
     )
     require_match(expected, received, header=SIGNATURE_HEADER)
+    timestamp = within_replay_window(
+        seconds, now=now, window_seconds=replay_window_seconds, header=TIMESTAMP_HEADER
+    )
     return VerifiedDelivery(
-        delivery_id=msg_id, timestamp=timestamp, scheme=SignatureScheme.STANDARD_WEBHOOKS
+        delivery_id=msg_id,
+        timestamp=timestamp,
+        scheme=SignatureScheme.STANDARD_WEBHOOKS,
+        replay_key=replay_key((ID_HEADER, msg_id.encode("ascii")), ("body", body)),
     )
 
 

@@ -8,10 +8,12 @@ from datetime import datetime
 from dagtrigger.sources.webhooks.generic_hmac import verify_generic_hmac
 from dagtrigger.sources.webhooks.github import verify_github
 from dagtrigger.sources.webhooks.signing import (
+    DEFAULT_REPLAY_WINDOW_SECONDS,
     HmacSchemeConfig,
     RequestHeaders,
     SignatureScheme,
     VerifiedDelivery,
+    check_window_seconds,
 )
 from dagtrigger.sources.webhooks.standard import verify_standard_webhooks
 
@@ -24,31 +26,47 @@ def verify(
     secrets: Sequence[str],
     now: datetime,
     hmac_config: HmacSchemeConfig | None = None,
+    replay_window_seconds: int = DEFAULT_REPLAY_WINDOW_SECONDS,
 ) -> VerifiedDelivery:
     """Check that ``body`` and ``headers`` were signed with one of ``secrets``.
 
     ``body`` is the raw request body exactly as sent (decode API Gateway's base64 first),
     ``headers`` the request headers (any case; repeated ones comma-joined, as API Gateway
     HTTP APIs deliver them), ``secrets`` every secret the route accepts (several while
-    rotating), ``now`` the aware current time that signed timestamps are checked against.
+    rotating), ``now`` the aware current time that signed timestamps are checked against,
+    ``replay_window_seconds`` how far from ``now`` a signed timestamp may be (the generic
+    scheme uses its config's ``tolerance_seconds`` if that is smaller).
 
-    Raises SignatureError (answer 401, log its ``reason``) when the delivery is not shown
-    authentic, WebhookSecretError (a server fault) when the secrets are unusable, and
-    ValueError or TypeError when called wrongly.
+    Raises SignatureError (answer a bare 401, log its ``reason``) when the delivery is not shown
+    authentic; its subclass StaleTimestampError when it is authentic but its signed timestamp
+    is outside the window (a refusal that may say so); WebhookSecretError (a server fault) when
+    the secrets are unusable; ValueError or TypeError when called wrongly.
     """
     scheme = SignatureScheme(scheme)
     _check_call(body=body, now=now)
+    check_window_seconds("replay_window_seconds", replay_window_seconds)
     request_headers = RequestHeaders(headers)
     if hmac_config is not None and scheme is not SignatureScheme.HMAC:
         raise ValueError(f"hmac_config applies to the hmac scheme only, not to {scheme.value}")
     if scheme is SignatureScheme.STANDARD_WEBHOOKS:
-        return verify_standard_webhooks(request_headers, body=body, secrets=secrets, now=now)
+        return verify_standard_webhooks(
+            request_headers,
+            body=body,
+            secrets=secrets,
+            now=now,
+            replay_window_seconds=replay_window_seconds,
+        )
     if scheme is SignatureScheme.GITHUB:
         return verify_github(request_headers, body=body, secrets=secrets)
     if hmac_config is None:
         raise ValueError("the hmac scheme needs the route's hmac_config")
     return verify_generic_hmac(
-        request_headers, body=body, secrets=secrets, now=now, config=hmac_config
+        request_headers,
+        body=body,
+        secrets=secrets,
+        now=now,
+        config=hmac_config,
+        replay_window_seconds=replay_window_seconds,
     )
 
 
