@@ -5,11 +5,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dagtrigger.dependencies import Dependencies, get_dependencies
 from dagtrigger.http.problems import register_problem_handlers
-from dagtrigger.http.request import DEPENDENCIES_KEY
+from dagtrigger.http.request import DEPENDENCIES_KEY, read_json_body
 from dagtrigger.http.routers import ROUTERS
 from dagtrigger.observability import logger, metrics, tracer
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=read_json_body)
 for router in ROUTERS:
     app.include_router(router)
 register_problem_handlers(app)

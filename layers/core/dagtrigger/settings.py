@@ -25,7 +25,10 @@ class Settings(BaseSettings):
         description="bundled:NAME (file in the layer), file:PATH, ssm:/PARAMETER/NAME or s3://BUCKET/KEY",
     )
     routes_cache_seconds: int = Field(default=60, ge=0, le=3600)
-    record_ignored: bool = Field(default=True, description="record unrouted objects as IGNORED")
+    record_ignored: bool = Field(
+        default=True,
+        description="record unrouted objects and S3 events other than Object Created as IGNORED",
+    )
     ignored_ttl_days: int = Field(default=7, ge=1, le=3650)
     history_ttl_days: int = Field(default=90, ge=1, le=3650)
     conf_max_bytes: int = Field(default=32 * 1024, ge=2, le=256 * 1024)

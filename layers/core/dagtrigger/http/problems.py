@@ -9,6 +9,8 @@ A 503 or 429 says when to come back with the deployment's ``RETRY_AFTER_SECONDS`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,8 +20,12 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as NoRouteError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dagtrigger.errors import (
@@ -55,6 +61,7 @@ class ProblemCode(StrEnum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     VALIDATION_ERROR = "validation_error"
     THROTTLED = "throttled"
     UNAVAILABLE = "unavailable"
@@ -68,6 +75,7 @@ STATUS_OF: Mapping[ProblemCode, HTTPStatus] = {
     ProblemCode.NOT_FOUND: HTTPStatus.NOT_FOUND,
     ProblemCode.CONFLICT: HTTPStatus.CONFLICT,
     ProblemCode.PAYLOAD_TOO_LARGE: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    ProblemCode.UNSUPPORTED_MEDIA_TYPE: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     ProblemCode.VALIDATION_ERROR: HTTPStatus.UNPROCESSABLE_ENTITY,
     ProblemCode.THROTTLED: HTTPStatus.TOO_MANY_REQUESTS,
     ProblemCode.UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
@@ -99,6 +107,11 @@ _CLIENT_REJECTIONS: Mapping[str, ProblemCode] = {
 
 #: problems that say when to try again
 _RETRY_LATER = frozenset({ProblemCode.UNAVAILABLE, ProblemCode.THROTTLED})
+
+#: media types Powertools parses itself (and can fail on) before a route runs; no route takes them
+_FORM_MEDIA_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+NOT_JSON_MEDIA_TYPE = "request bodies must be JSON, sent as Content-Type: application/json"
+NOT_UTF8_BODY = "the request body is not UTF-8 text, so it cannot be JSON"
 
 
 class FieldError(BaseModel):
@@ -162,12 +175,18 @@ class ProblemAnswer:
         )
 
 
-def problem_for(exc: Exception, *, retry_after_seconds: int, request_line: str) -> ProblemAnswer:
-    """The answer to ``exc`` raised while answering ``request_line`` (``GET /v1/x``); 503s and
-    429s ask to come back after ``retry_after_seconds``."""
+def problem_for(
+    exc: Exception,
+    *,
+    retry_after_seconds: int,
+    request_line: str,
+    body: RequestBody | None = None,
+) -> ProblemAnswer:
+    """The answer to ``exc`` raised while answering ``request_line`` (``GET /v1/x``), whose body
+    is ``body``; 503s and 429s ask to come back after ``retry_after_seconds``."""
     if isinstance(exc, NoRouteError):
         return ProblemAnswer(ProblemCode.NOT_FOUND, f"no route for {request_line}")
-    answer = _answer(exc)
+    answer = _unreadable_body(exc, body or RequestBody()) or _answer(exc)
     if answer.code in _RETRY_LATER and answer.retry_after_seconds is None:
         return replace(answer, retry_after_seconds=retry_after_seconds)
     return answer
@@ -182,6 +201,7 @@ def register_problem_handlers(app: APIGatewayHttpResolver) -> None:
             exc,
             retry_after_seconds=deployment_settings(app.context).retry_after_seconds,
             request_line=f"{event.http_method} {event.path}",
+            body=RequestBody.of(event),
         )
         return problem.response(event.path)
 
@@ -197,6 +217,59 @@ def register_problem_handlers(app: APIGatewayHttpResolver) -> None:
         Exception,
     ):
         app.exception_handler(root)(answer)
+
+
+@dataclass(frozen=True)
+class RequestBody:
+    """What the answer to an error needs to know of the request's body.
+
+    Powertools reads the body of a route that takes one before the route runs (JSON, and forms,
+    which none of ours take); an error raised while reading it is the request's fault.
+    """
+
+    present: bool = False
+    media_type: str = ""  # lower case, without parameters: "application/json"
+    utf8: bool = True
+
+    @classmethod
+    def of(cls, event: BaseProxyEvent) -> RequestBody:
+        body, media_type = event.body, event.headers.get("content-type") or ""
+        return cls(
+            present=bool(body),
+            media_type=media_type.split(";", 1)[0].strip().lower(),
+            utf8=not (body and event.is_base64_encoded) or _decodes_to_utf8(body),
+        )
+
+
+def _decodes_to_utf8(base64_text: str) -> bool:
+    try:
+        base64.b64decode(base64_text).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _unreadable_body(exc: Exception, body: RequestBody) -> ProblemAnswer | None:
+    """The refusal of a body that could not be read, when ``exc`` is what reading it raised."""
+    not_json = ProblemAnswer(
+        ProblemCode.UNSUPPORTED_MEDIA_TYPE, f"{NOT_JSON_MEDIA_TYPE}, not {body.media_type!r}"
+    )
+    if isinstance(exc, RequestUnsupportedContentType):
+        return not_json
+    if not body.present:
+        return None
+    if body.media_type in _FORM_MEDIA_TYPES and (
+        isinstance(exc, ValueError | UnicodeError)
+        or (isinstance(exc, RequestValidationError) and _about_the_body(exc))
+    ):
+        return not_json
+    if isinstance(exc, UnicodeDecodeError) and not body.utf8:
+        return ProblemAnswer(ProblemCode.BAD_REQUEST, NOT_UTF8_BODY)
+    return None
+
+
+def _about_the_body(exc: RequestValidationError) -> bool:
+    return any(tuple(error.get("loc") or ())[:1] == ("body",) for error in exc.errors())
 
 
 def _answer(exc: Exception) -> ProblemAnswer:
@@ -217,7 +290,7 @@ def _answer(exc: Exception) -> ProblemAnswer:
     if isinstance(exc, RequestValidationError):
         kinds = {error.get("type") for error in exc.errors()}
         if "json_invalid" in kinds:
-            return ProblemAnswer(ProblemCode.BAD_REQUEST, "the request body is not valid JSON")
+            return ProblemAnswer(ProblemCode.BAD_REQUEST, _invalid_json(exc.errors()))
         if "string_unicode" in kinds:
             return ProblemAnswer(
                 ProblemCode.BAD_REQUEST,
@@ -228,6 +301,17 @@ def _answer(exc: Exception) -> ProblemAnswer:
         return _invalid_fields(exc.errors(), prefix=("body",))
     logger.exception("unexpected error while answering a request")
     return ProblemAnswer(ProblemCode.INTERNAL, "an internal error occurred; it has been logged")
+
+
+def _invalid_json(errors: Sequence[Any]) -> str:
+    """``the request body is not valid JSON: Expecting value (at character 9)``."""
+    error = next(error for error in errors if error.get("type") == "json_invalid")
+    reason = (error.get("ctx") or {}).get("error")
+    if not reason:
+        return "the request body is not valid JSON"
+    position = next((part for part in error.get("loc", ())[1:] if isinstance(part, int)), 0)
+    where = f" (at character {position})" if position else ""
+    return f"the request body is not valid JSON: {reason}{where}"
 
 
 def _refused_request(exc: RequestError) -> ProblemAnswer:

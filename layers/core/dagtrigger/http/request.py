@@ -7,6 +7,7 @@ ones.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Annotated, Any, cast
 
@@ -61,3 +62,54 @@ Cursor = Annotated[
         description="next_cursor of the previous page",
     ),
 ]
+
+
+# Request bodies.
+#: deepest nesting a JSON request body may have; deeper bodies are refused as invalid JSON (400)
+MAX_JSON_DEPTH = 64
+
+
+def read_json_body(text: str) -> Any:
+    """The resolver's JSON reader: ``json.loads``, where a body too deep or with a number too
+    long to read is invalid JSON (a 400 saying so), never an error of ours.
+
+    Python's parser recurses once per level and refuses integers of more than 4,300 digits with
+    a plain ``ValueError``; pydantic refuses to serialise a few hundred levels. ``JSONDecodeError``
+    is what Powertools turns into a validation error.
+    """
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError(_too_deep(), text, 0) from None
+    except ValueError as exc:
+        reason = str(exc).split(":", 1)[0]  # "Exceeds the limit (4300 digits) for integer ..."
+        raise json.JSONDecodeError(f"a value cannot be read: {reason}", text, 0) from None
+    if _nesting_depth(document, limit=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise json.JSONDecodeError(_too_deep(), text, 0)
+    return document
+
+
+def _too_deep() -> str:
+    return f"it nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _nesting_depth(document: Any, *, limit: int) -> int:
+    """How deep ``document`` nests arrays and objects (a scalar is 0), counted up to ``limit + 1``
+    without recursion."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+        pending.extend((child, depth + 1) for child in children)
+    return deepest

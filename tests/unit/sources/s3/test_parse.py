@@ -166,6 +166,49 @@ def test_a_key_that_does_not_decode_to_utf8_is_malformed() -> None:
     )
 
 
+@pytest.mark.parametrize("wire_key", ["100%.csv", "a%2", "%zz.csv", "tail%"])
+def test_a_percent_that_starts_no_escape_is_malformed(wire_key: str) -> None:
+    # Given a key S3 cannot have sent: it always encodes '%' itself as %25
+    message = malformed(notification_body(notification_record(wire_key)))
+
+    assert message.startswith(f"S3 notification Records[0].s3.object.key {wire_key!r} is not ")
+    assert f"the '%' at character {wire_key.index('%')} does not start a %XX escape" in message
+
+
+def test_an_encoded_surrogate_is_not_utf8_and_is_malformed() -> None:
+    # Given the UTF-8-like bytes of a lone surrogate (ED A0 80), which strict UTF-8 refuses
+    message = malformed(notification_body(notification_record("a%ED%A0%80.csv")))
+
+    assert message.endswith("does not URL-decode to UTF-8")
+
+
+@pytest.mark.parametrize("in_eventbridge", [True, False], ids=["eventbridge", "notification"])
+def test_a_key_with_a_lone_surrogate_is_malformed(in_eventbridge: bool) -> None:
+    # Given a key holding a lone surrogate (JSON "\ud800"), which no S3 key can hold
+    key = "a\ud800.csv"
+    body = eventbridge_body(key) if in_eventbridge else notification_body(notification_record(key))
+    assert "\\ud800" in body
+
+    # When it is parsed, then it is refused naming the field
+    message = malformed(body)
+    where = "EventBridge event: detail" if in_eventbridge else "S3 notification Records[0]: s3"
+    assert message.startswith(f"malformed {where}.object.key: Input should be a valid string")
+    assert message.endswith("unable to parse raw data as a unicode string")
+
+
+def test_keys_up_to_1024_bytes_are_accepted_and_longer_ones_are_malformed() -> None:
+    # Given S3's longest key (1,024 bytes of UTF-8: "é" is two bytes) and one byte more
+    longest = "é" * 512
+    (event,) = parse_sqs_body(eventbridge_body(longest)).events
+    assert event.key == longest
+
+    # When a key one byte longer arrives, then it is refused with the limit
+    message = malformed(eventbridge_body(longest + "x"))
+    assert message == (
+        "EventBridge event detail.object.key is 1025 bytes of UTF-8; S3 keys are at most 1024 bytes"
+    )
+
+
 # --- the fields -----------------------------------------------------------------------------
 
 
@@ -233,28 +276,114 @@ def test_eventbridge_reasons_map_to_notification_event_names(reason: str, event_
     assert event.event_name == event_name
 
 
-def test_several_records_keep_their_order_and_non_created_ones_are_skipped() -> None:
+def test_several_records_keep_their_order_and_other_events_are_kept_apart() -> None:
+    # Given a notification mixing created objects with a removed one
     body = notification_body(
         notification_record("one.csv"),
-        notification_record("gone.csv", event_name="ObjectRemoved:Delete"),
+        notification_record("gone%2B1.csv", event_name="ObjectRemoved:Delete"),
         notification_record("two.csv", event_name="ObjectCreated:CompleteMultipartUpload"),
     )
 
+    # When it is parsed
     parsed = parse_sqs_body(body)
 
+    # Then the created objects are events to route, and the removal is kept, its key decoded
     assert [e.key for e in parsed.events] == ["one.csv", "two.csv"]
-    assert parsed.skipped == ["ObjectRemoved:Delete"]
+    assert [(o.event_name, o.key) for o in parsed.others] == [
+        ("ObjectRemoved:Delete", "gone+1.csv")
+    ]
     assert parsed.is_test_event is False
 
 
-def test_eventbridge_events_other_than_object_created_are_skipped() -> None:
-    document = json.loads(eventbridge_body("a.csv"))
-    document["detail-type"] = "Object Deleted"
+@pytest.mark.parametrize(
+    "event_name",
+    [
+        "ObjectRemoved:Delete",
+        "ObjectRemoved:DeleteMarkerCreated",
+        "ObjectRestore:Post",
+        "ObjectRestore:Completed",
+        "LifecycleExpiration:Delete",
+        "LifecycleTransition",
+        "ObjectTagging:Put",
+    ],
+)
+def test_a_classic_record_other_than_created_becomes_an_other_event(event_name: str) -> None:
+    (other,) = parse_sqs_body(
+        notification_body(notification_record("c%2B%2B+notes%2520v2.csv", event_name))
+    ).others
 
+    assert (other.bucket, other.key, other.event_name) == ("landing", TRICKY_KEY, event_name)
+    assert other.source_key == f"s3://landing/{TRICKY_KEY}"
+    assert (other.version_id, other.sequencer) == (
+        "096fKKXTRTtl3on89fVO.nfljtsv6qko",
+        "0055AED6DCD90281E5",
+    )
+    assert other.event_time == datetime(2026, 11, 21, 10, 15, 0, 123000, tzinfo=UTC)
+    assert other.source_format == "s3-notification"
+    assert other.description == event_name
+
+
+def test_eventbridge_events_other_than_object_created_become_other_events() -> None:
+    # Given an EventBridge "Object Deleted" event, as AWS documents it
+    document = json.loads(eventbridge_body(TRICKY_KEY, size=None, etag=None))
+    document["detail-type"] = "Object Deleted"
+    document["detail"].update({"reason": "DeleteObject", "deletion-type": "Delete Marker Created"})
+
+    # When it is parsed
     parsed = parse_sqs_body(json.dumps(document))
 
+    # Then it is no event to route; the other event keeps the key as sent and says what happened
     assert parsed.events == []
-    assert parsed.skipped == ["Object Deleted"]
+    (other,) = parsed.others
+    assert (other.key, other.event_name, other.source_format) == (
+        TRICKY_KEY,
+        "Object Deleted",
+        "eventbridge",
+    )
+    assert other.details == ("DeleteObject", "Delete Marker Created")
+    assert other.description == "Object Deleted (DeleteObject, Delete Marker Created)"
+
+
+def test_an_other_event_never_shares_the_identity_of_the_created_event() -> None:
+    # Given the created and the removed event of one object version, with the same sequencer
+    created_record = notification_record("a.csv")
+    removed_record = notification_record("a.csv", event_name="ObjectRemoved:Delete")
+
+    (created,) = parse_sqs_body(notification_body(created_record)).events
+    (removed,) = parse_sqs_body(notification_body(removed_record)).others
+
+    # Then they are two events, and a redelivery of the removal is the same event
+    assert removed.identity != created.identity
+    assert removed.identity == (
+        "s3-event:ObjectRemoved:Delete#s3://landing/a.csv"
+        "#version=096fKKXTRTtl3on89fVO.nfljtsv6qko#sequencer=0055AED6DCD90281E5"
+    )
+    (again,) = parse_sqs_body(notification_body(removed_record)).others
+    assert again.identity == removed.identity
+
+
+def test_events_without_a_sequencer_are_told_apart_by_their_time() -> None:
+    # Given two restores of one version (S3 sends no sequencer for a restore)
+    first = notification_record("a.csv", event_name="ObjectRestore:Completed")
+    del first["s3"]["object"]["sequencer"]
+    second = json.loads(json.dumps(first))
+    second["eventTime"] = "2026-12-01T08:00:00.000Z"
+
+    (one,) = parse_sqs_body(notification_body(first)).others
+    (two,) = parse_sqs_body(notification_body(second)).others
+
+    # Then each has its own identity, which names its time
+    assert one.identity.endswith("#time=2026-11-21T10:15:00.123000Z")
+    assert one.identity != two.identity
+
+
+def test_an_other_event_without_an_object_key_is_malformed() -> None:
+    record = notification_record("a.csv", event_name="ObjectRemoved:Delete")
+    del record["s3"]["object"]["key"]
+
+    assert malformed(notification_body(record)).startswith(
+        "malformed S3 notification Records[0]: s3.object.key: Field required"
+    )
 
 
 def test_an_sns_wrapped_notification_is_unwrapped() -> None:
@@ -287,6 +416,13 @@ def test_the_s3_test_event_is_recognised(body: str) -> None:
 
     assert parsed.is_test_event is True
     assert parsed.events == []
+    assert parsed.others == []
+
+
+def test_the_s3_test_event_names_its_bucket() -> None:
+    body = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "landing"})
+
+    assert parse_sqs_body(body).test_event_bucket == "landing"
 
 
 # --- refusals -------------------------------------------------------------------------------
@@ -296,6 +432,24 @@ def test_a_body_that_is_not_json_is_malformed() -> None:
     assert malformed('{"Records": [') == (
         "SQS message body is not JSON: Expecting value at line 1 column 14"
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "[" * 100_000 + "]" * 100_000,
+            "SQS message body nests arrays and objects too deeply to read",
+        ),
+        ('{"Records": [' + "9" * 5000 + "]}", "SQS message body holds a number too long to read"),
+    ],
+    ids=["deep", "huge-integer"],
+)
+def test_a_body_python_cannot_read_is_malformed_not_an_error(body: str, message: str) -> None:
+    # Given JSON too deep for Python's parser, or with an integer it refuses to read
+    # When it is parsed, then it is refused like any malformed body (it raised RecursionError or
+    # ValueError, failing the message until the dead-letter queue)
+    assert malformed(body) == message
 
 
 def test_a_body_that_is_not_an_object_is_malformed() -> None:

@@ -294,6 +294,142 @@ def test_unrouted_objects_leave_no_record_when_ignored_recording_is_off(
     assert deps.ledger.get(ids.trigger_id(event.identity, "")) is None
 
 
+def classic_body(key: str, event_name: str, *, sequencer: str | None = "0055AED6DCD90281E5") -> str:
+    """A classic S3 notification of one record (the key as S3 sends it, form-encoded)."""
+    obj: dict[str, Any] = {"key": key, "versionId": "v1"}
+    if sequencer is not None:
+        obj["sequencer"] = sequencer
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-11-21T10:15:00.123Z",
+        "eventName": event_name,
+        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": "landing"}, "object": obj},
+    }
+    return json.dumps({"Records": [record]})
+
+
+def object_deleted_body(key: str) -> str:
+    """EventBridge's "Object Deleted", as AWS documents it."""
+    document = json.loads(eventbridge_body(key))
+    document["detail-type"] = "Object Deleted"
+    document["detail"]["object"] = {"key": key, "version-id": "v2", "sequencer": "00617F0829A"}
+    document["detail"].update({"reason": "DeleteObject", "deletion-type": "Permanently Deleted"})
+    return json.dumps(document)
+
+
+@pytest.mark.parametrize(
+    ("body", "event_name", "described_as"),
+    [
+        (
+            classic_body("sales/2026-11-21.csv", "ObjectRemoved:Delete"),
+            "ObjectRemoved:Delete",
+            "S3 event ObjectRemoved:Delete is not Object Created",
+        ),
+        (
+            classic_body("sales/2026-11-21.csv", "ObjectRestore:Completed", sequencer=None),
+            "ObjectRestore:Completed",
+            "S3 event ObjectRestore:Completed is not Object Created",
+        ),
+        (
+            classic_body("sales/2026-11-21.csv", "LifecycleExpiration:Delete"),
+            "LifecycleExpiration:Delete",
+            "S3 event LifecycleExpiration:Delete is not Object Created",
+        ),
+        (
+            object_deleted_body("sales/2026-11-21.csv"),
+            "Object Deleted",
+            "S3 event Object Deleted (DeleteObject, Permanently Deleted) is not Object Created",
+        ),
+    ],
+    ids=["removed", "restored", "expired", "eventbridge-deleted"],
+)
+def test_an_event_other_than_object_created_is_recorded_as_ignored_with_its_name(
+    deps: Dependencies, transport: Any, body: str, event_name: str, described_as: str
+) -> None:
+    # Given an S3 event for an object that a route matches, but not an Object Created one
+    # When its message is handled
+    outcomes = handle_s3_message(body, deps)
+
+    # Then nothing is triggered, and the object's history says the event came and was ignored
+    assert transport.calls == []
+    assert [o.disposition for o in outcomes] == ["ignored"]
+    (record,) = deps.ledger.query_by_source("s3://landing/sales/2026-11-21.csv").items
+    assert record["status"] == "IGNORED"
+    assert record["reject_code"] == "not_object_created"
+    assert record["reason"].startswith(described_as)
+    assert record["source_ref"]["event_name"] == event_name
+    assert "dag_run_id" not in record
+
+
+def test_a_redelivered_other_event_is_counted_on_its_one_record(
+    deps: Dependencies, transport: Any
+) -> None:
+    # Given a removal event already recorded
+    body = classic_body("sales/2026-11-21.csv", "ObjectRemoved:Delete")
+    handle_s3_message(body, deps)
+
+    # When SQS delivers the same message again
+    (outcome,) = handle_s3_message(body, deps)
+
+    # Then it finds its record: still one, counting two deliveries
+    assert outcome.disposition == "duplicate"
+    (record,) = deps.ledger.query_by_source("s3://landing/sales/2026-11-21.csv").items
+    assert record["deliveries"] == 2
+    assert transport.calls == []
+
+
+def test_an_objects_history_shows_its_creation_run_and_its_removal(
+    deps: Dependencies, transport: Any
+) -> None:
+    # Given one notification with the creation and the removal of an object (a '+' in its key)
+    created = json.loads(classic_body("sales/a%2B1.csv", "ObjectCreated:Put"))
+    removed = json.loads(classic_body("sales/a%2B1.csv", "ObjectRemoved:Delete"))
+    created["Records"][0]["s3"]["object"]["eTag"] = "d41d8cd98f00b204e9800998ecf8427e"
+    body = json.dumps({"Records": created["Records"] + removed["Records"]})
+
+    # When it is handled
+    handle_s3_message(body, deps)
+
+    # Then the creation started one run and the removal is recorded beside it
+    assert [call.conf["key"] for call in transport.calls] == ["sales/a+1.csv"]
+    history = deps.ledger.query_by_source("s3://landing/sales/a+1.csv").items
+    assert sorted(record["status"] for record in history) == ["IGNORED", "TRIGGERED"]
+
+
+def test_other_events_leave_no_record_but_a_log_line_when_ignored_recording_is_off(
+    make_deps: Callable[..., Dependencies], caplog: pytest.LogCaptureFixture
+) -> None:
+    deps = make_deps(record_ignored=False)
+
+    with caplog.at_level(logging.INFO, logger="dagtrigger"):
+        outcomes = handle_s3_message(classic_body("sales/x.csv", "ObjectRemoved:Delete"), deps)
+
+    assert outcomes == []
+    assert deps.ledger.query_by_source("s3://landing/sales/x.csv").items == []
+    (logged,) = [r for r in caplog.records if r.getMessage() == "S3 event ignored"]
+    assert logged.__dict__["event_name"] == "ObjectRemoved:Delete"
+
+
+def test_s3_test_event_is_logged_and_leaves_no_record(
+    deps: Dependencies, table: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given the test event S3 sends when a queue notification is configured
+    body = load_batch("test_event.json")["Records"][0]["body"]
+
+    # When it is handled
+    with caplog.at_level(logging.INFO, logger="dagtrigger"):
+        outcomes = handle_s3_message(body, deps, message_id="m-test")
+
+    # Then nothing is recorded (it names no object), and the log says it arrived, from where
+    assert outcomes == []
+    assert table.scan(Select="COUNT")["Count"] == 0
+    (logged,) = [r for r in caplog.records if r.getMessage().startswith("s3:TestEvent")]
+    assert logged.levelno == logging.INFO
+    assert (logged.__dict__["bucket"], logged.__dict__["message_id"]) == ("landing", "m-test")
+
+
 def test_malformed_message_is_recorded_as_rejected_and_acknowledged(deps: Dependencies) -> None:
     batch = {"Records": [sqs_record("m-bad", '{"detail-type": "Object Created", "detail": {}}')]}
 

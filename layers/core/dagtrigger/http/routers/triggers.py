@@ -8,8 +8,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import AwareDatetime
 
+from dagtrigger.clock import UtcDatetime
 from dagtrigger.dependencies import Dependencies
 from dagtrigger.http.bodies import (
     TriggerAccepted,
@@ -72,8 +72,8 @@ def find_triggers(
         Query(min_length=1, max_length=2048, description="s3://bucket/key, webhook:NAME ..."),
     ] = None,
     status: Annotated[TriggerStatus | None, Query()] = None,
-    since: Annotated[AwareDatetime | None, Query(description="created at or after")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="created at or before")] = None,
+    since: Annotated[UtcDatetime | None, Query(description="created at or after")] = None,
+    until: Annotated[UtcDatetime | None, Query(description="created at or before")] = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> TriggerPage:

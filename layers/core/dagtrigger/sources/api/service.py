@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from dagtrigger import ids
+from dagtrigger.clock import UtcDatetime
 from dagtrigger.conf import check_conf
 from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import (
@@ -60,7 +61,7 @@ class DagRunRequest(BaseModel):
     note: str | None = Field(
         default=None, max_length=1000, description="free text kept in the trigger record"
     )
-    logical_date: AwareDatetime | None = Field(
+    logical_date: UtcDatetime | None = Field(
         default=None, description="the run's logical date, with a time zone; default: Airflow's"
     )
 

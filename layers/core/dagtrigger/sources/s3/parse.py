@@ -1,4 +1,9 @@
-"""Parse the body of one SQS message into S3 ``Object Created`` events.
+"""Parse the body of one SQS message into S3 events: ``Object Created`` ones, and the others.
+
+Only ``Object Created`` starts DAG runs. Any other S3 event (``ObjectRemoved:Delete``,
+``ObjectRestore:Completed``, ``LifecycleExpiration:*``, EventBridge ``Object Deleted`` ...) is
+parsed too, into an ``S3OtherEvent``, so the service can record that it arrived and why it
+started nothing.
 
 Three shapes arrive on the queue:
 
@@ -27,6 +32,10 @@ Object keys, settled with evidence:
   ``S3EventBridgeNotificationObject.key`` applies ``unquote_plus`` anyway, which turns
   ``c++ notes%20v2.csv`` into ``c   notes v2.csv``: that data class is not used here.
   moto's server also delivers EventBridge keys raw, as the local stack should.
+
+Whatever the format, a key must be valid Unicode of at most 1,024 UTF-8 bytes (S3's own limit);
+a classic key must also be a well-formed encoding (every ``%`` starts a ``%XX`` escape, and the
+escapes spell UTF-8). Anything else could not have come from S3 and is refused as malformed.
 """
 
 from __future__ import annotations
@@ -40,12 +49,18 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dagtrigger.clock import iso_utc
 from dagtrigger.errors import RejectedError
 from dagtrigger.validation import field_problems, format_location
 
 SourceFormat = Literal["eventbridge", "s3-notification"]
 
+#: S3's limit on an object key, in UTF-8 bytes
+MAX_KEY_BYTES = 1024
+TEST_EVENT = "s3:TestEvent"
+
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
+_BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 # EventBridge "reason" -> the classic notification's eventName, so the ledger speaks one language.
 _REASON_TO_EVENT_NAME = {
@@ -95,11 +110,61 @@ class S3ObjectEvent:
 
 
 @dataclass(frozen=True)
+class S3OtherEvent:
+    """An S3 event other than ``Object Created`` (removed, restored, expired, tagged ...).
+
+    It starts nothing; it is recorded so that an object's history shows that it arrived.
+    ``event_name`` is the classic ``eventName`` or EventBridge's ``detail-type``; ``details``
+    holds EventBridge's ``reason`` and ``deletion-type`` where it sends them.
+    """
+
+    bucket: str
+    key: str  # decoded: exactly the object's key
+    version_id: str | None
+    sequencer: str | None
+    event_time: datetime
+    region: str
+    event_name: str
+    source_format: SourceFormat
+    details: tuple[str, ...] = ()
+
+    @property
+    def source_key(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def identity(self) -> str:
+        """What makes two deliveries the same event.
+
+        Never equal to an ``S3ObjectEvent`` identity (which starts with ``s3://``). S3 sends a
+        sequencer only for puts and deletes; other events (a restore can happen many times to
+        one version) are told apart by their time, which a redelivery repeats.
+        """
+        parts = [f"s3-event:{self.event_name}", self.source_key]
+        if self.version_id and self.version_id != "null":
+            parts.append(f"version={self.version_id}")
+        if self.sequencer:
+            parts.append(f"sequencer={self.sequencer}")
+        else:
+            parts.append(f"time={iso_utc(self.event_time)}")
+        return "#".join(parts)
+
+    @property
+    def description(self) -> str:
+        """``ObjectRemoved:Delete``, or ``Object Deleted (DeleteObject, Delete Marker Created)``."""
+        if not self.details:
+            return self.event_name
+        return f"{self.event_name} ({', '.join(self.details)})"
+
+
+@dataclass(frozen=True)
 class ParsedS3Message:
     events: list[S3ObjectEvent] = field(default_factory=list)
+    #: the events that are not Object Created, in the order they came
+    others: list[S3OtherEvent] = field(default_factory=list)
     is_test_event: bool = False
-    #: eventName / detail-type of records that were not Object Created (skipped, not errors)
-    skipped: list[str] = field(default_factory=list)
+    #: the bucket an ``s3:TestEvent`` names (S3 sends one when a notification is configured)
+    test_event_bucket: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,6 +196,7 @@ class _EventBridgeDetail(_Wire):
     bucket: _Bucket
     object_: _EventBridgeObject = Field(alias="object")
     reason: str | None = None
+    deletion_type: str | None = Field(default=None, alias="deletion-type")
 
 
 class _EventBridgeEvent(_Wire):
@@ -167,15 +233,18 @@ class _NotificationRecord(_Wire):
 
 
 def parse_sqs_body(body: str) -> ParsedS3Message:
-    """The Object Created events in one SQS message body; raises ``MalformedEventError``."""
+    """The S3 events in one SQS message body; raises ``MalformedEventError``."""
     document = _json_object(body, "SQS message body")
     if document.get("Type") == "Notification" and "Message" in document:
         message = document["Message"]
         if not isinstance(message, str):
             raise MalformedEventError("SNS notification field Message must be a JSON string")
         document = _json_object(message, "SNS notification Message")
-    if document.get("Event") == "s3:TestEvent":
-        return ParsedS3Message(is_test_event=True)
+    if document.get("Event") == TEST_EVENT:
+        bucket = document.get("Bucket")
+        return ParsedS3Message(
+            is_test_event=True, test_event_bucket=bucket if isinstance(bucket, str) else None
+        )
     if "detail-type" in document or "detail" in document:
         return _parse_eventbridge(document)
     if "Records" in document:
@@ -194,23 +263,30 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
         raise MalformedEventError(
             f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:  # Python's parser recurses once per level
+        raise MalformedEventError(f"{what} nests arrays and objects too deeply to read") from None
+    except ValueError:  # Python refuses to read an integer of more than 4,300 digits
+        raise MalformedEventError(f"{what} holds a number too long to read") from None
     if not isinstance(document, dict):
         raise MalformedEventError(f"{what} is JSON but not an object")
     return document
 
 
 def _parse_eventbridge(document: dict[str, Any]) -> ParsedS3Message:
-    detail_type = document.get("detail-type")
-    if document.get("source") == "aws.s3" and detail_type != "Object Created":
-        return ParsedS3Message(skipped=[str(detail_type)])
     try:
         event = _EventBridgeEvent.model_validate(document)
     except ValidationError as exc:
         raise MalformedEventError(_describe("EventBridge event", exc)) from None
     detail = event.detail
+    key = _checked_key(detail.object_.key, "EventBridge event detail.object.key")  # sent as is
+    if event.detail_type != "Object Created":
+        details = tuple(value for value in (detail.reason, detail.deletion_type) if value)
+        other = _other_event(
+            detail, key, event.time, event.region, event.detail_type, "eventbridge", details
+        )
+        return ParsedS3Message(others=[other])
     reason = detail.reason or ""
     event_name = _REASON_TO_EVENT_NAME.get(reason, f"ObjectCreated:{reason or '*'}")
-    key = detail.object_.key  # sent as is: see the module docstring
     created = _object_event(detail, key, event.time, event.region, event_name, "eventbridge")
     return ParsedS3Message(events=[created])
 
@@ -220,7 +296,7 @@ def _parse_notification(document: dict[str, Any]) -> ParsedS3Message:
     if not isinstance(records, list):
         raise MalformedEventError("S3 notification field Records must be a list")
     events: list[S3ObjectEvent] = []
-    skipped: list[str] = []
+    others: list[S3OtherEvent] = []
     for index, record in enumerate(records):
         where = f"S3 notification Records[{index}]"
         if not isinstance(record, dict):
@@ -228,30 +304,60 @@ def _parse_notification(document: dict[str, Any]) -> ParsedS3Message:
         event_name = record.get("eventName")
         if not isinstance(event_name, str):
             raise MalformedEventError(f"{where}.eventName is missing or not a string")
-        if not event_name.startswith("ObjectCreated:"):
-            skipped.append(event_name)
-            continue
         try:
             parsed = _NotificationRecord.model_validate(record)
         except ValidationError as exc:
             raise MalformedEventError(_describe(where, exc)) from None
-        key = _decode_notification_key(parsed.s3.object_.key, where)
-        events.append(
-            _object_event(
-                parsed.s3, key, parsed.event_time, parsed.aws_region, event_name, "s3-notification"
+        key = decode_notification_key(parsed.s3.object_.key, f"{where}.s3.object.key")
+        time, region = parsed.event_time, parsed.aws_region
+        if event_name.startswith("ObjectCreated:"):
+            events.append(
+                _object_event(parsed.s3, key, time, region, event_name, "s3-notification")
             )
+        else:
+            others.append(_other_event(parsed.s3, key, time, region, event_name, "s3-notification"))
+    return ParsedS3Message(events=events, others=others)
+
+
+def decode_notification_key(wire_key: str, where: str) -> str:
+    """The key a classic notification sends form-encoded (``+`` for a space), decoded.
+
+    Raises ``MalformedEventError`` (naming ``where``) for an encoding S3 cannot have produced: a
+    ``%`` that starts no ``%XX`` escape, escapes that do not spell UTF-8, or a key that breaks
+    the rules of ``_checked_key``.
+    """
+    bare = _BARE_PERCENT.search(wire_key)
+    if bare is not None:
+        raise MalformedEventError(
+            f"{where} {_shown(wire_key)} is not URL-encoded as S3 encodes keys: the '%' at "
+            f"character {bare.start()} does not start a %XX escape"
         )
-    return ParsedS3Message(events=events, skipped=skipped)
-
-
-def _decode_notification_key(wire_key: str, where: str) -> str:
-    """Form-style URL decoding, strict about bytes that are not UTF-8."""
     try:
-        return unquote_plus(wire_key, encoding="utf-8", errors="strict")
+        key = unquote_plus(wire_key, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
         raise MalformedEventError(
-            f"{where}.s3.object.key {wire_key!r} does not URL-decode to UTF-8"
+            f"{where} {_shown(wire_key)} does not URL-decode to UTF-8"
         ) from None
+    return _checked_key(key, where)
+
+
+def _checked_key(key: str, where: str) -> str:
+    """``key`` if S3 could hold it: at most 1,024 bytes of UTF-8.
+
+    Lone surrogates never get this far: pydantic refuses them in every string field, and strict
+    UTF-8 decoding cannot produce them.
+    """
+    size = len(key.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise MalformedEventError(
+            f"{where} is {size} bytes of UTF-8; S3 keys are at most {MAX_KEY_BYTES} bytes"
+        )
+    return key
+
+
+def _shown(key: str, limit: int = 200) -> str:
+    """The key as a Python literal (control characters escaped), cut short."""
+    return repr(key) if len(key) <= limit else repr(key[:limit]) + "..."
 
 
 def _object_event(
@@ -274,6 +380,29 @@ def _object_event(
         region=region,
         event_name=event_name,
         source_format=source_format,
+    )
+
+
+def _other_event(
+    s3: _EventBridgeDetail | _NotificationS3,
+    key: str,
+    event_time: datetime,
+    region: str,
+    event_name: str,
+    source_format: SourceFormat,
+    details: tuple[str, ...] = (),
+) -> S3OtherEvent:
+    """The other event for the object ``s3`` names, its ``key`` already as S3 stores it."""
+    return S3OtherEvent(
+        bucket=s3.bucket.name,
+        key=key,
+        version_id=s3.object_.version_id,
+        sequencer=s3.object_.sequencer,
+        event_time=_aware(event_time),
+        region=region,
+        event_name=event_name,
+        source_format=source_format,
+        details=details,
     )
 
 

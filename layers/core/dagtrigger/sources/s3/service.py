@@ -3,7 +3,9 @@
 Per object: match routes, render each route's conf, then claim-trigger-record through
 ``execute_trigger``. Permanent problems end as REJECTED records and the message is acknowledged;
 a trigger that outlasts its retry budget raises, so SQS delivers the message again and finally
-moves it to the dead-letter queue.
+moves it to the dead-letter queue. Other S3 events (an object removed, restored, expired ...)
+start nothing and are recorded as IGNORED with their event name, as unrouted objects are; the
+``s3:TestEvent`` S3 sends when a notification is configured is only logged.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from dagtrigger.errors import RejectedError, TriggerFailedError
 from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
 from dagtrigger.observability import logger
 from dagtrigger.sources.s3.match import RouteMatch, match_s3_routes
-from dagtrigger.sources.s3.parse import S3ObjectEvent, parse_sqs_body
+from dagtrigger.sources.s3.parse import S3ObjectEvent, S3OtherEvent, parse_sqs_body
 from dagtrigger.sources.s3.variables import s3_template_variables
 from dagtrigger.trigger.execute import TriggerOutcome, execute_trigger, record_without_trigger
 
 NO_ROUTE = "no_route"
 ROUTE_PAUSED = "route_paused"
+NOT_OBJECT_CREATED = "not_object_created"
 
 # A batch whose every message failed is reported like any other partial failure, so SQS
 # counts the receive and the redrive policy can move poison messages to the DLQ.
@@ -55,9 +58,14 @@ def process_s3_batch(
             )
             raise
 
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=_processor, context=context
     )
+    # A failed message comes back after its backoff, not the queue's 15-minute timeout.
+    failed = [str(item["itemIdentifier"]) for item in response.get("batchItemFailures", ())]
+    if failed and deps.redelivery is not None:
+        deps.redelivery.delay_failed(event.get("Records", ()), failed)
+    return response
 
 
 def handle_s3_message(
@@ -69,10 +77,18 @@ def handle_s3_message(
     except RejectedError as malformed:
         return [_record_malformed(body, malformed, deps, message_id=message_id)]
     if parsed.is_test_event:
-        logger.info("s3:TestEvent acknowledged", extra={"message_id": message_id})
+        logger.info(
+            "s3:TestEvent acknowledged: the bucket's notification reaches this queue",
+            extra={"message_id": message_id, "bucket": parsed.test_event_bucket},
+        )
         return []
 
     outcomes: list[TriggerOutcome] = []
+    for other in parsed.others:
+        logger.append_keys(source=other.source_key)
+        outcome = _record_other_event(other, deps)
+        if outcome is not None:
+            outcomes.append(outcome)
     failures: list[TriggerFailedError] = []
     for event in parsed.events:
         logger.append_keys(source=event.source_key)
@@ -125,6 +141,35 @@ def _process_object(
         except TriggerFailedError as failed:
             results.append(failed)
     return results
+
+
+def _record_other_event(event: S3OtherEvent, deps: Dependencies) -> TriggerOutcome | None:
+    """An event that is not Object Created starts nothing: recorded IGNORED, once per event."""
+    reason = (
+        f"S3 event {event.description} is not Object Created: only created objects start DAG runs"
+    )
+    if not deps.settings.record_ignored:
+        logger.info("S3 event ignored", extra={"event_name": event.event_name, "reason": reason})
+        return None
+    new = NewTrigger(
+        trigger_id=ids.trigger_id(event.identity, ""),
+        source_type=SourceType.S3,
+        source_key=event.source_key,
+        source_identity=event.identity,
+        source_ref={
+            "bucket": event.bucket,
+            "key": event.key,
+            "version_id": event.version_id,
+            "sequencer": event.sequencer,
+            "event_name": event.event_name,
+            "details": list(event.details),
+            "format": event.source_format,
+        },
+        event_time=event.event_time,
+    )
+    return record_without_trigger(
+        new, deps, status=TriggerStatus.IGNORED, code=NOT_OBJECT_CREATED, message=reason
+    )
 
 
 def _record(
@@ -182,7 +227,12 @@ def _record_malformed(
         source_type=SourceType.S3,
         source_key=f"sqs-message:{message_id or digest[:16]}",
         source_identity=f"sha256:{digest}",
-        source_ref={"message_id": message_id, "body_sha256": digest, "body_prefix": body[:512]},
+        source_ref={
+            "message_id": message_id,
+            "body_sha256": digest,
+            # a lone surrogate would stop the record from being written at all
+            "body_prefix": body[:512].encode("utf-8", "backslashreplace").decode("utf-8"),
+        },
     )
     return record_without_trigger(
         new, deps, status=TriggerStatus.REJECTED, code=malformed.code, message=str(malformed)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dagtrigger.clock import UtcDatetime
 from dagtrigger.ids import ScheduleName
 from dagtrigger.sources.schedules.expressions import parse_schedule_expression
 from dagtrigger.sources.schedules.parse import ScheduleTarget
@@ -48,8 +49,8 @@ class ScheduleSpec(ScheduleTarget):
         default=None, ge=1, le=1440, description="fire up to this many minutes late (None: on time)"
     )
     state: ScheduleState = "ENABLED"
-    start_date: AwareDatetime | None = Field(default=None, description="no fire before this")
-    end_date: AwareDatetime | None = Field(default=None, description="no fire after this")
+    start_date: UtcDatetime | None = Field(default=None, description="no fire before this")
+    end_date: UtcDatetime | None = Field(default=None, description="no fire after this")
     description: str | None = Field(default=None, max_length=512)
     retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
     delete_after_completion: bool = Field(
