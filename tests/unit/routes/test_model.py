@@ -428,6 +428,20 @@ def test_a_conf_template_that_is_never_an_object_fails_the_load(template: str, s
     assert f"renders to {shape} whatever the event" in message
 
 
+def test_a_conf_template_block_that_would_skip_json_escaping_fails_the_load() -> None:
+    # Given a conf_template whose {% filter %} block would write an event's text unescaped
+    text = VALID.replace(
+        "conf_template: '{\"key\": {{ key | tojson }}}'",
+        'conf_template: \'{% filter replace(key, key) %}{"key": "{{ key }}"}{% endfilter %}\'',
+    )
+
+    # Then the file is refused at that field and line, saying what to write instead
+    message = problems_of(text)
+    assert "s3[1].conf_template (line 28)" in message, message
+    assert "{% filter %} blocks cannot be used in a conf_template" in message
+    assert "use the | filter form inside {{ }}" in message
+
+
 @pytest.mark.parametrize(
     "template",
     [
