@@ -64,7 +64,8 @@ def _run(stack: LocalStack, args: argparse.Namespace, calls: Counter[str]) -> No
     def reconcile_on_schedule() -> None:
         while not stop.wait(args.reconcile_every):
             result = runner.invoke("ReconcilerFunction", {"source": "bench.burst"})
-            passes.append(result.payload if isinstance(result.payload, dict) else {})
+            summary = dict(result.payload) if isinstance(result.payload, dict) else {}
+            passes.append({**summary, "seconds": result.duration_seconds})
 
     if args.reconcile_every > 0:
         threading.Thread(target=reconcile_on_schedule, daemon=True).start()
@@ -102,7 +103,8 @@ def _run(stack: LocalStack, args: argparse.Namespace, calls: Counter[str]) -> No
     if passes:
         listed = sum(int(p.get("dags_listed", 0)) for p in passes)
         checked = sum(int(p.get("checked", 0)) for p in passes)
-        print(f"reconciler: {listed} DAG list reads for {checked} record checks")
+        busy = sum(float(p["seconds"]) for p in passes)
+        print(f"reconciler: {listed} DAG list reads for {checked} record checks, {busy:.1f} s busy")
 
 
 def _count_by_status(table: Any, run: str) -> Counter[str]:
