@@ -1,7 +1,8 @@
 """MWAA's control plane over REST-JSON, as botocore's "mwaa" service model defines it.
 
-Requests must carry a SigV4 Authorization header; the signature itself is not checked.
-``/_emulator/...`` is the emulator's own admin API (faults, health), outside MWAA's protocol.
+Requests must carry a SigV4 Authorization header; the signature itself is not checked, but the
+access key it names may be refused (`devstack.mwaa_emulator.credentials`). ``/_emulator/...`` is
+the emulator's own admin API (faults, credentials, health), outside MWAA's protocol.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from devstack.mwaa_emulator.backend import json_dumps
+from devstack.mwaa_emulator.credentials import CredentialPolicy, access_key_id_of
 from devstack.mwaa_emulator.environments import (
     NAME_MAX_LENGTH,
     NAME_PATTERN,
@@ -62,6 +64,8 @@ class ControlPlane:
     account_id: str
     create_environment: CreateEnvironmentHook
     delete_environment: Callable[[str], Environment | None]
+    credentials: CredentialPolicy
+    environment_arn: Callable[[str], str]
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         if request.path.startswith("/_emulator/"):
@@ -69,6 +73,11 @@ class ControlPlane:
         try:
             operation, name = _route(request)
             _require_sigv4(request)
+            self.credentials.check(
+                access_key_id_of(request.headers.get("authorization", "")),
+                operation=operation,
+                resource_arn=self.environment_arn(name or "*"),
+            )
             self._apply_fault(operation)
             return _json_response(200, self._dispatch(operation, name, request))
         except MwaaError as error:
@@ -214,6 +223,8 @@ class ControlPlane:
     def _admin(self, request: HttpRequest) -> HttpResponse:
         if request.path == "/_emulator/health":
             return _json_response(200, {"status": "ok"})
+        if request.path == "/_emulator/credentials":
+            return self._admin_credentials(request)
         if request.path != "/_emulator/faults":
             return status_page(404, _request_id_header())
         try:
@@ -232,6 +243,29 @@ class ControlPlane:
         except (ValueError, TypeError) as error:
             return _json_response(400, {"message": str(error)})
         return status_page(405, _request_id_header())
+
+    def _admin_credentials(self, request: HttpRequest) -> HttpResponse:
+        """``POST {"access_key_id": "AKIA...", "state": "expired"|"revoked"|"denied"|"valid"}``;
+        ``DELETE`` accepts every credential again; ``GET`` lists the refused ones."""
+        try:
+            if request.method == "POST":
+                payload = json.loads(request.body or b"{}")
+                if not isinstance(payload, dict):
+                    raise ValueError("the credential change must be a JSON object")
+                key, state = payload.get("access_key_id"), payload.get("state")
+                if not isinstance(key, str) or not isinstance(state, str):
+                    raise ValueError("give 'access_key_id' and 'state' as strings")
+                if state == "valid":
+                    self.credentials.restore(key)
+                else:
+                    self.credentials.refuse(key, state)
+            elif request.method == "DELETE":
+                self.credentials.restore()
+            elif request.method != "GET":
+                return status_page(405, _request_id_header())
+        except ValueError as error:
+            return _json_response(400, {"message": str(error)})
+        return _json_response(200, self.credentials.describe())
 
 
 class _RawHttpError(Exception):

@@ -6,13 +6,18 @@
         mwaa.invoke_rest_api(Name="dev", Path="/dags", Method="GET")
 
 Everything runs in threads of the calling process and binds to 127.0.0.1 only.
+
+Beyond per-operation faults (`faults`), two conditions that tests switch on and off: refused
+credentials (`refuse_credentials`: expired, revoked, or denied by policy, per access key) and a
+black hole (`black_hole`: every endpoint drops new connections and leaves requests unanswered).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,7 @@ from devstack.mwaa_emulator.backend import (
     run_airflow_cli,
 )
 from devstack.mwaa_emulator.control_plane import ControlPlane
+from devstack.mwaa_emulator.credentials import CredentialPolicy, CredentialState
 from devstack.mwaa_emulator.environments import Environment, EnvironmentRegistry
 from devstack.mwaa_emulator.errors import validation_error
 from devstack.mwaa_emulator.faults import FaultInjector
@@ -61,6 +67,7 @@ class MwaaEmulator(Service):
         self.region = region
         self.account_id = account_id
         self.faults = FaultInjector(clock=clock, sleep=sleep)
+        self.credentials = CredentialPolicy(account_id=account_id)
         self._rate_limit = rate_limit_per_second
         self._cli_concurrency = cli_concurrency
         self._clock = clock
@@ -81,12 +88,15 @@ class MwaaEmulator(Service):
             account_id=account_id,
             create_environment=self._create_from_api,
             delete_environment=self.remove_environment,
+            credentials=self.credentials,
+            environment_arn=self.environment_arn,
         )
         self._control_server = LoopbackHttpServer(
             self._control_plane.handle, name="mwaa-control-plane", port=control_plane_port
         )
         self._started = False
         self._stopped = False
+        self._black_holed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -104,6 +114,7 @@ class MwaaEmulator(Service):
 
     def stop(self) -> None:
         with self._lifecycle:
+            self._black_holed = False
             for environment in self._registry.all():
                 _stop_web_server(environment)
             if self._started:
@@ -164,6 +175,36 @@ class MwaaEmulator(Service):
         if environment is not None:
             _stop_web_server(environment)
         return environment
+
+    # -- conditions ----------------------------------------------------------------------------
+
+    def refuse_credentials(self, access_key_id: str, state: CredentialState | str) -> None:
+        """Answer every call signed with `access_key_id` as AWS does for `state` (see
+        `devstack.mwaa_emulator.credentials`) until `restore_credentials`."""
+        self.credentials.refuse(access_key_id, state)
+
+    def restore_credentials(self, access_key_id: str | None = None) -> None:
+        self.credentials.restore(access_key_id)
+
+    def black_hole(self, on: bool) -> None:
+        """Make the control plane and every web server a black hole (on) or serve again (off).
+
+        There is no admin endpoint for this: it lives on the port that stops answering.
+        """
+        with self._lifecycle:
+            self._black_holed = on
+            servers = [self._control_server] if self._started else []
+            servers += [env.web_server for env in self._registry.all() if env.web_server]
+            for server in servers:
+                server.black_hole(on)
+
+    @contextlib.contextmanager
+    def black_holed(self) -> Iterator[None]:
+        self.black_hole(True)
+        try:
+            yield
+        finally:
+            self.black_hole(False)
 
     # -- addresses -----------------------------------------------------------------------------
 
@@ -243,6 +284,7 @@ class MwaaEmulator(Service):
             tls=self._tls.server_context(),
         )
         server.start()
+        server.black_hole(self._black_holed)
         environment.web_server = server
 
 

@@ -24,10 +24,15 @@ MODELED_ERROR_STATUS: dict[str, int] = {
     "ServiceUnavailableException": 503,
     "ValidationException": 400,
 }
-# Not in the MWAA model but sent by AWS front ends; botocore retries both as throttling/auth.
+# Not in the MWAA model but sent by AWS front ends, which check the caller's credentials
+# before any operation runs: an expired session token (ExpiredTokenException) and an access key
+# AWS no longer knows, deleted or revoked (UnrecognizedClientException), both HTTP 403 with the
+# code in x-amzn-ErrorType, as every REST-JSON service answers them.
 UNMODELED_ERROR_STATUS: dict[str, int] = {
     "ThrottlingException": 429,
     "MissingAuthenticationTokenException": 403,
+    "ExpiredTokenException": 403,
+    "UnrecognizedClientException": 403,
     "UnknownOperationException": 404,
 }
 ERROR_STATUS: dict[str, int] = {**MODELED_ERROR_STATUS, **UNMODELED_ERROR_STATUS}

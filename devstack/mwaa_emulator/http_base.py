@@ -1,8 +1,15 @@
-"""A small threaded HTTP(S) server on 127.0.0.1 that hands each request to one function."""
+"""A small threaded HTTP(S) server on 127.0.0.1 that hands each request to one function.
+
+It can also play a black hole (`LoopbackHttpServer.black_hole`), as an endpoint behind a firewall
+that drops packets or a dead load balancer: a new connection's SYN is never answered, so the
+client's connect timeout decides how long it waits, and a request on a connection opened before
+is read but never answered, so the client's read timeout decides.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Mapping
@@ -15,6 +22,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from devstack.processes import LOOPBACK
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+#: how long a filler connection waits for the kernel before the listen queue counts as full
+_FILLER_CONNECT_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -77,10 +86,36 @@ class LoopbackHttpServer:
         self._thread.start()
 
     def stop(self) -> None:
+        self.black_hole(False)  # the accept loop must run again to see the shutdown
         if self._thread.is_alive():
             self._server.shutdown()
             self._thread.join(timeout=10)
         self._server.server_close()
+
+    @property
+    def black_holed(self) -> bool:
+        return self._server.black_holed.is_set()
+
+    def black_hole(self, on: bool) -> None:
+        """Drop every new connection and leave every request unanswered while `on`.
+
+        Linux answers no SYN while a listening socket's accept queue is full, so the server stops
+        accepting and fills its own queue with idle connections; a request on an already open
+        connection is held, then the connection is closed unanswered when the black hole ends.
+        """
+        server = self._server
+        if on == self.black_holed:
+            return
+        if on:
+            server.black_holed.set()
+            server.accepting.clear()
+            server.fillers = _fill_accept_queue(self.port, server.request_queue_size)
+        else:
+            for filler in server.fillers:
+                filler.close()
+            server.fillers = []
+            server.black_holed.clear()
+            server.accepting.set()
 
 
 class _Server(ThreadingHTTPServer):
@@ -95,6 +130,15 @@ class _Server(ThreadingHTTPServer):
     ) -> None:
         super().__init__(address, handler_class)
         self._tls = tls
+        self.accepting = threading.Event()
+        self.accepting.set()
+        self.black_holed = threading.Event()
+        self.fillers: list[socket.socket] = []
+
+    def get_request(self) -> tuple[Any, Any]:
+        # While black-holed, connections wait in the kernel's accept queue, which stays full.
+        self.accepting.wait()
+        return super().get_request()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs here, in the request's own thread, so that a slow or broken
@@ -140,6 +184,8 @@ def _request_handler_for(handler: Handler) -> type[BaseHTTPRequestHandler]:
                 headers={name.lower(): value for name, value in self.headers.items()},
                 body=body,
             )
+            if self._held_by_black_hole():
+                return
             try:
                 response = handler(request)
             except Exception:  # an emulator bug must not kill the connection silently
@@ -163,7 +209,31 @@ def _request_handler_for(handler: Handler) -> type[BaseHTTPRequestHandler]:
             except (TimeoutError, BrokenPipeError, ConnectionResetError, ssl.SSLError):
                 self.close_connection = True
 
+        def _held_by_black_hole(self) -> bool:
+            """Hold a request that arrived in a black hole, then drop its connection unanswered."""
+            server = self.server
+            if not isinstance(server, _Server) or not server.black_holed.is_set():
+                return False
+            server.accepting.wait()
+            self.close_connection = True
+            return True
+
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: request logs would only add noise to test output."""
 
     return RequestHandler
+
+
+def _fill_accept_queue(port: int, backlog: int) -> list[socket.socket]:
+    """Open idle connections to `port` until the kernel queues no more (at most backlog + 2)."""
+    fillers: list[socket.socket] = []
+    for _ in range(backlog + 2):
+        filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        filler.settimeout(_FILLER_CONNECT_SECONDS)
+        try:
+            filler.connect((LOOPBACK, port))
+        except OSError:  # no SYN-ACK: the queue is full, the black hole is closed
+            filler.close()
+            break
+        fillers.append(filler)
+    return fillers

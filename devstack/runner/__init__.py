@@ -8,6 +8,10 @@ See `devstack.runner.invoke` for how functions share this one process.
     with LambdaRunner(Path("template.yaml"), moto_endpoint=..., dynamodb_endpoint=...,
                       parameter_overrides={"MwaaEnvironmentName": "local"}) as runner:
         runner.invoke("S3EventsFunction", event)
+
+`route_invocations` sends a function's invocations (from every event source and from `invoke`)
+elsewhere, e.g. to processes of their own that a test can kill (`devstack.reliability`);
+`function_environment` gives such a process the variables the function sees here.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import functools
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -59,6 +63,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 _DEFAULT_MAX_POLLERS: Final = 2
+
+#: what runs one invocation of a routed function: the event in, Lambda's outcome out
+InvocationRoute = Callable[[Any], InvocationResult]
 
 
 class LambdaRunner(Service):
@@ -124,6 +131,8 @@ class LambdaRunner(Service):
         self._threads: list[threading.Thread] = []
         self._http_servers: dict[str, HttpApiServer] = {}
         self._schedules: ScheduleRunner | None = None
+        self._routes: dict[str, InvocationRoute] = {}
+        self._routes_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -177,7 +186,27 @@ class LambdaRunner(Service):
     def invoke(self, function_logical_id: str, event: Any) -> InvocationResult:
         """Invoke one function synchronously with `event` (as ``aws lambda invoke`` would)."""
         self.template.function(function_logical_id)
+        with self._routes_lock:
+            route = self._routes.get(function_logical_id)
+        if route is not None:
+            return route(event)
         return self._invoker.invoke(function_logical_id, event)
+
+    def route_invocations(self, function_logical_id: str, route: InvocationRoute | None) -> None:
+        """Run every later invocation of the function through `route` (None: in this process
+        again). SQS pollers, the HTTP API, schedules and `invoke` all follow the route."""
+        self.template.function(function_logical_id)
+        with self._routes_lock:
+            if route is None:
+                self._routes.pop(function_logical_id, None)
+            else:
+                self._routes[function_logical_id] = route
+
+    def function_environment(self, function_logical_id: str) -> dict[str, str]:
+        """Every variable the function sees when invoked here: the stack's shared ones (endpoints,
+        credentials, extras) and its own (Lambda's, the template's, overrides)."""
+        spec = self.template.function(function_logical_id)
+        return {**self._shared_env, **self._invoker.variables(spec)}
 
     @property
     def http_api_urls(self) -> dict[str, str]:

@@ -191,7 +191,7 @@ class Invoker:
         spec = self._functions[function_logical_id]
         request_id = str(uuid.uuid4())
         wire_event = json.loads(json.dumps(event))
-        with self._lock, self._environment.applied(self._variables(spec)):
+        with self._lock, self._environment.applied(self.variables(spec)):
             started = time.monotonic()
             context = _context(spec, request_id, started)
             try:
@@ -212,7 +212,8 @@ class Invoker:
             )
         return InvocationResult(spec.logical_id, request_id, payload, None, duration)
 
-    def _variables(self, spec: FunctionSpec) -> dict[str, str]:
+    def variables(self, spec: FunctionSpec) -> dict[str, str]:
+        """The function's own variables for one invocation: Lambda's, the template's, overrides."""
         return {
             **lambda_runtime_variables(spec, self._region),
             **spec.environment,
