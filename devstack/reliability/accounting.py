@@ -2,7 +2,9 @@
 
 An event is accounted for by one of: its DAG run(s) in Airflow, a record that ends it without a
 run (REJECTED or IGNORED, with its reason), or its message in a dead-letter queue (kept, with an
-alarm). An event with none of them is lost; a run beyond the first of one event is a duplicate.
+alarm). An event with none of them when its scenario ends is lost, even if its message still
+waits, invisible, in the queue: a scenario's deadline is part of what it checks. A run beyond
+the first of one event is a duplicate.
 Runs are found in Airflow by a value the event put into the run's conf (the object key, the
 scheduled time, the commit), never through dagtrigger's own records.
 """
