@@ -20,7 +20,6 @@ import importlib.util
 import json
 import sys
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import IO, Any
 
 import boto3
 
+from devstack.lambda_context import LambdaContext, error_document
 from devstack.reliability.kill_points import KillSwitch
 
 Handler = Callable[[Any, Any], Any]
@@ -59,25 +59,6 @@ class Function:
         )
 
 
-@dataclass
-class LambdaContext:
-    """What Lambda passes as the handler's second argument (the attributes Powertools reads)."""
-
-    function_name: str
-    function_version: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    aws_request_id: str
-    log_group_name: str
-    log_stream_name: str
-    deadline_monotonic: float
-    identity: Any = None
-    client_context: Any = None
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline_monotonic - time.monotonic()) * 1000))
-
-
 def load_handler(function: Function) -> Handler:
     """Import the handler's file under a module name of its own (the cold start)."""
     module_name = f"_dagtrigger_instance_{function.logical_id}"
@@ -93,14 +74,6 @@ def load_handler(function: Function) -> Handler:
             f"{function.handler_attribute!r}"
         )
     return handler
-
-
-def error_document(error: BaseException) -> dict[str, Any]:
-    return {
-        "errorType": type(error).__name__,
-        "errorMessage": str(error),
-        "stackTrace": traceback.format_tb(error.__traceback__),
-    }
 
 
 def serve(requests: IO[str], replies: IO[str]) -> int:

@@ -27,13 +27,13 @@ import os
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from devstack.lambda_context import LambdaContext, error_document
 from devstack.runner.template import FunctionSpec
 
 logger = logging.getLogger(__name__)
@@ -42,25 +42,6 @@ Handler = Callable[[Any, Any], Any]
 
 class InvocationError(RuntimeError):
     """A handler could not be loaded (missing file, import error, no such attribute)."""
-
-
-@dataclass
-class LambdaContext:
-    """What Lambda passes as the handler's second argument (the attributes Powertools reads)."""
-
-    function_name: str
-    function_version: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    aws_request_id: str
-    log_group_name: str
-    log_stream_name: str
-    deadline_monotonic: float
-    identity: Any = None
-    client_context: Any = None
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline_monotonic - time.monotonic()) * 1000))
 
 
 @dataclass(frozen=True)
@@ -249,10 +230,6 @@ def _failed(
     return InvocationResult(
         spec.logical_id,
         request_id,
-        error={
-            "errorType": type(error).__name__,
-            "errorMessage": str(error),
-            "stackTrace": traceback.format_tb(error.__traceback__),
-        },
+        error=error_document(error),
         duration_seconds=duration,
     )
