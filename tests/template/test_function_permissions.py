@@ -45,6 +45,7 @@ from tests.template.test_template_rules import (
     function_variables,
     stack,
 )
+from tests.unit.http.conftest import http_api_event
 
 pytestmark = pytest.mark.template
 
@@ -377,40 +378,14 @@ def http_event(
     query: dict[str, str] | None = None, signed: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     """An HTTP API (payload 2.0) request; ``signed``: an IAM-signed caller."""
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
-        "headers": {"host": "abc123.execute-api.us-east-1.amazonaws.com", **(headers or {})},
-        "requestContext": {
-            "accountId": ACCOUNT,
-            "apiId": "abc123",
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.7",
-                "userAgent": "pytest",
-            },
-            "requestId": "JKJaXmPLvHcESHA=",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "21/Nov/2026:10:15:00 +0000",
-            "timeEpoch": 1795256100000,
-        },
-        "isBase64Encoded": False,
-    }
-    if query:
-        event["queryStringParameters"] = query
-    if signed:
-        event["requestContext"]["authorizer"] = {
-            "iam": {"accountId": ACCOUNT, "userArn": CALLER_ARN, "userId": "AIDACKCEVSQ6C2EXAMPLE"}
-        }
-    if body is not None:
-        event["body"] = body
-    return event
+    return http_api_event(
+        method,
+        path,
+        body=body,
+        headers=headers,
+        query=query,
+        caller_arn=CALLER_ARN if signed else None,
+    )
 
 
 @pytest.fixture
