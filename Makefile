@@ -58,7 +58,7 @@ $(CHECKOV_VENV)/.installed: $(UV) requirements/checkov.txt
 lint: venv $(CHECKOV_VENV)/.installed ## ruff, mypy and checkov (template.yaml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/core/dagtrigger functions devstack
+	$(VENV)/bin/mypy layers/core/dagtrigger functions devstack dagtrigger_cli
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact \
 	  --skip-download
 

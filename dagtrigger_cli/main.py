@@ -1,0 +1,35 @@
+"""The `dagtrigger` console script: one Typer app, one module per area of commands."""
+
+from __future__ import annotations
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from requests import RequestException
+
+from dagtrigger_cli import history_cmd, local_cmd, operations_cmd, routes_cmd
+from dagtrigger_cli.output import fail
+
+app = typer.Typer(
+    name="dagtrigger",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Operate dagtrigger: check routes, read the history, replay, redrive, backfill.",
+)
+app.add_typer(routes_cmd.app, name="routes")
+app.add_typer(local_cmd.app, name="local")
+history_cmd.register(app)
+operations_cmd.register(app)
+
+
+def main() -> None:
+    """Run the command; AWS and network failures end as one line and exit code 1."""
+    try:
+        app()
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        fail(f"{error.operation_name}: {details.get('Code')}: {details.get('Message')}")
+    except BotoCoreError as error:
+        fail(str(error))
+    except RequestException as error:
+        fail(f"the API did not answer: {error}")
