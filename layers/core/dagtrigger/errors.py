@@ -67,7 +67,8 @@ class TransientTriggerError(DagTriggerError):
 
 class AccessRefusedError(DagTriggerError):
     """Airflow or MWAA refused our identity: a role without permission, an expired or rotated
-    credential, a secret that no longer matches. Not the event's fault, so never a rejection:
+    credential, a secret that no longer matches; or the routes name an MWAA environment that
+    does not exist (``environment_not_found``). Not the event's fault, so never a rejection:
     the trigger fails at once (retrying inside the budget cannot help), the event is kept for
     its queue to deliver again, and a metric raises an alarm.
 

@@ -293,6 +293,8 @@ def test_mwaa_throttling_and_internal_errors_are_transient(
         ("AccessDeniedException", 403, "mwaa_access_denied"),
         ("ExpiredTokenException", 403, "aws_credentials_expired"),
         ("UnrecognizedClientException", 403, "aws_credentials_refused"),
+        # our setup names an environment MWAA does not have: kept and alarmed, not rejected
+        ("ResourceNotFoundException", 404, "environment_not_found"),
     ],
 )
 def test_refused_credentials_are_access_errors_not_rejections_of_the_event(
@@ -314,7 +316,6 @@ def test_refused_credentials_are_access_errors_not_rejections_of_the_event(
 @pytest.mark.parametrize(
     ("code", "status", "expected"),
     [
-        ("ResourceNotFoundException", 404, "environment_not_found"),
         ("ValidationException", 400, "mwaa_validation_error"),
     ],
 )

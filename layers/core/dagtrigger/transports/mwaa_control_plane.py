@@ -47,8 +47,11 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeoutException",
     }
 )
-#: our identity refused: a role without permission, an expired or revoked credential
+#: our identity refused: a role without permission, an expired or revoked credential; or our
+#: setup names an environment MWAA does not have (deleted, being recreated, another region).
+#: Neither is the event's fault: the event is kept and an alarm is raised.
 ACCESS_REFUSED_CODES = {
+    "ResourceNotFoundException": "environment_not_found",
     "AccessDeniedException": "mwaa_access_denied",
     "AccessDenied": "mwaa_access_denied",
     "UnrecognizedClientException": "aws_credentials_refused",
@@ -59,7 +62,6 @@ ACCESS_REFUSED_CODES = {
     "ExpiredTokenException": "aws_credentials_expired",
 }
 PERMANENT_CODES = {
-    "ResourceNotFoundException": "environment_not_found",
     "ValidationException": "mwaa_validation_error",
 }
 
