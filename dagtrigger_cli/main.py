@@ -7,7 +7,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from requests import RequestException
 
 from dagtrigger_cli import history_cmd, local_cmd, operations_cmd, routes_cmd
+from dagtrigger_cli.api import ApiError
 from dagtrigger_cli.output import fail
+from dagtrigger_cli.target import TargetOptions
 
 app = typer.Typer(
     name="dagtrigger",
@@ -16,6 +18,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Operate dagtrigger: check routes, read the history, replay, redrive, backfill.",
 )
+
+
+@app.callback()
+def choose_target(
+    context: typer.Context,
+    stack: str | None = typer.Option(
+        None, envvar="DAGTRIGGER_STACK", help="a deployed stack's name (default: `make up`'s)"
+    ),
+    region: str | None = typer.Option(None, envvar="AWS_REGION", help="the stack's region"),
+    profile: str | None = typer.Option(None, envvar="AWS_PROFILE", help="an AWS CLI profile"),
+) -> None:
+    """Commands that read or change a deployment use --stack, else the running local stack."""
+    context.obj = {"options": TargetOptions(stack=stack, region=region, profile=profile)}
+
+
 app.add_typer(routes_cmd.app, name="routes")
 app.add_typer(local_cmd.app, name="local")
 history_cmd.register(app)
@@ -26,6 +43,8 @@ def main() -> None:
     """Run the command; AWS and network failures end as one line and exit code 1."""
     try:
         app()
+    except ApiError as error:
+        fail(error.message)
     except ClientError as error:
         details = error.response.get("Error", {})
         fail(f"{error.operation_name}: {details.get('Code')}: {details.get('Message')}")
