@@ -287,6 +287,20 @@ def test_a_conf_template_that_is_not_json_is_refused(variables: dict[str, Any]) 
     assert "line 1 column 2" in error.message
 
 
+def test_a_conf_template_that_renders_a_number_too_long_to_read_is_refused(
+    variables: dict[str, Any],
+) -> None:
+    # Given a template whose loops write one number of 6,400 digits (found by make reliability)
+    loops = "{% for i in range(40) %}{% for j in range(40) %}{{ 1000 }}{% endfor %}{% endfor %}"
+    template = '{"x": ' + loops + "}"
+
+    # When it renders, Then the event is refused with a reason, not a crash
+    error = refusal(template, variables)
+
+    assert error.code == "conf_not_json"
+    assert "Exceeds the limit (4300 digits)" in error.message
+
+
 @pytest.mark.parametrize(
     ("template", "problem"),
     [

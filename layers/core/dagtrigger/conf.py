@@ -1055,6 +1055,11 @@ def _render_conf_string(source: str, variables: Mapping[str, Any], where: str) -
             f"{where}conf_template did not render to JSON: {exc.msg} at line {exc.lineno} "
             f"column {exc.colno} of the rendered text",
         ) from None
+    except ValueError as exc:  # a number longer than Python converts (4,300 digits)
+        reason = str(exc).split(":", 1)[0]
+        raise RejectedError(
+            "conf_not_json", f"{where}conf_template did not render to usable JSON: {reason}"
+        ) from None
 
 
 def _render_node(node: Any, variables: Mapping[str, Any], path: str, where: str) -> Any:
