@@ -1,0 +1,1 @@
+"""Reference handlers the benchmarks compare dagtrigger with: used only by bench/."""
