@@ -92,11 +92,19 @@ validate: sam-venv ## sam validate --lint
 build: sam-venv ## sam build (python3.12 runtime)
 	PATH="$$(dirname "$$(scripts/find-python $(PYTHON_VERSION))"):$$PATH" $(SAM) build
 
-demo: venv ## the main job on one machine: drop files in S3, watch real Airflow runs, read the history
-	$(PY) -m devstack demo
+# The local stack's options: `make up AIRFLOW=2 TRANSPORT=cli ROUTES=my-routes.yaml`,
+# `make demo AIRFLOW=2 LOGS=1`. TRANSPORT is invoke_rest_api, cli or airflow_rest.
+AIRFLOW       ?= 3
+TRANSPORT     ?=
+ROUTES        ?=
+LOGS          ?=
+STACK_OPTIONS  = --airflow-major $(AIRFLOW) $(if $(TRANSPORT),--transport $(TRANSPORT))
 
-up: venv ## start the local stack in the background and print its addresses
-	$(PY) -m devstack up
+demo: venv ## the main job on one machine: drop files in S3, watch real Airflow runs (AIRFLOW=2, TRANSPORT=, LOGS=1)
+	$(PY) -m devstack demo $(STACK_OPTIONS) $(if $(filter-out 0 no false,$(LOGS)),--logs)
+
+up: venv ## start the local stack in the background and print how to drive it (AIRFLOW=2, TRANSPORT=, ROUTES=)
+	$(PY) -m devstack up $(STACK_OPTIONS) $(if $(ROUTES),--routes "$(ROUTES)")
 
 down: venv ## stop the local stack started by `make up`
 	$(PY) -m devstack down

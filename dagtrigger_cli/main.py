@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from requests import RequestException
+from typer.core import TyperGroup
 
 from dagtrigger_cli import history_cmd, local_cmd, operations_cmd, routes_cmd
 from dagtrigger_cli.api import ApiError
 from dagtrigger_cli.output import fail
 from dagtrigger_cli.target import TargetOptions
 
+
+class OneLineErrors(TyperGroup):
+    """Ends every command's AWS and network failures as one line and exit code 1: here rather
+    than around ``app()``, so that typer's test runner sees exactly what a user does."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors click)
+        try:
+            return super().invoke(ctx)
+        except ApiError as error:
+            fail(error.message)
+        except ClientError as error:
+            details = error.response.get("Error", {})
+            fail(f"{error.operation_name}: {details.get('Code')}: {details.get('Message')}")
+        except BotoCoreError as error:
+            fail(str(error))
+        except RequestException as error:
+            fail(f"the API did not answer: {error}")
+
+
 app = typer.Typer(
     name="dagtrigger",
+    cls=OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -40,15 +63,5 @@ operations_cmd.register(app)
 
 
 def main() -> None:
-    """Run the command; AWS and network failures end as one line and exit code 1."""
-    try:
-        app()
-    except ApiError as error:
-        fail(error.message)
-    except ClientError as error:
-        details = error.response.get("Error", {})
-        fail(f"{error.operation_name}: {details.get('Code')}: {details.get('Message')}")
-    except BotoCoreError as error:
-        fail(str(error))
-    except RequestException as error:
-        fail(f"the API did not answer: {error}")
+    """Run the command (the console script's entry point)."""
+    app()

@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 # Wide enough for run ids when the output is a file or a CI log (rich assumes 80 columns).
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -34,7 +35,8 @@ def styled_status(status: str) -> str:
 
 def fail(message: str, *, code: int = 1) -> NoReturn:
     """Print ``message`` as one line on stderr and exit with ``code`` (never a traceback)."""
-    errors.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    # The message is text, never markup: "[a-z]" in a pattern must print as it is.
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=code)
 
 

@@ -3,7 +3,6 @@ outputs (``--stack``), or the local stack that ``make up`` runs (its ``up.json``
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,9 @@ import typer
 from botocore.config import Config
 
 from dagtrigger_cli.output import fail
-from devstack.paths import STATE_DIR
+from devstack.local_state import UP_STATE, read_state, running_stack_pid
 
-LOCAL_STATE_FILE = STATE_DIR / "up.json"
+LOCAL_STATE_FILE = UP_STATE
 #: the stack outputs a command may need, by what the command calls them
 STACK_OUTPUTS = {
     "table": "TriggerHistoryTableName",
@@ -71,15 +70,17 @@ class TargetOptions:
     stack: str | None = None
     region: str | None = None
     profile: str | None = None
-    state_file: Path = LOCAL_STATE_FILE
+    #: the local stack's state file (default: ``make up``'s)
+    state_file: Path | None = None
 
 
 def resolve(options: TargetOptions) -> Target:
     """The deployed stack named by ``--stack``, else the running local stack, else an error."""
     if options.stack:
         return deployed_stack(options)
-    if options.state_file.exists():
-        return local_stack(options.state_file)
+    state_file = options.state_file or LOCAL_STATE_FILE
+    if state_file.exists():
+        return local_stack(state_file)
     fail(
         "no dagtrigger to talk to: pass --stack NAME (a deployed stack, or DAGTRIGGER_STACK) "
         "or start the local stack with `make up`"
@@ -110,8 +111,16 @@ def deployed_stack(options: TargetOptions) -> Target:
 
 def local_stack(state_file: Path) -> Target:
     """The local stack described by ``up.json`` (written by ``make up`` when it is ready)."""
+    state = read_state(state_file)
+    if state is None:
+        fail(f"{state_file} does not describe a running local stack: run `make up`")
+    if running_stack_pid(state) is None:
+        fail(
+            f"the local stack in {state_file} is not running (its process is gone): "
+            "run `make down && make up`"
+        )
     try:
-        resources = json.loads(state_file.read_text())["resources"]
+        resources = state["resources"]
         session = boto3.Session(
             aws_access_key_id="devstack",
             aws_secret_access_key="devstack",  # noqa: S106 - the local stack's dummy credential
@@ -134,8 +143,12 @@ def local_stack(state_file: Path) -> Target:
                 "dynamodb": resources["dynamodb_endpoint"],
             },
         )
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        fail(f"{state_file} does not describe a running local stack ({error}): run `make up`")
+    except (KeyError, TypeError, AttributeError) as error:
+        missing = error.args[0] if isinstance(error, KeyError) else "resources"
+        fail(
+            f"{state_file} does not give the local stack's {missing} (a stack started by an "
+            "older `make up`?): restart it with `make down && make up`"
+        )
 
 
 def target_of(context: typer.Context) -> Target:

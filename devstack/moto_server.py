@@ -40,12 +40,14 @@ def moto_server_bin() -> Path:
 
 
 def start_moto(*, state_dir: Path, port: int | None = None) -> MotoServer:
-    """Start `moto_server -H 127.0.0.1 -p PORT` and wait until its API answers."""
+    """Start moto's server (`moto_server -H 127.0.0.1 -p PORT`, with the SQS redrive moto lacks:
+    `devstack.moto_sqs_redrive`) and wait until its API answers."""
     port = port or free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
+    python = moto_server_bin().parent / "python"
     server = MotoServer.launch(
         "moto-server",
-        [str(moto_server_bin()), "-H", LOOPBACK, "-p", str(port)],
+        [str(python), "-m", "devstack.moto_sqs_redrive", "-H", LOOPBACK, "-p", str(port)],
         port=port,
         cwd=state_dir,
         log_path=state_dir / "moto-server.log",

@@ -9,6 +9,7 @@ Everything binds to 127.0.0.1; ``stop()`` stops every process and thread it star
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -31,7 +32,14 @@ from devstack.moto_server import MotoServer, start_moto
 from devstack.mwaa_emulator import MwaaEmulator
 from devstack.paths import REPO_ROOT, STATE_DIR
 from devstack.procfs import pss_bytes
-from devstack.runner import LambdaRunner
+from devstack.runner import FunctionLogFile, LambdaRunner
+from devstack.stack_routes import (
+    AIRFLOW_CREDENTIALS_SECRET,
+    StackRoutes,
+    check_routes_file,
+    check_transport,
+    fit_routes,
+)
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_ROUTES = DEMO_DIR / "routes.yaml"
@@ -42,14 +50,23 @@ REGION = DUMMY_CREDENTIALS["region_name"]
 @dataclass(frozen=True)
 class StackConfig:
     airflow_major: int = 3
+    #: the template's MwaaEnvironmentName when the routes file names no MWAA environment
     mwaa_environment: str = "dagtrigger-demo"
+    #: the user's routes file; the stack runs a copy fitted to it (`devstack.stack_routes`)
     routes_file: Path = DEMO_ROUTES
+    #: replaces the transport of every environment of the routes file (None: keep theirs)
+    transport: str | None = None
+    #: the bucket files are dropped in, when the routes file's S3 routes name it
     source_bucket: str = "landing"
     state_dir: Path = STATE_DIR / "stack"
     #: shorter than the template's batching window so the demo does not sit waiting
     batching_window_seconds: float = 1.0
     extra_function_env: dict[str, str] = field(default_factory=dict)
     conf_sink: Path | None = None  # where the sample DAGs write the conf they received
+    #: where the functions' logs go (None: this process's stdout and stderr)
+    function_log: Path | None = None
+    #: also show the functions' logs on the console (with `function_log`)
+    echo_function_logs: bool = False
 
 
 class LocalStack(Service):
@@ -69,6 +86,7 @@ class LocalStack(Service):
         self.airflow: AirflowServer | None = None
         self.emulator: MwaaEmulator | None = None
         self.runner: LambdaRunner | None = None
+        self.routes: StackRoutes | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -79,6 +97,9 @@ class LocalStack(Service):
 
     def _start(self) -> None:
         config = self.config
+        # A bad routes file or transport fails here, before anything starts.
+        check_transport(config.transport)
+        check_routes_file(config.routes_file)
         config.state_dir.mkdir(parents=True, exist_ok=True)
         airflow_box: dict[str, AirflowServer] = {}
         airflow_error: list[BaseException] = []
@@ -120,41 +141,65 @@ class LocalStack(Service):
         self._progress(f"Airflow {self.airflow.version} is up at {self.airflow.base_url}")
         wait_for_dag(self.airflow, "ingest_sales")
 
+        self.routes = routes = fit_routes(
+            config.routes_file,
+            config.state_dir / "routes.yaml",
+            airflow_major=self.airflow.major,
+            airflow_base_url=self.airflow.base_url,
+            transport=config.transport,
+        )
         self._progress("starting the MWAA emulator in front of Airflow")
         self.emulator = MwaaEmulator(config.state_dir / "mwaa")
         self.emulator.start()
-        self.emulator.add_environment(
-            config.mwaa_environment,
-            self.airflow,
-            # InvokeRestApi runs as the Airflow role of the caller: "User" is enough to trigger.
-            rest_api_credentials=(self.airflow.user_username, self.airflow.user_password),
-        )
+        for name in routes.mwaa_environments or (config.mwaa_environment,):
+            self.emulator.add_environment(
+                name,
+                self.airflow,
+                # InvokeRestApi runs as the Airflow role of the caller: "User" is enough to trigger.
+                rest_api_credentials=(self.airflow.user_username, self.airflow.user_password),
+            )
+        if routes.uses_airflow_rest:
+            self.secretsmanager.create_secret(
+                Name=AIRFLOW_CREDENTIALS_SECRET,
+                SecretString=json.dumps(
+                    {"username": self.airflow.user_username, "password": self.airflow.user_password}
+                ),
+            )
 
         self._progress("provisioning template.yaml's resources and starting the Lambda runner")
         function_env = {
             **self.emulator.client_environment(),
             "MWAA_INJECT_HOST_PREFIX": "false",
-            "ROUTES_LOCATION": f"file:{config.routes_file}",
+            "ROUTES_LOCATION": f"file:{routes.path}",
             "ROUTES_CACHE_SECONDS": "0",
             **config.extra_function_env,
         }
+        parameters = {
+            "MwaaEnvironmentName": self.mwaa_environment,
+            "SourceBucketNames": ",".join(self.source_buckets),
+            "CreateSourceBucket": "false",
+        }
+        if config.transport is not None:
+            parameters["MwaaTransport"] = config.transport
         self.runner = LambdaRunner(
             TEMPLATE,
             moto_endpoint=self.moto.endpoint_url,
             dynamodb_endpoint=self.dynamodb_local.endpoint_url,
             extra_env=function_env,
-            parameter_overrides={
-                "MwaaEnvironmentName": config.mwaa_environment,
-                "SourceBucketNames": config.source_bucket,
-                "CreateSourceBucket": "false",
-            },
+            parameter_overrides=parameters,
             batching_window_seconds=config.batching_window_seconds,
+            function_log=(
+                FunctionLogFile(config.function_log, echo=config.echo_function_logs)
+                if config.function_log
+                else None
+            ),
         )
         self.runner.provision()
         self.runner.start()
-        self.s3.put_bucket_versioning(
-            Bucket=config.source_bucket, VersioningConfiguration={"Status": "Enabled"}
-        )
+        for bucket in self.source_buckets:
+            self.s3.put_bucket_versioning(
+                Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
+            )
 
     def stop(self) -> None:
         """Stop the runner's threads, the emulator and every process. Safe to call twice."""
@@ -167,6 +212,51 @@ class LocalStack(Service):
                     self._progress(f"warning: stopping {type(part).__name__} failed: {exc}")
         self.runner = self.emulator = self.airflow = None
         self.moto = self.dynamodb_local = None
+        self.routes = None
+
+    @property
+    def source_buckets(self) -> tuple[str, ...]:
+        """The buckets whose new objects reach the functions: those the S3 routes name."""
+        assert self.routes is not None, "the stack is not started"
+        return self.routes.buckets or (self.config.source_bucket,)
+
+    @property
+    def source_bucket(self) -> str:
+        """The bucket to drop files in: the configured one if a route names it, else the first."""
+        buckets = self.source_buckets
+        return self.config.source_bucket if self.config.source_bucket in buckets else buckets[0]
+
+    @property
+    def mwaa_environment(self) -> str:
+        """The MWAA environment the template grants: the routes file's first."""
+        assert self.routes is not None, "the stack is not started"
+        return next(iter(self.routes.mwaa_environments), self.config.mwaa_environment)
+
+    def resources(self) -> dict[str, str]:
+        """What a user, or the `dagtrigger` command, needs to drive the running stack by hand
+        (``make up`` writes it to its state file as ``resources``)."""
+        airflow, moto, dynamodb_local = self.airflow, self.moto, self.dynamodb_local
+        emulator, runner = self.emulator, self.runner
+        if not (airflow and moto and dynamodb_local and emulator and runner and self.routes):
+            raise RuntimeError("the stack is not started")
+        provisioned = runner.resources
+        return {
+            "region": REGION,
+            "moto_endpoint": moto.endpoint_url,
+            "dynamodb_endpoint": dynamodb_local.endpoint_url,
+            "table": provisioned["TriggerHistoryTable"].name,
+            "queue_url": provisioned.queue_url(provisioned["S3EventsQueue"].arn),
+            "dlq_url": provisioned.queue_url(provisioned["S3EventsDeadLetterQueue"].arn),
+            "bucket": self.source_bucket,
+            "api_url": runner.http_api_url,
+            "event_bus": "default",
+            "airflow_url": airflow.base_url,
+            "airflow_user": airflow.username,
+            "airflow_password": airflow.password,
+            "mwaa_endpoint": emulator.control_plane_url,
+            "mwaa_environment": self.mwaa_environment,
+            "routes_file": str(self.routes.path),
+        }
 
     def memory_pss_bytes(self) -> int:
         """Proportional set size of the whole stack: every server process and this launcher

@@ -2,13 +2,15 @@
 
 Requests must carry a SigV4 Authorization header; the signature itself is not checked, but the
 access key it names may be refused (`devstack.mwaa_emulator.credentials`). ``/_emulator/...`` is
-the emulator's own admin API (faults, credentials, health), outside MWAA's protocol.
+the emulator's own admin API (faults, credentials, health, the requests it answered), outside
+MWAA's protocol; nothing there is ever recorded.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from devstack.mwaa_emulator.environments import (
 from devstack.mwaa_emulator.errors import MwaaError, not_found, rest_api_error, validation_error
 from devstack.mwaa_emulator.faults import FaultInjector
 from devstack.mwaa_emulator.http_base import HttpRequest, HttpResponse, status_page
+from devstack.mwaa_emulator.request_log import RequestLog
 from devstack.mwaa_emulator.tokens import TokenStore
 
 INVOKE_METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE")
@@ -66,10 +69,13 @@ class ControlPlane:
     delete_environment: Callable[[str], Environment | None]
     credentials: CredentialPolicy
     environment_arn: Callable[[str], str]
+    requests: RequestLog
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         if request.path.startswith("/_emulator/"):
             return self._admin(request)
+        started = time.monotonic()
+        operation, name, error_type = "unknown", None, None
         try:
             operation, name = _route(request)
             _require_sigv4(request)
@@ -79,11 +85,20 @@ class ControlPlane:
                 resource_arn=self.environment_arn(name or "*"),
             )
             self._apply_fault(operation)
-            return _json_response(200, self._dispatch(operation, name, request))
+            response = _json_response(200, self._dispatch(operation, name, request))
         except MwaaError as error:
-            return _error_response(error)
+            response, error_type = _error_response(error), _error_text(error)
         except _RawHttpError as error:
-            return status_page(error.status, _request_id_header())
+            response = status_page(error.status, _request_id_header())
+        self.requests.record(
+            operation=operation,
+            environment=name,
+            request=_request_text(operation, request),
+            status=response.status,
+            error=error_type,
+            started=started,
+        )
+        return response
 
     def _dispatch(self, operation: str, name: str | None, request: HttpRequest) -> Any:
         if operation == "ListEnvironments":
@@ -225,6 +240,8 @@ class ControlPlane:
             return _json_response(200, {"status": "ok"})
         if request.path == "/_emulator/credentials":
             return self._admin_credentials(request)
+        if request.path == "/_emulator/requests":
+            return self._admin_requests(request)
         if request.path != "/_emulator/faults":
             return status_page(404, _request_id_header())
         try:
@@ -266,6 +283,39 @@ class ControlPlane:
         except ValueError as error:
             return _json_response(400, {"message": str(error)})
         return _json_response(200, self.credentials.describe())
+
+    def _admin_requests(self, request: HttpRequest) -> HttpResponse:
+        """``GET [?limit=N]``: the requests the emulator answered, oldest first; ``DELETE``
+        forgets them."""
+        if request.method == "DELETE":
+            self.requests.clear()
+            return _json_response(200, self.requests.describe())
+        if request.method != "GET":
+            return status_page(405, _request_id_header())
+        try:
+            limit = _int_query(request.query, "limit", default=0)
+        except MwaaError as error:
+            return _json_response(400, {"message": error.message})
+        return _json_response(200, self.requests.describe(max(limit, 0) or None))
+
+
+def _request_text(operation: str, request: HttpRequest) -> str:
+    """What a call asked for, to record: InvokeRestApi's method and path (never its body)."""
+    if operation != "InvokeRestApi":
+        return ""
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    return f"{body.get('Method', '?')} {body.get('Path', '?')}"
+
+
+def _error_text(error: MwaaError) -> str:
+    """The error type, with Airflow's own status for InvokeRestApi's RestApi*Exception."""
+    airflow_status = error.members.get("RestApiStatusCode")
+    return f"{error.shape} (Airflow {airflow_status})" if airflow_status else error.shape
 
 
 class _RawHttpError(Exception):

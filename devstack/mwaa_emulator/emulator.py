@@ -10,6 +10,9 @@ Everything runs in threads of the calling process and binds to 127.0.0.1 only.
 Beyond per-operation faults (`faults`), two conditions that tests switch on and off: refused
 credentials (`refuse_credentials`: expired, revoked, or denied by policy, per access key) and a
 black hole (`black_hole`: every endpoint drops new connections and leaves requests unanswered).
+
+`requests` records what it answered (control-plane calls and CLI commands, never a token), which
+``GET /_emulator/requests`` and ``python -m devstack requests`` show.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from devstack.mwaa_emulator.environments import Environment, EnvironmentRegistry
 from devstack.mwaa_emulator.errors import validation_error
 from devstack.mwaa_emulator.faults import FaultInjector
 from devstack.mwaa_emulator.http_base import LoopbackHttpServer
+from devstack.mwaa_emulator.request_log import RequestLog
 from devstack.mwaa_emulator.throttle import TokenBucket
 from devstack.mwaa_emulator.tls import ensure_tls_files, tls_files_in
 from devstack.mwaa_emulator.tokens import TokenStore
@@ -77,6 +81,8 @@ class MwaaEmulator(Service):
         self._cli_tokens = TokenStore(clock=clock)
         self._web_tokens = TokenStore(clock=clock)
         self._registry = EnvironmentRegistry()
+        #: the requests this emulator answered (``/_emulator/requests``)
+        self.requests = RequestLog()
         self._backends: list[AirflowBackend] = []
         self._lifecycle = threading.Lock()
         self._tls = tls_files_in(self.state_dir)
@@ -90,6 +96,7 @@ class MwaaEmulator(Service):
             delete_environment=self.remove_environment,
             credentials=self.credentials,
             environment_arn=self.environment_arn,
+            requests=self.requests,
         )
         self._control_server = LoopbackHttpServer(
             self._control_plane.handle, name="mwaa-control-plane", port=control_plane_port
@@ -277,6 +284,7 @@ class MwaaEmulator(Service):
             faults=self.faults,
             cli_runner=self._cli_runner,
             cli_timeout_seconds=self._cli_timeout,
+            requests=self.requests,
         )
         server = LoopbackHttpServer(
             web_server.handle,

@@ -18,6 +18,7 @@ What MWAA answers, and the evidence:
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -26,6 +27,7 @@ from devstack.mwaa_emulator.cli_commands import UnsupportedCliCommand, parse_cli
 from devstack.mwaa_emulator.environments import Environment
 from devstack.mwaa_emulator.faults import CLI_OPERATION, FaultInjector
 from devstack.mwaa_emulator.http_base import HttpRequest, HttpResponse, status_page
+from devstack.mwaa_emulator.request_log import RequestLog, cli_request_text
 from devstack.mwaa_emulator.tokens import TokenStore
 
 CLI_PATHS = ("/aws_mwaa/cli", "/aws_mwaa/cli/")
@@ -38,8 +40,22 @@ class WebServer:
     faults: FaultInjector
     cli_runner: CliRunner
     cli_timeout_seconds: float
+    requests: RequestLog
 
     def handle(self, request: HttpRequest) -> HttpResponse:
+        started = time.monotonic()
+        response = self._answer(request)
+        if request.raw_path in CLI_PATHS:
+            self.requests.record(
+                operation=CLI_OPERATION,
+                environment=self.environment.name,
+                request=_command_text(request.body),
+                status=response.status,
+                started=started,
+            )
+        return response
+
+    def _answer(self, request: HttpRequest) -> HttpResponse:
         if request.raw_path not in CLI_PATHS:
             return status_page(HTTPStatus.NOT_FOUND)
         if request.method != "POST":
@@ -73,3 +89,13 @@ class WebServer:
         if scheme.lower() != "bearer" or not token.strip():
             return False
         return self.cli_tokens.environment_of(token.strip()) == self.environment.name
+
+
+def _command_text(body: bytes) -> str:
+    """The command line a request carried, as recorded (see `cli_request_text`)."""
+    try:
+        return cli_request_text(parse_cli_command(body.decode("utf-8")).argv)
+    except (UnicodeDecodeError, UnsupportedCliCommand):
+        # Refused before it ran: the first two words say what was asked, the rest may be secret.
+        words = body.decode("utf-8", errors="replace").split()
+        return " ".join(words[:2]) + (" ..." if len(words) > 2 else "")

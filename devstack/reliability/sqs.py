@@ -9,14 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
 from devstack.reliability.instances import InvocationRecord
 
-#: the answers of an SQS that lacks StartMessageMoveTask (moto 5.2.5 answers a bare HTTP 500)
-_MOVE_TASK_UNSUPPORTED: Final = frozenset(
-    {"500", "InvalidAction", "UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation"}
-)
 _MOVE_TASK_POLL_SECONDS: Final = 1.0
 _MOVE_TASK_TIMEOUT_SECONDS: Final = 300.0
 _PEEK_VISIBILITY_SECONDS: Final = 30
@@ -24,10 +18,9 @@ _PEEK_VISIBILITY_SECONDS: Final = 30
 
 @dataclass(frozen=True)
 class Redrive:
-    """One redrive of a dead-letter queue: how many messages went back, and by which means."""
+    """One redrive of a dead-letter queue: how many messages went back."""
 
     moved: int
-    method: str  # "StartMessageMoveTask" or "ReceiveMessage/SendMessage"
 
 
 def queue_arn(sqs: Any, queue_url: str) -> str:
@@ -43,26 +36,18 @@ def message_count(sqs: Any, queue_url: str) -> int:
 
 
 def redrive_dead_letters(sqs: Any, *, dead_letter_url: str, source_url: str) -> Redrive:
-    """Move every message of the dead-letter queue back to its source queue.
-
-    SQS's own redrive (``StartMessageMoveTask``) when the endpoint has it; otherwise what it does,
-    by hand: receive, send the same body and attributes to the source queue, then delete.
-    """
+    """Move every message of the dead-letter queue back to its source queue, with SQS's own
+    redrive (``StartMessageMoveTask``; the local stack's moto has it from
+    ``devstack.moto_sqs_redrive``)."""
     waiting = message_count(sqs, dead_letter_url)
     if waiting == 0:
-        return Redrive(0, "none needed")
-    try:
-        task = sqs.start_message_move_task(
-            SourceArn=queue_arn(sqs, dead_letter_url),
-            DestinationArn=queue_arn(sqs, source_url),
-        )
-    except ClientError as error:
-        if str(error.response.get("Error", {}).get("Code")) not in _MOVE_TASK_UNSUPPORTED:
-            raise
-        moved = _move_by_hand(sqs, dead_letter_url, source_url)
-        return Redrive(moved, "ReceiveMessage/SendMessage")
-    _wait_for_move_task(sqs, dead_letter_url, task["TaskHandle"])
-    return Redrive(waiting, "StartMessageMoveTask")
+        return Redrive(0)
+    task = sqs.start_message_move_task(
+        SourceArn=queue_arn(sqs, dead_letter_url),
+        DestinationArn=queue_arn(sqs, source_url),
+    )
+    finished = _wait_for_move_task(sqs, dead_letter_url, task["TaskHandle"])
+    return Redrive(int(finished.get("ApproximateNumberOfMessagesMoved", 0)))
 
 
 def peek_bodies(sqs: Any, queue_url: str) -> list[str]:
@@ -148,46 +133,17 @@ def _failed_ids(record: InvocationRecord) -> set[str] | None:
     return {str(item.get("itemIdentifier")) for item in failures or [] if isinstance(item, dict)}
 
 
-def _move_by_hand(sqs: Any, dead_letter_url: str, source_url: str) -> int:
-    moved = 0
-    while True:
-        messages = sqs.receive_message(
-            QueueUrl=dead_letter_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=_PEEK_VISIBILITY_SECONDS,
-            MessageAttributeNames=["All"],
-            WaitTimeSeconds=0,
-        ).get("Messages", [])
-        if not messages:
-            return moved
-        entries = []
-        for index, message in enumerate(messages):
-            entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
-            if message.get("MessageAttributes"):
-                entry["MessageAttributes"] = message["MessageAttributes"]
-            entries.append(entry)
-        sent = sqs.send_message_batch(QueueUrl=source_url, Entries=entries)
-        if sent.get("Failed"):
-            raise RuntimeError(f"redrive could not send every message: {sent['Failed']}")
-        sqs.delete_message_batch(
-            QueueUrl=dead_letter_url,
-            Entries=[
-                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
-                for index, message in enumerate(messages)
-            ],
-        )
-        moved += len(messages)
-
-
-def _wait_for_move_task(sqs: Any, dead_letter_url: str, task_handle: str) -> None:
+def _wait_for_move_task(sqs: Any, dead_letter_url: str, task_handle: str) -> dict[str, Any]:
     source_arn = queue_arn(sqs, dead_letter_url)
     deadline = time.monotonic() + _MOVE_TASK_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
+        # The source's most recent task is ours (one active task per source); SQS lists a
+        # task's handle only while it is RUNNING, so the handle cannot find a finished one.
         tasks = sqs.list_message_move_tasks(SourceArn=source_arn).get("Results", [])
-        task: dict[str, Any] = next((t for t in tasks if t.get("TaskHandle") == task_handle), {})
+        task: dict[str, Any] = tasks[0] if tasks else {}
         status = task.get("Status")
         if status == "COMPLETED":
-            return
+            return task
         if status in {"FAILED", "CANCELLED"}:
             raise RuntimeError(f"the redrive task ended {status}: {task.get('FailureReason')}")
         time.sleep(_MOVE_TASK_POLL_SECONDS)

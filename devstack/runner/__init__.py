@@ -2,8 +2,10 @@
 
 Development tooling only, never deployed. ``LambdaRunner`` reads the template, creates its
 resources in moto and DynamoDB Local, and then runs the functions in this process: SQS event
-sources are polled, HTTP API routes are served on a loopback port and schedules fire on time.
-See `devstack.runner.invoke` for how functions share this one process.
+sources are polled, HTTP API routes are served on a loopback port and schedules fire on time
+(the template's, and those created at run time in moto's Scheduler: see
+`devstack.runner.scheduler`). See `devstack.runner.invoke` for how functions share this one
+process, and `devstack.runner.function_logs` for where their logs go.
 
     with LambdaRunner(Path("template.yaml"), moto_endpoint=..., dynamodb_endpoint=...,
                       parameter_overrides={"MwaaEnvironmentName": "local"}) as runner:
@@ -16,6 +18,7 @@ elsewhere, e.g. to processes of their own that a test can kill (`devstack.reliab
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -27,6 +30,7 @@ from typing import Any, Final
 
 from devstack.lifecycle import Service
 from devstack.runner.cfn_yaml import TemplateError
+from devstack.runner.function_logs import FunctionLogFile
 from devstack.runner.http_api import HttpApiServer, Route
 from devstack.runner.intrinsics import DEFAULT_REGION, DEFAULT_STACK_NAME, Pseudo
 from devstack.runner.invoke import (
@@ -43,7 +47,13 @@ from devstack.runner.provision import (
     aws_client,
     stack_environment,
 )
-from devstack.runner.scheduler import ScheduledTarget, ScheduleFiring, ScheduleRunner
+from devstack.runner.scheduler import (
+    ScheduledTarget,
+    ScheduleFiring,
+    ScheduleRunner,
+    StoredSchedules,
+    stored_schedule_spec,
+)
 from devstack.runner.sqs_poller import SqsPoller
 from devstack.runner.template import (
     FunctionSpec,
@@ -54,6 +64,7 @@ from devstack.runner.template import (
 )
 
 __all__ = [
+    "FunctionLogFile",
     "InvocationResult",
     "LambdaRunner",
     "LocalStackResources",
@@ -86,9 +97,12 @@ class LambdaRunner(Service):
         batching_window_seconds: float | None = None,
         async_retry_delays: tuple[float, ...] = (1.0, 2.0),
         http_port: int = 0,
+        function_log: FunctionLogFile | None = None,
     ) -> None:
         """`batching_window_seconds` caps the template's batching windows (None keeps them);
-        `max_pollers_per_source` caps ScalingConfig.MaximumConcurrency to spare the CPU."""
+        `max_pollers_per_source` caps ScalingConfig.MaximumConcurrency to spare the CPU;
+        `function_log` receives what the handlers log while the runner is started (None: they
+        write to this process's stdout and stderr)."""
         self.template: LocalTemplate = discover(
             template_path,
             parameter_overrides=parameter_overrides,
@@ -117,6 +131,7 @@ class LambdaRunner(Service):
         self._batching_window = batching_window_seconds
         self._async_retry_delays = async_retry_delays
         self._http_port = http_port
+        self._function_log = function_log
         self._environment = ProcessEnvironment()
         self._env_applied = False
         self._invoker = Invoker(
@@ -159,6 +174,8 @@ class LambdaRunner(Service):
         """Start the SQS pollers, the HTTP API servers and the schedules (provisioning first
         if that has not been done)."""
         resources = self._resources if self._resources is not None else self.provision()
+        if self._function_log is not None:
+            self._function_log.open()
         self._stop.clear()
         self._start_pollers(resources)
         self._start_http_apis()
@@ -180,6 +197,8 @@ class LambdaRunner(Service):
             self._environment.pop()
             self._env_applied = False
             forget_layer_caches()
+        if self._function_log is not None:
+            self._function_log.close()
 
     # -- calls --------------------------------------------------------------------------------
 
@@ -295,9 +314,8 @@ class LambdaRunner(Service):
             self._http_servers[api_logical_id] = server
 
     def _start_schedules(self, resources: LocalStackResources) -> None:
-        runner = self._schedule_runner()
-        if runner.targets:
-            runner.start()
+        # Started even without template schedules: schedules created at run time fire too.
+        self._schedule_runner().start()
 
     def _scheduled_target(self, schedule: ScheduleSpec, function: FunctionSpec) -> ScheduledTarget:
         return ScheduledTarget(
@@ -313,38 +331,32 @@ class LambdaRunner(Service):
 
     def _stored_schedule(self, name: str, group_name: str) -> ScheduledTarget:
         """A schedule as moto's Scheduler API holds it, aimed at the function it targets."""
-        scheduler = aws_client("scheduler", endpoint_url=self._moto_endpoint, region=self._region)
-        stored = scheduler.get_schedule(Name=name, GroupName=group_name)
-        target = stored["Target"]
+        stored = self._scheduler_client().get_schedule(Name=name, GroupName=group_name)
+        target = self._target_of_stored(stored)
+        if target is None:
+            raise KeyError(
+                f"schedule {group_name}/{name} targets {stored['Target']['Arn']}, "
+                "which is not a function of the template"
+            )
+        return target
+
+    def _target_of_stored(self, stored: Mapping[str, Any]) -> ScheduledTarget | None:
+        """A stored schedule aimed at the template function it invokes (None: not one of them)."""
         function = next(
-            (spec for spec in self.template.functions.values() if spec.arn == target["Arn"]),
+            (
+                spec
+                for spec in self.template.functions.values()
+                if spec.arn == stored["Target"]["Arn"]
+            ),
             None,
         )
         if function is None:
-            raise KeyError(
-                f"schedule {group_name}/{name} targets {target['Arn']}, "
-                "which is not a function of the template"
-            )
-        window = stored.get("FlexibleTimeWindow") or {}
-        retry = target.get("RetryPolicy") or {}
-        spec = ScheduleSpec(
-            event_id=name,
-            kind="ScheduleV2",
-            name=name,
-            group_name=group_name,
-            arn=stored["Arn"],
-            expression=stored["ScheduleExpression"],
-            timezone=stored.get("ScheduleExpressionTimezone") or "UTC",
-            input=target.get("Input"),
-            enabled=stored.get("State", "ENABLED") == "ENABLED",
-            flexible_window_minutes=(
-                window.get("MaximumWindowInMinutes") if window.get("Mode") == "FLEXIBLE" else None
-            ),
-            maximum_retry_attempts=retry.get("MaximumRetryAttempts"),
-            maximum_event_age_seconds=retry.get("MaximumEventAgeInSeconds"),
-            dead_letter_arn=(target.get("DeadLetterConfig") or {}).get("Arn"),
-        )
-        return self._scheduled_target(spec, function)
+            return None
+        target = self._scheduled_target(stored_schedule_spec(stored), function)
+        return dataclasses.replace(target, created_at=stored.get("CreationDate"))
+
+    def _scheduler_client(self) -> Any:
+        return aws_client("scheduler", endpoint_url=self._moto_endpoint, region=self._region)
 
     def _schedule_runner(self) -> ScheduleRunner:
         if self._schedules is None:
@@ -361,6 +373,7 @@ class LambdaRunner(Service):
                 account_id=pseudo.account_id,
                 region=pseudo.region,
                 retry_delays=self._async_retry_delays,
+                stored=StoredSchedules(self._scheduler_client, self._target_of_stored),
             )
         return self._schedules
 

@@ -9,9 +9,11 @@ runner makes explicit:
 * Module-level state is shared: the layer (``dagtrigger``, Powertools' Logger and Metrics
   singletons, cached clients and settings) is imported once for all functions. Lambda gives
   each concurrent execution its own process; here, handler calls are serialised by one lock
-  so that this shared state is never used by two invocations at once. A value a shared
-  module caches at import keeps the first function's value: `differing_variables` names the
-  variables for which that can matter, and the runner logs them.
+  so that this shared state is never used by two invocations at once, and the layer's
+  per-instance state (settings, clients: `forget_layer_caches`) is dropped whenever the next
+  invocation is of another function, which then builds its own as its instance would. A
+  value a shared module caches at import still keeps the first function's value:
+  `differing_variables` names the variables for which that can matter, and the runner logs them.
 
 A handler is imported on its function's first invocation (the cold start), from its file with
 ``importlib`` under a module name of its own; nothing is added to ``sys.path``.
@@ -34,6 +36,7 @@ from types import ModuleType
 from typing import Any
 
 from devstack.lambda_context import LambdaContext, error_document
+from devstack.runner.function_logs import handler_output
 from devstack.runner.template import FunctionSpec
 
 logger = logging.getLogger(__name__)
@@ -166,6 +169,8 @@ class Invoker:
         self._overrides = dict(overrides or {})
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
+        #: the function whose settings and clients the layer holds now
+        self._layer_state_of: str | None = None
 
     def invoke(self, function_logical_id: str, event: Any) -> InvocationResult:
         """Invoke synchronously; the event and the answer go through JSON as they do in Lambda."""
@@ -173,11 +178,16 @@ class Invoker:
         request_id = str(uuid.uuid4())
         wire_event = json.loads(json.dumps(event))
         with self._lock, self._environment.applied(self.variables(spec)):
+            if self._layer_state_of not in (None, spec.logical_id):
+                forget_layer_caches()  # another function's settings must not leak into this one
+            self._layer_state_of = spec.logical_id
             started = time.monotonic()
             context = _context(spec, request_id, started)
             try:
-                handler = self._handler(spec)
-                payload = json.loads(json.dumps(handler(wire_event, context)))
+                with handler_output(spec.logical_id):
+                    handler = self._handler(spec)
+                    answer = handler(wire_event, context)
+                payload = json.loads(json.dumps(answer))
             except Exception as error:
                 return _failed(spec, request_id, error, time.monotonic() - started)
             duration = time.monotonic() - started

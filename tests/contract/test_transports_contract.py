@@ -33,6 +33,7 @@ from dagtrigger.settings import Settings
 from dagtrigger.transports.base import (
     AirflowTransport,
     EnvironmentRef,
+    FailedTasks,
     TransportKind,
     TriggerRequest,
     TriggerResult,
@@ -52,8 +53,9 @@ CONF_SINK_ENV = "DAGTRIGGER_CONF_SINK"
 TABLE_NAME = "dagtrigger-contract"
 CONF_DAG = "ingest_sales"
 PAUSED_DAG = "always_paused"
+FAILING_DAG = "fails_in_a_task"  # fails in its task "load"
 UNKNOWN_DAG = "no_such_dag_contract"
-SAMPLE_DAGS = (CONF_DAG, "echo_conf", PAUSED_DAG)
+SAMPLE_DAGS = (CONF_DAG, "echo_conf", PAUSED_DAG, FAILING_DAG)
 # A quote and spaces in a value: the CLI path must quote it through MWAA's shell-like split.
 CONF = {"bucket": "landing", "key": "sales/o'brien's file.csv", "n": 3}
 RETRY_BUDGET_SECONDS = 20.0
@@ -461,6 +463,22 @@ def test_the_longest_s3_key_gives_a_run_that_airflow_runs_to_success(case: Case)
     # Then Airflow ran it (its task log path, "run_id=<id>", fits), and the transport found it
     assert final == "success"
     assert len(request.dag_run_id) <= ids.MAX_RUN_ID_LENGTH
+
+
+def test_a_failed_run_names_its_failed_task_and_a_paused_dag_says_so(case: Case) -> None:
+    # Given a run of the DAG that fails in its task "load" (over InvokeRestApi its run id makes
+    # the run's own task-list path too long, so the batch list is read)
+    request = case.request(FAILING_DAG, {})
+    case.trigger(request)
+    assert _wait_for_state(case, FAILING_DAG, request.dag_run_id, "failed") == "failed"
+
+    # When the reconciler's reads are made: the failed tasks, and a DAG's paused flag
+    failed = case.transport.failed_task_ids(FAILING_DAG, request.dag_run_id)
+    paused = case.transport.dag_paused(PAUSED_DAG)
+
+    # Then the failing task is named, and the REST transports say the DAG is paused
+    assert failed == FailedTasks(("load",), count=1)
+    assert paused is (True if _reports_paused_flag(case) else None)
 
 
 def test_unknown_run_has_no_state(case: Case) -> None:

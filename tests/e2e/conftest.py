@@ -7,13 +7,18 @@ bundle) at the local stack while it runs, so it must be gone before any other fo
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+import dagtrigger_cli.target
+from dagtrigger_cli.main import app
 from devstack.stack import LocalStack, StackConfig
 
 #: the secret devstack/demo/routes.yaml names for its github-push webhook route
@@ -39,3 +44,22 @@ def github_push_secret(stack: LocalStack) -> str:
     value = secrets.token_urlsafe(32)
     stack.secretsmanager.create_secret(Name=GITHUB_PUSH_SECRET_NAME, SecretString=value)
     return value
+
+
+@pytest.fixture
+def dagtrigger(stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Runs `dagtrigger ARGS...` against the stack, found from an `up.json` as `make up` writes."""
+    state_file = tmp_path / "up.json"
+    state = {"pid": os.getpgid(0), "ready": True, "resources": stack.resources()}
+    state_file.write_text(json.dumps(state))
+    target = dagtrigger_cli.target.local_stack(state_file)
+    monkeypatch.setattr(dagtrigger_cli.target, "resolve", lambda options: target)
+    runner = CliRunner()
+
+    def run(*arguments: str) -> Any:
+        result = runner.invoke(app, list(arguments))
+        print(f"$ dagtrigger {' '.join(arguments)}\n{result.stdout}{result.stderr}")
+        assert "Traceback" not in result.output
+        return result
+
+    return run

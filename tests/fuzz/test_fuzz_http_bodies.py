@@ -30,6 +30,8 @@ from dagtrigger.sources.webhooks import sign_github, sign_standard_webhooks
 from tests.unit.conftest import (  # noqa: F401
     _no_local_stack_endpoints,
     dynamodb,
+    event_bus,
+    failure_topic,
     make_deps,
     routes_file,
     table,
@@ -184,6 +186,70 @@ WEBHOOK_PAYLOADS = st.one_of(
         },
     ),
 )
+DRY_RUN_ROUTES_DOCUMENTS = st.one_of(
+    TEXT,
+    st.sampled_from(
+        [
+            "version: 1\nenvironments:\n  prod: {name: p, transport: cli}\n"
+            "s3:\n  - {name: r, buckets: [landing], environment: prod, dag_id: d,"
+            ' conf_template: \'{"k": "{{ key }}"}\'}\n',
+            "version: 1\nenvironments: {}\n",
+            "a: &x [*x]\n",
+            "[" * 5000,
+            "- " * 5000,
+            "version: 1\nversion: 1\n",
+        ]
+    ),
+)
+DRY_RUN_EVENTS = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "s3": st.fixed_dictionaries(
+                {"bucket": st.one_of(st.just("landing"), TEXT), "key": TEXT},
+                optional={
+                    "size": st.one_of(st.integers(), JSON_VALUES),
+                    "version_id": TEXT,
+                    "etag": TEXT,
+                    "sequencer": TEXT,
+                    "event_time": DATES,
+                    "region": TEXT,
+                },
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "webhook": st.fixed_dictionaries(
+                {"name": st.sampled_from(["github-push", "payments", "paused-hook", "nobody"])},
+                optional={
+                    "body": st.one_of(TEXT, WEBHOOK_PAYLOADS.map(json.dumps)),
+                    "payload": WEBHOOK_PAYLOADS,
+                    "headers": st.one_of(st.dictionaries(TEXT, TEXT, max_size=3), JSON_VALUES),
+                    "received_at": DATES,
+                },
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "schedule": st.fixed_dictionaries(
+                {"route": st.one_of(st.sampled_from(["nightly", "github-push", "nope"]), TEXT)},
+                optional={
+                    "schedule_arn": TEXT,
+                    "scheduled_time": DATES,
+                    "conf": JSON_VALUES,
+                },
+            )
+        }
+    ),
+)
+DRY_RUN_REQUESTS = st.one_of(
+    DRY_RUN_EVENTS,
+    st.tuples(DRY_RUN_EVENTS, DRY_RUN_ROUTES_DOCUMENTS).map(
+        lambda pair: {**pair[0], "routes_document": pair[1]}
+    ),
+    JSON_VALUES,
+)
 
 
 @st.composite
@@ -256,6 +322,9 @@ ROUTES = [
             st.sampled_from(["github-push", "payments", "payments-raw", "paused-hook"]), SEGMENTS
         ),
         st.one_of(WEBHOOK_PAYLOADS.map(json.dumps), BODIES),
+    ),
+    Route(
+        "POST", "/v1/routes/test", st.just(""), st.one_of(DRY_RUN_REQUESTS.map(json.dumps), BODIES)
     ),
     Route("GET", "/v1/health", st.just(""), BODIES),
     Route("GET", "/v1/openapi.json", st.just(""), BODIES),
@@ -425,6 +494,30 @@ def test_any_dag_run_request_is_started_or_refused_with_a_reason(
     # Then it is accepted (202) or refused with a 4xx problem that says why
     assert_never_a_server_error(answer, event)
     assert answer.status in {202, 400, 404, 409, 413, 422}, answer.text
+
+
+@ONE_API_PER_TEST
+@given(document=DRY_RUN_REQUESTS)
+def test_any_dry_run_request_is_answered_or_refused_with_a_reason(
+    api: ApiClient,  # noqa: F811
+    transport: Any,  # noqa: F811
+    document: Any,
+) -> None:
+    # Given a request shaped like a dry run, every field any value (a routes document too)
+    event = http_api_event(
+        "POST",
+        "/v1/routes/test",
+        body=json.dumps(document).encode("utf-8", "surrogatepass"),
+        headers={"content-type": "application/json"},
+    )
+
+    # When it is sent
+    answer = api.send(event)
+
+    # Then it is answered (200) or refused with a 4xx problem that says why, and starts nothing
+    assert_never_a_server_error(answer, event)
+    assert answer.status in {200, 400, 413, 422}, answer.text
+    assert transport.calls == []
 
 
 # ------------------------------------------------------ what the fuzzing found, kept as examples

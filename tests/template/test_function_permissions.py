@@ -32,7 +32,7 @@ from dagtrigger.ids import trigger_id
 from dagtrigger.ledger import NewTrigger, TriggerLedger
 from dagtrigger.ledger.records import SourceType
 from dagtrigger.ledger.schema import create_table
-from dagtrigger.transports.airflow_api import BATCH_RUN_LIST_PATH
+from dagtrigger.transports.airflow_api import BATCH_RUN_LIST_PATH, BATCH_TASK_INSTANCE_LIST_PATH
 from tests.template.test_template_rules import (
     ACCOUNT,
     REGION,
@@ -66,6 +66,8 @@ IAM_PREFIXES = {
     "ssm": "ssm",
     "s3": "s3",
     "mwaa": "airflow",
+    "eventbridge": "events",
+    "sns": "sns",
 }
 #: batch APIs authorised by the single call's action
 BATCH_ACTIONS = {"sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility"}
@@ -152,6 +154,7 @@ class IamView:
             "by_source": "source_key",
             "by_status": "status",
             "by_day": "created_day",
+            "by_pending_event": "pending_event",
         }
 
     def requests(self, call: str, params: dict[str, Any]) -> list[Call]:
@@ -211,6 +214,13 @@ class IamView:
     def _s3(self, action: str, operation: str, params: dict[str, Any]) -> list[Call]:
         return [Call(action, f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")]
 
+    def _events(self, action: str, operation: str, params: dict[str, Any]) -> list[Call]:
+        buses = {entry.get("EventBusName", "default") for entry in params["Entries"]}
+        return [Call(action, f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}") for bus in buses]
+
+    def _sns(self, action: str, operation: str, params: dict[str, Any]) -> list[Call]:
+        return [Call(action, params["TopicArn"])]
+
     def _airflow(self, action: str, operation: str, params: dict[str, Any]) -> list[Call]:
         base = f"arn:aws:airflow:{REGION}:{ACCOUNT}"
         if operation == "InvokeRestApi":  # authorised on the Airflow role the caller acts as
@@ -224,9 +234,11 @@ class IamView:
 @dataclass
 class FakeAirflow:
     """Answers MWAA's GetEnvironment and InvokeRestApi as Airflow 3 behind MWAA does; DAG
-    ``refused_dag`` answers AccessDenied, as MWAA does to a role without permission."""
+    ``refused_dag`` answers AccessDenied, as MWAA does to a role without permission. Runs of
+    the ``failing_dags`` fail in their task ``load``; every other run succeeds."""
 
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failing_dags: set[str] = field(default_factory=set)
 
     def keep_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["fake_airflow_params"] = dict(params)
@@ -239,6 +251,18 @@ class FakeAirflow:
         method, path, body = params["Method"], params["Path"], params.get("Body") or {}
         if path.startswith("/dags/refused_dag"):
             return _error(403, "AccessDeniedException", "not authorized to invoke the REST API")
+        if method == "POST" and path == BATCH_TASK_INSTANCE_LIST_PATH:
+            failed = [
+                {
+                    "dag_id": run["dag_id"],
+                    "dag_run_id": run_id,
+                    "task_id": "load",
+                    "state": "failed",
+                }
+                for run_id, run in self.runs.items()
+                if run_id in body.get("dag_run_ids", []) and run["state"] == "failed"
+            ]
+            return _airflow(200, {"task_instances": failed, "total_entries": len(failed)})
         if method == "POST" and path == BATCH_RUN_LIST_PATH:
             runs = [run for run in self.runs.values() if run["dag_id"] in body.get("dag_ids", [])]
             return _airflow(200, {"dag_runs": runs, "total_entries": len(runs)})
@@ -247,7 +271,7 @@ class FakeAirflow:
                 "dag_id": path.split("/")[2],
                 "dag_run_id": body["dag_run_id"],
                 "logical_date": body.get("logical_date"),
-                "state": "success",
+                "state": "failed" if path.split("/")[2] in self.failing_dags else "success",
                 "conf": body.get("conf"),
             }
             self.runs[run["dag_run_id"]] = run
@@ -612,3 +636,41 @@ def test_the_reconciler_may_make_every_call_of_a_pass(aws_stack: Stack) -> None:
     assert "dagtrigger__schedule__abandoned" in aws_stack.airflow.runs, summary
     used = assert_every_call_allowed(aws_stack, "ReconcilerFunction")
     assert {"dynamodb:Query", "dynamodb:UpdateItem", "airflow:InvokeRestApi"} <= used
+
+
+def test_the_reconciler_may_tell_of_a_failed_run(
+    aws_stack: Stack, raw_template: dict[str, Any]
+) -> None:
+    # Given a deployment with a run failure topic, and a scheduled run that fails in a task
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:dag-failures"
+    aws_stack.resolved = stack(
+        raw_template, RoutesLocation=f"ssm:{ROUTES_PARAMETER}", RunFailureTopicArn=topic
+    )
+    with aws_stack.unrecorded():
+        boto3.client("sns", region_name=REGION).create_topic(Name="dag-failures")
+    aws_stack.airflow.failing_dags.add("nightly_report")
+    aws_stack.environment_of("SchedulesFunction")
+    from functions.schedules.app import lambda_handler as schedules_handler
+
+    group = deployed_value(aws_stack.resolved, "<ScheduleGroup>")
+    schedules_handler(
+        {
+            "route": "nightly-sales",
+            "scheduled_time": "2026-11-21T01:00:00Z",
+            "schedule_arn": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{group}/nightly-sales",
+        },
+        LambdaContext("dagtrigger-schedules"),
+    )
+
+    # When a reconciler pass records the failure
+    aws_stack.environment_of("ReconcilerFunction")
+    from functions.reconciler.app import lambda_handler
+
+    summary = lambda_handler({}, LambdaContext("dagtrigger-reconciler"))
+
+    # Then it read the failed tasks, put the event on the bus and told the topic, within its
+    # role (the sparse index of undelivered events included)
+    assert summary["changed"] == {"FAILED": 1}, summary
+    assert summary["told"] == 1, summary
+    used = assert_every_call_allowed(aws_stack, "ReconcilerFunction")
+    assert {"events:PutEvents", "sns:Publish", "airflow:InvokeRestApi", "dynamodb:Query"} <= used

@@ -23,7 +23,7 @@ from dagtrigger.health import _PROBE_KEY as HEALTH_PROBE_KEY
 from dagtrigger.http.routers.openapi import openapi_json
 from dagtrigger.ids import TRIGGER_ID_PATTERN, trigger_id
 from dagtrigger.ledger import schema
-from dagtrigger.ledger.records import OPEN_STATUSES, TriggerStatus, dag_key
+from dagtrigger.ledger.records import OPEN_STATUSES, PendingEvent, TriggerStatus, dag_key
 from dagtrigger.settings import Settings
 from dagtrigger.sources.schedules.parse import build_target_input, read_target_input
 from dagtrigger.transports.cli_lock import cli_lock_key
@@ -519,11 +519,12 @@ def test_history_table_has_the_ledger_keys_and_is_protected(raw_template: dict[s
             "by_source": "source_key",
             "by_status": "status",
             "by_day": "created_day",
+            "by_pending_event": "pending_event",
         }.items()
     }
     assert all(attribute["AttributeType"] == "S" for attribute in table["AttributeDefinitions"])
     assert {attribute["AttributeName"] for attribute in table["AttributeDefinitions"]} == {
-        "pk", "dag_key", "source_key", "status", "created_day", "created_at",
+        "pk", "dag_key", "source_key", "status", "created_day", "pending_event", "created_at",
     }  # fmt: skip
 
     # And it is on demand, expires records, can be restored and outlives the stack (encryption:
@@ -559,7 +560,12 @@ INDEX_PARTITIONS = {
     schema.INDEX_BY_SOURCE: ["s3://landing/sales/2026-11-21.csv"],
     schema.INDEX_BY_STATUS: [str(status) for status in TriggerStatus],
     schema.INDEX_BY_DAY: ["2026-11-21"],
+    schema.INDEX_BY_PENDING_EVENT: [str(event) for event in PendingEvent],
 }
+#: the indexes history reads use (the api function's); the reconciler's own are below
+HISTORY_INDEXES = [
+    schema.INDEX_BY_DAG, schema.INDEX_BY_SOURCE, schema.INDEX_BY_STATUS, schema.INDEX_BY_DAY,
+]  # fmt: skip
 ITEM_KEYS = [
     TRIGGER_KEY,
     LOCK_KEY,
@@ -712,14 +718,15 @@ HISTORY_CALLS = {
     | {item_call("dynamodb:GetItem", HEALTH_PROBE_KEY)}
     | {
         index_call("dynamodb:Query", index, partition)
-        for index, partitions in INDEX_PARTITIONS.items()
-        for partition in [*partitions, "x"]
+        for index in HISTORY_INDEXES
+        for partition in [*INDEX_PARTITIONS[index], "x"]
     },
     "ReconcilerFunction": {item_call("dynamodb:UpdateItem", TRIGGER_KEY)}
     | {
         index_call("dynamodb:Query", schema.INDEX_BY_STATUS, str(status))
         for status in {TriggerStatus.RECEIVED, *OPEN_STATUSES}
-    },
+    }
+    | {index_call("dynamodb:Query", schema.INDEX_BY_PENDING_EVENT, PendingEvent.RUN_FINISHED)},
 }
 #: what the transport keeps in the table: the CLI transport's lease on the stack's environment
 #: (a conditional put, a conditional delete); the REST transports' shared per-second budget of
@@ -900,13 +907,15 @@ def test_the_template_key_prefixes_are_the_ones_the_code_writes(
     rate_pattern = f"rate#{REQUIRED_PARAMETERS['MwaaEnvironmentName']}#*"
 
     # Then each is a key (or prefix) the code builds: trigger ids, the stack environment's CLI
-    # lock and rate counters, the health probe, and the statuses the reconciler reads
+    # lock and rate counters, the health probe, the statuses the reconciler reads and the
+    # outbox of undelivered "DAG Run Finished" events
     assert leading == {
         "t-*",
         LOCK_KEY,
         rate_pattern,
         HEALTH_PROBE_KEY,
         *(str(status) for status in {TriggerStatus.RECEIVED, *OPEN_STATUSES}),
+        str(PendingEvent.RUN_FINISHED),
     }
     assert re.fullmatch(TRIGGER_ID_PATTERN, TRIGGER_KEY)
     assert TRIGGER_ID_PATTERN.startswith("^t-")
@@ -1060,6 +1069,48 @@ def test_only_the_api_function_reads_webhook_secrets_and_only_under_the_prefix(
         f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:team-a/hooks/*"
     ]
     assert all(resources == [] for resources in readers.values()), readers
+
+
+@pytest.mark.parametrize("bus", ["default", "data-pipelines"])
+def test_only_the_reconciler_puts_run_events_and_only_on_the_named_bus(
+    raw_template: dict[str, Any], bus: str
+) -> None:
+    # Given a deployment that names the bus of "DAG Run Finished" events
+    resolved = stack(raw_template, RunEventBusName=bus)
+    putters = {
+        function_id: function_allowed_actions(resolved, function_id).get("events:PutEvents", [])
+        for function_id in resolved.resources("AWS::Serverless::Function")
+    }
+
+    # Then the reconciler may put events on that bus of this account and region, nobody else
+    # on any, and the reconciler is told which bus it is
+    assert putters.pop("ReconcilerFunction") == [
+        f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}"
+    ]
+    assert all(resources == [] for resources in putters.values()), putters
+    _, own = function_variables(resolved, "ReconcilerFunction")
+    assert own["RUN_EVENT_BUS_NAME"] == bus
+
+
+@pytest.mark.parametrize("topic", ["", f"arn:aws:sns:{REGION}:{ACCOUNT}:dag-failures"])
+def test_run_failures_are_published_only_to_the_named_topic_and_only_when_there_is_one(
+    raw_template: dict[str, Any], topic: str
+) -> None:
+    # Given a deployment with or without a run failure topic
+    resolved = stack(raw_template, RunFailureTopicArn=topic)
+    publishers = {
+        function_id: function_allowed_actions(resolved, function_id).get("sns:Publish", [])
+        for function_id in resolved.resources("AWS::Serverless::Function")
+    }
+
+    # Then only the reconciler may publish, to that topic only, and only when it is given
+    assert publishers.pop("ReconcilerFunction") == ([topic] if topic else [])
+    assert all(resources == [] for resources in publishers.values()), publishers
+    _, own = function_variables(resolved, "ReconcilerFunction")
+    assert own["RUN_FAILURE_TOPIC_ARN"] == topic
+    assert Settings(table_name="history", run_failure_topic_arn=topic).run_failure_topic_arn == (
+        topic or None
+    )
 
 
 # --- encryption keys and concurrency ---------------------------------------------------------
@@ -1331,7 +1382,7 @@ def test_alarms_notify_nobody_when_no_topic_is_given(raw_template: dict[str, Any
     alarms = stack(raw_template, AlarmTopicArn="").resources("AWS::CloudWatch::Alarm")
     assert alarms
     for alarm in alarms.values():
-        assert "AlarmActions" not in alarm["Properties"]
+        assert not alarm["Properties"].get("AlarmActions")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ S3 events and small routes files."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from dagtrigger.settings import Settings
 from dagtrigger.sources.s3.parse import S3ObjectEvent
 from dagtrigger.transports.base import (
     STARTED_RUN_STATES,
+    FailedTasks,
     RunStates,
     TriggerRequest,
     TriggerResult,
@@ -83,6 +85,12 @@ class RecordingTransport:
     list_reads: list[tuple[str, datetime]] = field(default_factory=list)
     #: raised by the next list reads instead of answering (one per read)
     list_failures: list[Exception] = field(default_factory=list)
+    #: dag_run_id -> its failed tasks, or the error reading them raises
+    failed_tasks: dict[str, FailedTasks | Exception] = field(default_factory=dict)
+    failed_task_reads: list[str] = field(default_factory=list)
+    #: dag_id -> paused (absent: the transport cannot tell)
+    paused: dict[str, bool] = field(default_factory=dict)
+    paused_reads: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def trigger(self, request: TriggerRequest) -> TriggerResult:
@@ -112,6 +120,52 @@ class RecordingTransport:
             if state in STARTED_RUN_STATES
         }
         return RunStates(started)
+
+    def failed_task_ids(self, dag_id: str, dag_run_id: str) -> FailedTasks:
+        self.failed_task_reads.append(dag_run_id)
+        answer = self.failed_tasks.get(dag_run_id, FailedTasks())
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def dag_paused(self, dag_id: str) -> bool | None:
+        self.paused_reads.append(dag_id)
+        return self.paused.get(dag_id)
+
+
+@dataclass
+class RecordingEventBus:
+    """Stands in for EventBridge: keeps each PutEvents entry; ``answers`` script the next calls
+    (an exception to raise, or a reply such as a partial failure)."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    answers: list[BaseException | dict[str, Any]] = field(default_factory=list)
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        answer = self.answers.pop(0) if self.answers else None
+        if isinstance(answer, BaseException):
+            raise answer
+        if answer is not None:
+            return answer
+        self.entries.extend(Entries)
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": f"e-{len(self.entries)}"}]}
+
+    def details(self) -> list[dict[str, Any]]:
+        return [json.loads(entry["Detail"]) for entry in self.entries]
+
+
+@dataclass
+class RecordingTopic:
+    """Stands in for SNS: keeps each Publish; ``failures`` are raised by the next calls."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[Exception] = field(default_factory=list)
+
+    def publish(self, **message: Any) -> dict[str, Any]:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.messages.append(message)
+        return {"MessageId": f"m-{len(self.messages)}"}
 
 
 def already_exists(request: TriggerRequest) -> TriggerResult:
@@ -213,6 +267,16 @@ def transport() -> RecordingTransport:
 
 
 @pytest.fixture
+def event_bus() -> RecordingEventBus:
+    return RecordingEventBus()
+
+
+@pytest.fixture
+def failure_topic() -> RecordingTopic:
+    return RecordingTopic()
+
+
+@pytest.fixture
 def routes_yaml() -> str:
     """The routes file's text; test folders override this fixture with their own routes."""
     return ROUTES_YAML
@@ -227,7 +291,11 @@ def routes_file(tmp_path: Path, routes_yaml: str) -> Path:
 
 @pytest.fixture
 def make_deps(
-    table: Any, transport: RecordingTransport, routes_file: Path
+    table: Any,
+    transport: RecordingTransport,
+    routes_file: Path,
+    event_bus: RecordingEventBus,
+    failure_topic: RecordingTopic,
 ) -> Callable[..., Dependencies]:
     def factory(
         *, clock: Callable[[], datetime] | None = None, **settings_overrides: Any
@@ -248,6 +316,8 @@ def make_deps(
             routes=RoutesLoader(settings.routes_location, cache_seconds=60),
             transport_for=lambda environment: transport,
             limiter=RateLimiter(rate_per_second=1000),
+            events_client=lambda: event_bus,
+            sns_client=lambda: failure_topic,
             **timed,
         )
 

@@ -1,6 +1,7 @@
 """The import direction of docs/architecture.md, checked on the source: sources -> kernel ->
-transports and ledger, nothing below importing the HTTP layer, no source importing another,
-handlers that stay thin, and a local stack that uses only the package's public names."""
+transports and ledger, the dry run above the sources, nothing below importing the HTTP layer,
+no source importing another, handlers that stay thin, and a local stack that uses only the
+package's public names."""
 
 from __future__ import annotations
 
@@ -17,14 +18,34 @@ PACKAGE = REPO / "layers" / "core" / "dagtrigger"
 FOUNDATION = {"errors", "clock", "ids", "settings", "observability", "validation", "conf"}
 #: (importer, imported) areas that must never meet; an area is a module or a package
 FORBIDDEN = {
-    "foundation": {"transports", "ledger", "routes", "dependencies", "trigger", "sources", "http"},
-    "transports": {"ledger", "routes", "dependencies", "trigger", "sources", "http", "health"},
-    "ledger": {"routes", "dependencies", "trigger", "sources", "http", "health"},
-    "routes": {"ledger", "dependencies", "trigger", "sources", "http", "health"},
-    "dependencies": {"trigger", "sources", "http", "health"},
-    "trigger": {"sources", "http", "health"},
-    "health": {"sources", "http"},
-    "sources": {"http"},
+    "foundation": {
+        "transports",
+        "ledger",
+        "routes",
+        "dependencies",
+        "trigger",
+        "sources",
+        "dry_run",
+        "http",
+    },
+    "transports": {
+        "ledger",
+        "routes",
+        "dependencies",
+        "trigger",
+        "sources",
+        "dry_run",
+        "http",
+        "health",
+    },
+    "ledger": {"routes", "dependencies", "trigger", "sources", "dry_run", "http", "health"},
+    "routes": {"ledger", "dependencies", "trigger", "sources", "dry_run", "http", "health"},
+    "dependencies": {"trigger", "sources", "dry_run", "http", "health"},
+    "trigger": {"sources", "dry_run", "http", "health"},
+    "health": {"sources", "dry_run", "http"},
+    # the dry run composes the sources' own verdicts: above them, below the HTTP layer
+    "sources": {"dry_run", "http"},
+    "dry_run": {"http"},
 }
 HANDLER_MAX_LINES = 30
 

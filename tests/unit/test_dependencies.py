@@ -13,11 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError, ConnectTimeoutError
 
-from dagtrigger.dependencies import AwsClients, check_configuration
+from dagtrigger.dependencies import AwsClients, build_dependencies, check_configuration
 from dagtrigger.errors import RoutesConfigError, TransientTriggerError
 from dagtrigger.routes.loader import RoutesLoader
 from dagtrigger.settings import Settings
@@ -205,3 +206,28 @@ def test_remote_routes_are_not_read_at_cold_start(make_deps: Any) -> None:
 
     # Then nothing was read: the routes are read, and reported, when an event needs them
     assert asked == []
+
+
+def test_the_run_event_clients_are_made_on_first_use_and_reused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the dependencies of a cold start, with every boto3 client creation noted
+    made: list[str] = []
+    make_client = boto3.client
+
+    def noting(service: str, **options: Any) -> Any:
+        made.append(service)
+        return make_client(service, **options)
+
+    monkeypatch.setattr(boto3, "client", noting)
+    deps = build_dependencies(settings(), AwsClients(settings()))
+    assert made == []
+
+    # When the reconciler asks for the EventBridge client twice and the SNS client once
+    events, events_again, sns = deps.events_client(), deps.events_client(), deps.sns_client()
+
+    # Then each was made once, when first asked for, with botocore's standard retries
+    assert made == ["events", "sns"]
+    assert events is events_again
+    assert events.meta.service_model.service_name == "events"
+    assert sns.meta.config.retries["total_max_attempts"] == 6

@@ -33,3 +33,32 @@ def test_every_bad_variable_is_named_upper_case_in_one_message(
         "invalid configuration: TABLE_NAME: String should have at least 3 characters; "
         "CONF_MAX_BYTES: Input should be a valid integer, unable to parse string as an integer"
     )
+
+
+@pytest.mark.parametrize(
+    ("topic", "expected"),
+    [("", None), ("arn:aws:sns:eu-west-1:123456789012:dag-failures", "same")],
+)
+def test_an_empty_run_failure_topic_means_none(
+    monkeypatch: pytest.MonkeyPatch, topic: str, expected: str | None
+) -> None:
+    # Given the template's optional topic parameter, passed on empty or set
+    monkeypatch.setenv("TABLE_NAME", "dagtrigger-history")
+    monkeypatch.setenv("RUN_FAILURE_TOPIC_ARN", topic)
+
+    # Then an empty one is no topic, and the bus is the default one
+    settings = get_settings()
+    assert settings.run_failure_topic_arn == (topic if expected == "same" else None)
+    assert settings.run_event_bus_name == "default"
+
+
+def test_a_fifo_topic_or_a_bus_arn_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABLE_NAME", "dagtrigger-history")
+    monkeypatch.setenv("RUN_FAILURE_TOPIC_ARN", "arn:aws:sns:eu-west-1:123456789012:alerts.fifo")
+    monkeypatch.setenv("RUN_EVENT_BUS_NAME", "arn:aws:events:eu-west-1:123456789012:event-bus/x")
+
+    with pytest.raises(SettingsError) as raised:
+        get_settings()
+
+    assert "RUN_FAILURE_TOPIC_ARN" in str(raised.value)
+    assert "RUN_EVENT_BUS_NAME" in str(raised.value)

@@ -90,6 +90,9 @@ class Dependencies:
     scheduler_client: Callable[[], Any] = field(default=lambda: _not_configured("scheduler"))
     #: a Powertools parameters provider for Secrets Manager (webhook secrets)
     secrets_provider: Callable[[], Any] = field(default=lambda: _not_configured("secrets_provider"))
+    #: EventBridge and SNS clients: how the reconciler tells others that a run finished
+    events_client: Callable[[], Any] = field(default=lambda: _not_configured("events client"))
+    sns_client: Callable[[], Any] = field(default=lambda: _not_configured("sns client"))
     #: shortens the retry wait of failed SQS messages (the S3 function); None: not shortened
     redelivery: Redelivery | None = None
 
@@ -133,6 +136,8 @@ def build_dependencies(settings: Settings, clients: AwsClients) -> Dependencies:
         limiter=RateLimiter(rate_per_second=settings.rest_api_max_tps),
         scheduler_client=lambda: clients.client("scheduler"),
         secrets_provider=secrets,
+        events_client=lambda: clients.client("events"),
+        sns_client=lambda: clients.client("sns"),
         redelivery=Redelivery(
             lambda: clients.client("sqs"),
             Backoff(

@@ -11,6 +11,8 @@ Three families:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,8 +27,29 @@ class SettingsError(DagTriggerError):
     """An environment variable is missing or malformed (raised at cold start)."""
 
 
+@dataclass(frozen=True)
+class RoutesFileProblem:
+    """One thing wrong with a routes file: the field (``s3[2].dag_id``; None for a problem of
+    the YAML itself), its line (None when unknown) and what is wrong."""
+
+    location: str | None
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.location or ""
+        if self.line is not None:
+            where = f"{where} (line {self.line})" if where else f"line {self.line}"
+        return f"{where}: {self.message}" if where else self.message
+
+
 class RoutesConfigError(DagTriggerError):
-    """The routes file is invalid. The message names the field and line at fault."""
+    """The routes file is invalid. The message names the field and line at fault; ``problems``
+    holds each one (empty when the file could not be read at all)."""
+
+    def __init__(self, message: str, *, problems: Sequence[RoutesFileProblem] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)
 
 
 class RejectedError(DagTriggerError):

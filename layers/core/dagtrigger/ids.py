@@ -52,6 +52,10 @@ SCHEDULE_ARN_PATTERN = (
     r"(?P<group>[0-9a-zA-Z_.-]{1,64})/(?P<name>[0-9a-zA-Z_.-]{1,64})$"
 )
 ARN_PATTERN = r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$"
+#: an EventBridge event bus name (a custom bus, or "default"); partner buses take no PutEvents
+EVENT_BUS_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,256}$"
+#: a standard SNS topic's ARN (a FIFO topic would need a message group on every publish)
+SNS_TOPIC_ARN_PATTERN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"
 #: what a caller's idempotency key may hold: 1 to 255 visible ASCII characters
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 

@@ -43,7 +43,17 @@ class MetricName:
     RUN_SUCCESS = "RunSuccess"
     RUN_FAILED = "RunFailed"
     RUN_UNKNOWN = "RunUnknown"  # still open at the reconciler's horizon
+    #: a "DAG Run Finished" event EventBridge accepted (a redelivery after a crash counts again)
+    RUN_EVENT_PUBLISHED = "RunEventPublished"
+    #: a "DAG Run Finished" event EventBridge refused or did not answer: retried next pass
+    RUN_EVENT_FAILED = "RunEventFailed"
+    #: a FAILED or UNKNOWN run told to the run failure SNS topic, or not (retried next pass)
+    RUN_FAILURE_NOTIFIED = "RunFailureNotified"
+    RUN_FAILURE_NOTIFY_FAILED = "RunFailureNotifyFailed"
     RECONCILE_DEFERRED = "ReconcileDeferred"  # DAGs left for the next pass: triggers had the budget
+    #: once a reconciler pass: seconds since the oldest open trigger (TRIGGERED or RUNNING) was
+    #: triggered, 0 when none is open; how far behind run tracking is (records end at the horizon)
+    OLDEST_OPEN_TRIGGER_AGE = "OldestOpenTriggerAge"
 
 
 def count(name: str, value: float = 1) -> None:
@@ -60,4 +70,11 @@ def record_lateness(seconds: float) -> None:
     """How late a scheduled fire started its DAG run (never below zero)."""
     metrics.add_metric(
         name=MetricName.SCHEDULE_LATENESS, unit=MetricUnit.Seconds, value=max(0.0, seconds)
+    )
+
+
+def record_oldest_open_age(seconds: float) -> None:
+    """Age of the oldest trigger the reconciler still follows (0 when none is open)."""
+    metrics.add_metric(
+        name=MetricName.OLDEST_OPEN_TRIGGER_AGE, unit=MetricUnit.Seconds, value=max(0.0, seconds)
     )

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dagtrigger.errors import SettingsError
-from dagtrigger.ids import ARN_PATTERN, SCHEDULE_NAME_PATTERN
+from dagtrigger.ids import (
+    ARN_PATTERN,
+    EVENT_BUS_NAME_PATTERN,
+    SCHEDULE_NAME_PATTERN,
+    SNS_TOPIC_ARN_PATTERN,
+)
 from dagtrigger.validation import Location, field_problems, format_location
 
 
@@ -68,6 +73,17 @@ class Settings(BaseSettings):
         le=24 * 90,
         description="how long a run is followed; a record still open after it ends as UNKNOWN "
         "with the reason",
+    )
+    run_event_bus_name: str = Field(
+        default="default",
+        pattern=EVENT_BUS_NAME_PATTERN,
+        description="EventBridge bus in this account and region that gets one 'DAG Run Finished' "
+        "event per run that ends (SUCCESS, FAILED, UNKNOWN)",
+    )
+    run_failure_topic_arn: str | None = Field(
+        default=None,
+        pattern=SNS_TOPIC_ARN_PATTERN,
+        description="SNS topic told of each FAILED or UNKNOWN run; empty: none",
     )
     retry_backoff_base_seconds: int = Field(
         default=30,
@@ -139,6 +155,12 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(
         default=30, ge=1, le=3600, description="Retry-After sent with 503 while Airflow is down"
     )
+
+    @field_validator("run_failure_topic_arn", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: object) -> object:
+        # The template passes its optional parameters on as "" when they are not given.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _cli_requests_end_inside_their_lease(self) -> Settings:

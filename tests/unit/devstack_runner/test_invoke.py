@@ -117,3 +117,27 @@ def test_variables_that_differ_between_functions_are_named(fixture_template: Loc
             "ScheduledFunction": "from-globals",
         }
     }
+
+
+def test_the_layers_instance_state_is_dropped_when_another_function_runs(
+    fixture_template: LocalTemplate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the layer loaded, with its reset counted
+    import dagtrigger.dependencies
+
+    resets: list[str] = []
+    monkeypatch.setattr(
+        dagtrigger.dependencies, "reset_instance_state", lambda: resets.append("reset")
+    )
+    invoker = Invoker(
+        fixture_template.functions, region="us-east-1", environment=ProcessEnvironment()
+    )
+    for logical_id in ("ApiFunction", "ScheduledFunction"):
+        invoker._handlers[logical_id] = lambda event, context: {"ok": True}
+
+    # When one function runs twice, then another, then the first again
+    for logical_id in ("ApiFunction", "ApiFunction", "ScheduledFunction", "ApiFunction"):
+        assert invoker.invoke(logical_id, {}).succeeded
+
+    # Then the settings and clients one function built are never used by the other
+    assert resets == ["reset", "reset"]

@@ -26,6 +26,7 @@ ROUTES = {
     ("put", "/v1/schedules/{name}"),
     ("delete", "/v1/schedules/{name}"),
     ("post", "/v1/webhooks/{name}"),
+    ("post", "/v1/routes/test"),
     ("get", "/v1/health"),
     ("get", "/v1/openapi.json"),
 }

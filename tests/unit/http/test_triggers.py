@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
-from tests.unit.http.conftest import ApiClient
+from tests.unit.http.conftest import CALLER_ARN, ApiClient
 
 MISSING_ID = "t-" + "0" * 32
 
@@ -21,12 +21,9 @@ def start_run(api: ApiClient, dag_id: str, **document: Any) -> dict[str, Any]:
     return dict(answer.json)
 
 
-def record_s3_trigger(
-    api: ApiClient, key: str, *, status: TriggerStatus, suffix: str, conf: Any = None
-) -> str:
-    """A trigger as the s3 path records it: REJECTED/IGNORED directly, or claimed and failed."""
-    ledger = api.deps.ledger
-    new = NewTrigger(
+def s3_trigger(key: str, *, suffix: str, conf: Any = None) -> NewTrigger:
+    """A trigger as the s3 path builds it for ``s3://landing/<key>`` (version ``suffix``)."""
+    return NewTrigger(
         trigger_id=f"t-{suffix:0>32}",
         source_type=SourceType.S3,
         source_key=f"s3://landing/{key}",
@@ -38,6 +35,14 @@ def record_s3_trigger(
         dag_run_id=f"dagtrigger__s3__{suffix}",
         conf=conf if conf is not None else {"key": key},
     )
+
+
+def record_s3_trigger(
+    api: ApiClient, key: str, *, status: TriggerStatus, suffix: str, conf: Any = None
+) -> str:
+    """A trigger as the s3 path records it: REJECTED/IGNORED directly, or claimed and failed."""
+    ledger = api.deps.ledger
+    new = s3_trigger(key, suffix=suffix, conf=conf)
     if status is TriggerStatus.REJECTED:
         ledger.record_final(new, status=status, code="dag_not_found", message="no such DAG")
     else:
@@ -242,7 +247,7 @@ def test_object_history_needs_a_valid_bucket_and_a_key(api: ApiClient) -> None:
 
 
 @pytest.mark.parametrize("status", [TriggerStatus.TRIGGER_FAILED, TriggerStatus.REJECTED])
-def test_a_failed_trigger_is_replayed_as_a_new_linked_trigger(
+def test_a_failed_trigger_is_replayed_in_place_with_its_recorded_run_id(
     api: ApiClient, transport: Any, status: TriggerStatus
 ) -> None:
     # Given an S3 trigger that failed
@@ -252,32 +257,133 @@ def test_a_failed_trigger_is_replayed_as_a_new_linked_trigger(
     # When it is replayed
     answer = api.request("POST", f"/v1/triggers/{original}/replay")
 
-    # Then a new trigger ran with the same DAG, environment and conf and a new run id
+    # Then the same trigger ran with its recorded DAG, environment, conf and run id
     assert answer.status == 202, answer.text
-    replay = answer.json
-    assert replay["replay_of"] == original
-    assert replay["trigger_id"] != original
-    assert replay["dag_run_id"] != "dagtrigger__s3__9"
+    assert answer.json["trigger_id"] == original
+    assert answer.json["dag_run_id"] == "dagtrigger__s3__9"
+    assert answer.json["status"] == "TRIGGERED"
     (call,) = transport.calls
-    assert (call.dag_id, call.environment.alias, call.conf) == (
+    assert (call.dag_id, call.environment.alias, call.dag_run_id, call.conf) == (
         "ingest_sales",
         "prod",
+        "dagtrigger__s3__9",
         {"key": key, "n": 1},
     )
-    # And the object's history shows both
+    # And the record counts the replay and says who asked; the object has one record still
+    record = api.request("GET", f"/v1/triggers/{original}").json
+    assert (record["replays"], record["replayed_by"]) == (1, CALLER_ARN)
+    assert [step["status"] for step in record["transitions"]][-2:] == ["RECEIVED", "TRIGGERED"]
     history = api.request("GET", "/v1/objects", query={"bucket": "landing", "key": key}).json
-    assert [item["trigger_id"] for item in history["items"]] == [replay["trigger_id"], original]
+    assert [item["trigger_id"] for item in history["items"]] == [original]
 
 
-def test_a_replay_with_a_key_is_idempotent(api: ApiClient, transport: Any) -> None:
+def test_a_replay_of_a_run_airflow_already_has_starts_nothing_new(
+    api: ApiClient, transport: Any, answers: Any
+) -> None:
+    # Given a trigger recorded as failed although Airflow had accepted its run (answer lost)
+    original = record_s3_trigger(api, "a.csv", status=TriggerStatus.TRIGGER_FAILED, suffix="7")
+    transport.answers.append(answers.already_exists)
+
+    # When it is replayed
+    answer = api.request("POST", f"/v1/triggers/{original}/replay")
+
+    # Then Airflow was asked for the recorded run id only, and the answer says it existed
+    assert answer.status == 202, answer.text
+    assert answer.json["already_existed"] is True
+    assert [call.dag_run_id for call in transport.calls] == ["dagtrigger__s3__7"]
+
+
+def test_a_second_replay_is_skipped_with_the_status_the_trigger_is_in(
+    api: ApiClient, transport: Any
+) -> None:
+    # Given a failed trigger, replayed once
+    original = record_s3_trigger(api, "a.csv", status=TriggerStatus.TRIGGER_FAILED, suffix="5")
+    assert api.request("POST", f"/v1/triggers/{original}/replay").status == 202
+
+    # When it is replayed again
+    answer = api.request("POST", f"/v1/triggers/{original}/replay")
+
+    # Then nothing starts: a 409 that says it was skipped and why
+    assert answer.status == 409
+    assert answer.json["code"] == "conflict"
+    assert answer.json["trigger_status"] == "TRIGGERED"
+    assert answer.json["trigger_id"] == original
+    assert answer.json["detail"].startswith(f"skipped: trigger '{original}' is already TRIGGERED")
+    assert len(transport.calls) == 1
+
+
+def test_a_replay_retried_with_its_key_gets_the_same_answer_and_starts_nothing(
+    api: ApiClient, transport: Any
+) -> None:
     original = record_s3_trigger(api, "a.csv", status=TriggerStatus.REJECTED, suffix="5")
-    key = {"Idempotency-Key": "replay-after-outage"}
+    key = {"Idempotency-Key": f"replay-{original}-0"}
 
     first = api.request("POST", f"/v1/triggers/{original}/replay", headers=key)
     second = api.request("POST", f"/v1/triggers/{original}/replay", headers=key)
+    other_key = api.request(
+        "POST", f"/v1/triggers/{original}/replay", headers={"Idempotency-Key": "another"}
+    )
 
     assert first.status == second.status == 202
-    assert first.json["trigger_id"] == second.json["trigger_id"]
+    assert second.json == first.json
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert other_key.status == 409
+    assert len(transport.calls) == 1
+
+
+def test_a_replay_that_failed_again_is_replayed_again_with_the_same_key(
+    api: ApiClient, transport: Any, answers: Any
+) -> None:
+    # Given a replay made while Airflow was still down
+    original = record_s3_trigger(api, "a.csv", status=TriggerStatus.TRIGGER_FAILED, suffix="3")
+    key = {"Idempotency-Key": f"replay-{original}-0"}
+    transport.answers.extend([answers.server_error] * 20)
+    failed = api.request("POST", f"/v1/triggers/{original}/replay", headers=key)
+    assert failed.status == 503
+    assert api.request("GET", f"/v1/triggers/{original}").json["status"] == "TRIGGER_FAILED"
+
+    # When Airflow is back and the client retries with the same key
+    transport.answers.clear()
+    retried = api.request("POST", f"/v1/triggers/{original}/replay", headers=key)
+
+    # Then it is replayed again, always with the one recorded run id
+    assert retried.status == 202, retried.text
+    assert {call.dag_run_id for call in transport.calls} == {"dagtrigger__s3__3"}
+    assert api.request("GET", f"/v1/triggers/{original}").json["replays"] == 2
+
+
+def test_a_replay_loses_to_a_redelivery_that_took_the_trigger_over_first(
+    api: ApiClient, transport: Any
+) -> None:
+    # Given a failed S3 trigger whose event a redrive has just delivered again (it owns it now)
+    new = s3_trigger("a.csv", suffix="4")
+    record_s3_trigger(api, "a.csv", status=TriggerStatus.TRIGGER_FAILED, suffix="4")
+    assert api.deps.ledger.claim(new).owned
+
+    # When an operator replays it meanwhile
+    answer = api.request("POST", f"/v1/triggers/{new.trigger_id}/replay")
+
+    # Then the replay starts nothing and says the trigger is being started by someone else
+    assert answer.status == 409
+    assert answer.json["trigger_status"] == "RECEIVED"
+    assert "right now" in answer.json["detail"]
+    assert transport.calls == []
+
+
+def test_the_original_event_delivered_after_a_replay_starts_nothing(
+    api: ApiClient, transport: Any
+) -> None:
+    # Given a failed S3 trigger, replayed
+    new = s3_trigger("a.csv", suffix="6")
+    record_s3_trigger(api, "a.csv", status=TriggerStatus.TRIGGER_FAILED, suffix="6")
+    assert api.request("POST", f"/v1/triggers/{new.trigger_id}/replay").status == 202
+
+    # When the original event comes back from the dead-letter queue (a redrive)
+    claim = api.deps.ledger.claim(new)
+
+    # Then it is a duplicate delivery: one run in all
+    assert not claim.owned
     assert len(transport.calls) == 1
 
 

@@ -17,7 +17,7 @@ def test_created_table_is_on_demand_with_every_index_and_ttl(dynamodb: Any, tabl
     description = dynamodb.describe_table(TableName=table.name)["Table"]
     ttl = dynamodb.describe_time_to_live(TableName=table.name)["TimeToLiveDescription"]
 
-    # Then it has the key, the four indexes (all attributes projected), on-demand billing and TTL
+    # Then it has the key, the five indexes (all attributes projected), on-demand billing and TTL
     assert description["KeySchema"] == TABLE_KEY_SCHEMA
     indexes = {
         index["IndexName"]: (index["KeySchema"], index["Projection"])
@@ -27,6 +27,6 @@ def test_created_table_is_on_demand_with_every_index_and_ttl(dynamodb: Any, tabl
         index["IndexName"]: (index["KeySchema"], index["Projection"])
         for index in GLOBAL_SECONDARY_INDEXES
     }
-    assert set(indexes) == {"by_dag", "by_source", "by_status", "by_day"}
+    assert set(indexes) == {"by_dag", "by_source", "by_status", "by_day", "by_pending_event"}
     assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert ttl == {"AttributeName": TTL_ATTRIBUTE, "TimeToLiveStatus": "ENABLED"}

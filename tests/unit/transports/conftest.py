@@ -162,6 +162,8 @@ class FakeAirflow:
     password: str = "s3cret-pw"
     dags: dict[str, bool] = field(default_factory=lambda: {"ingest_sales": False})  # id -> paused
     runs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: run id -> its task instances ({"task_id": ..., "state": ...})
+    task_instances: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: answers forced on the next POSTs to dagRuns, before any logic: (status, body)
     scripted_posts: list[tuple[int, Any]] = field(default_factory=list)
     issued_tokens: list[str] = field(default_factory=list)
@@ -249,6 +251,17 @@ class FakeAirflow:
             offset = int(query.get("offset", ["0"])[0])
             limit = int(query.get("limit", ["100"])[0])
             return 200, {"dag_runs": runs[offset : offset + limit], "total_entries": len(runs)}
+        if len(parts) == 5 and parts[2:5:2] == ["dagRuns", "taskInstances"] and method == "GET":
+            if parts[3] not in self.runs.get(dag_id, {}):
+                return 404, self._not_found(f"DagRun with run_id: `{parts[3]}` was not found")
+            wanted = query.get("state")
+            instances = [
+                instance
+                for instance in self.task_instances.get(parts[3], [])
+                if wanted is None or instance["state"] in wanted
+            ]
+            limit = int(query.get("limit", ["100"])[0])
+            return 200, {"task_instances": instances[:limit], "total_entries": len(instances)}
         if len(parts) == 4 and parts[2] == "dagRuns" and method == "GET":
             run = self.runs.get(dag_id, {}).get(parts[3])
             return (

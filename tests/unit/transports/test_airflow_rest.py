@@ -17,7 +17,7 @@ from dagtrigger.transports.airflow_rest import (
     AirflowRestTransport,
     secrets_manager_credentials,
 )
-from dagtrigger.transports.base import EnvironmentRef, TransportKind
+from dagtrigger.transports.base import EnvironmentRef, FailedTasks, TransportKind
 
 RUN_ID = "dt__3f2a9c"
 
@@ -272,3 +272,33 @@ def test_a_malformed_secret_says_what_shape_it_needs():
             read_secret("airflow/bad-shape")
 
     assert '"username"' in str(raised.value)
+
+
+@pytest.mark.parametrize("major", [2, 3])
+def test_a_failed_runs_tasks_are_read_from_its_own_task_list(rest, fake_airflow, major):
+    # Given a run that failed in two tasks, one of them mapped and failed twice
+    fake = fake_airflow(major)
+    fake.add_run("ingest_sales", RUN_ID, None, state="failed")
+    fake.task_instances[RUN_ID] = [
+        {"task_id": "extract", "state": "success"},
+        {"task_id": "load", "state": "failed", "map_index": 0},
+        {"task_id": "load", "state": "failed", "map_index": 1},
+        {"task_id": "notify", "state": "failed"},
+        {"task_id": "cleanup", "state": "upstream_failed"},
+    ]
+
+    # When its failed tasks are asked for
+    failed = rest(fake).failed_task_ids("ingest_sales", RUN_ID)
+
+    # Then one read of the run's own task list, filtered by state, names them and counts them
+    assert failed == FailedTasks(("load", "notify"), count=3)
+    (read,) = [request for request in fake.requests if "taskInstances" in request["path"]]
+    root = "/api/v2" if major >= 3 else "/api/v1"
+    assert read["path"] == f"{root}/dags/ingest_sales/dagRuns/{RUN_ID}/taskInstances"
+
+
+def test_failed_tasks_of_a_run_airflow_does_not_know_are_a_refusal(rest, fake_airflow):
+    fake = fake_airflow(3)
+
+    with pytest.raises(RejectedError):
+        rest(fake).failed_task_ids("ingest_sales", "absent")

@@ -143,3 +143,9 @@ def test_state_queries_are_read_only_commands_with_quoted_arguments() -> None:
     assert shlex.split(cli_command.list_runs_command("etl", airflow_major=3)) == [
         "dags", "list-runs", "etl", "--output", "json",
     ]  # fmt: skip
+    assert shlex.split(
+        cli_command.task_states_command("etl", "manual__2026-11-21T02:00:00+00:00")
+    ) == [
+        "tasks", "states-for-dag-run", "etl", "manual__2026-11-21T02:00:00+00:00",
+        "--output", "json",
+    ]  # fmt: skip

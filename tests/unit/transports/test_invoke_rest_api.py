@@ -6,12 +6,19 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+from moto import mock_aws
 
 from dagtrigger.errors import AccessRefusedError, RejectedError, TransientTriggerError
-from dagtrigger.transports.base import EnvironmentRef, TransportKind
+from dagtrigger.transports.base import EnvironmentRef, FailedTasks, TransportKind
 from dagtrigger.transports.invoke_rest_api import InvokeRestApiTransport
+from dagtrigger.transports.rate_budget import (
+    RateBudgetExhausted,
+    SharedRateBudget,
+    rate_budget_key,
+)
 
 RUN_ID = "dt__3f2a9c"
 
@@ -445,3 +452,99 @@ def test_airflow_refusing_our_role_is_refused_access(
 
     assert raised.value.code == "airflow_unauthorized"
     assert raised.value.http_status == status
+
+
+LONG_RUN_ID = "dagtrigger__s3__sales_2026-11-21.csv__20261121T020000Z__3f2a9c4b1d2e"
+
+
+def test_failed_tasks_of_a_run_whose_path_is_too_long_come_from_the_batch_list(
+    transport, env3, mwaa_stub
+):
+    # Given a failed run whose own task-list path exceeds InvokeRestApi's 64 characters
+    assert len(f"/dags/ingest_sales/dagRuns/{LONG_RUN_ID}/taskInstances") > 64
+    expect_call(
+        mwaa_stub, "POST", "/dags/~/dagRuns/~/taskInstances/list", 200,
+        {
+            "task_instances": [
+                {"task_id": "load", "state": "failed"},
+                {"task_id": "load", "state": "failed"},
+            ],
+            "total_entries": 2,
+        },
+        body={
+            "dag_ids": ["ingest_sales"],
+            "dag_run_ids": [LONG_RUN_ID],
+            "state": ["failed"],
+            "page_limit": 100,
+        },
+    )  # fmt: skip
+
+    # When its failed tasks are asked for / Then one batch list, filtered by DAG, run and
+    # state, answers them
+    assert transport(env3).failed_task_ids("ingest_sales", LONG_RUN_ID) == FailedTasks(
+        ("load",), count=2
+    )
+    mwaa_stub.assert_no_pending_responses()
+
+
+def test_failed_tasks_of_a_run_with_a_short_path_come_from_its_own_task_list(
+    transport, env2, mwaa_stub
+):
+    expect_call(
+        mwaa_stub, "GET", "/dags/etl/dagRuns/r1/taskInstances", 200,
+        {"task_instances": [{"task_id": "load", "state": "failed"}], "total_entries": 1},
+        query={"state": "failed", "limit": 100},
+    )  # fmt: skip
+
+    assert transport(env2).failed_task_ids("etl", "r1") == FailedTasks(("load",), count=1)
+
+
+def test_an_airflow_without_the_run_filter_refuses_the_batch_list(transport, env2, mwaa_stub):
+    # Given Airflow 2 older than 2.7, whose batch list has no dag_run_ids field
+    expect_airflow_error(
+        mwaa_stub, 400, {"detail": "{'dag_run_ids': ['Unknown field.']}", "title": "Bad Request"}
+    )
+
+    # Then the refusal says so (the reconciler records it as the reason)
+    with pytest.raises(RejectedError, match="Unknown field"):
+        transport(env2).failed_task_ids("ingest_sales", LONG_RUN_ID)
+
+
+def test_the_reconcilers_reads_only_use_what_triggers_leave_of_the_shared_budget(
+    env3, mwaa_client, mwaa_stub, clock
+):
+    with mock_aws():
+        table = boto3.resource("dynamodb", region_name="us-east-1").create_table(
+            TableName="dagtrigger-history",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        budget = SharedRateBudget(
+            lambda: table,
+            calls_per_second=10,
+            background_calls_per_second=3,
+            max_wait_seconds=5,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+        airflow = InvokeRestApiTransport(env3, mwaa_client, rate_budget=budget)
+        # Given triggers that used 3 calls of each of the next seconds
+        for second in range(1000, 1004):
+            table.put_item(Item={"pk": rate_budget_key("prod-mwaa", second), "calls": 3})
+
+        # When the reconciler asks whether a DAG is paused and for a failed run's tasks
+        # Then neither gets a slot: no MWAA call is made (the stub has no answer queued)
+        assert airflow.dag_paused("etl") is None
+        with pytest.raises(RateBudgetExhausted):
+            airflow.failed_task_ids("etl", "r1")
+
+        # And in a quiet second the read goes ahead and counts in the budget
+        clock.advance(10)
+        expect_call(
+            mwaa_stub, "GET", "/dags/etl/dagRuns/r1/taskInstances", 200,
+            {"task_instances": [], "total_entries": 0}, query={"state": "failed", "limit": 100},
+        )  # fmt: skip
+        assert airflow.failed_task_ids("etl", "r1") == FailedTasks()
+        counted = table.get_item(Key={"pk": rate_budget_key("prod-mwaa", int(clock.now))})
+        assert counted["Item"]["calls"] == 1

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from dagtrigger.errors import RejectedError, TransientTriggerError
 from dagtrigger.settings import Settings
-from dagtrigger.transports.base import EnvironmentRef
+from dagtrigger.transports.base import EnvironmentRef, FailedTasks
 from dagtrigger.transports.mwaa_cli import CliTokenCache, MwaaCliTransport, cli_request_timeout
 
 TOKEN_1 = "cli-token-ONE-do-not-log"
@@ -432,3 +432,28 @@ def test_a_cli_request_always_ends_inside_the_lease() -> None:
     # And a lease too short for any request is refused by the settings, by name
     with pytest.raises(ValidationError, match="cli_lock_seconds"):
         Settings(table_name="history", cli_lock_seconds=8, connect_timeout_seconds=3)
+
+
+def test_failed_tasks_come_from_one_task_states_command(transport, stub_tokens, fake_mwaa_cli):
+    # Given a run whose tasks the CLI lists with their states, after a warning line
+    stub_tokens(TOKEN_1)
+    states = [
+        {"dag_id": "ingest_sales", "task_id": "extract", "state": "success"},
+        {"dag_id": "ingest_sales", "task_id": "load", "state": "failed"},
+        {"dag_id": "ingest_sales", "task_id": "notify", "state": "upstream_failed"},
+    ]
+    fake_mwaa_cli.behaviour = lambda argv: (200, "WARNING: noisy\n" + json.dumps(states), "")
+
+    # When its failed tasks are asked for
+    failed = transport().failed_task_ids("ingest_sales", "dt__3f2a9c")
+
+    # Then one read-only command, quoted, answered them
+    assert failed == FailedTasks(("load",), count=1)
+    assert fake_mwaa_cli.bodies == [
+        "tasks states-for-dag-run ingest_sales dt__3f2a9c --output json"
+    ]
+
+
+def test_the_cli_never_asks_whether_a_dag_is_paused(transport, fake_mwaa_cli):
+    assert transport().dag_paused("ingest_sales") is None
+    assert fake_mwaa_cli.bodies == []

@@ -37,7 +37,10 @@ class TriggerAccepted(BaseModel):
     status: TriggerStatus
     environment: str | None = None
     dag_id: str | None = None
-    replay_of: str | None = None
+    already_existed: bool | None = Field(
+        default=None,
+        description="true when Airflow already had this run (an earlier attempt started it)",
+    )
     links: Links
 
 
@@ -60,8 +63,9 @@ class TriggerRecord(BaseModel):
         default=None, description="true when the conf was too large to keep (digest kept instead)"
     )
     note: str | None = None
-    replay_of: str | None = None
-    replayed_by: str | None = None
+    replays: int = Field(default=0, description="times the trigger was replayed in place")
+    replayed_by: str | None = Field(default=None, description="who replayed it last")
+    last_replayed_at: str | None = None
     created_at: str
     updated_at: str | None = None
     event_time: str | None = None
@@ -73,8 +77,24 @@ class TriggerRecord(BaseModel):
     already_existed: bool | None = None
     start_date: str | None = None
     end_date: str | None = None
+    finished_at: str | None = Field(default=None, description="when the run was seen to end")
+    failed_tasks: list[str] | None = Field(
+        default=None, description="FAILED runs: the failed task ids (at most a few)"
+    )
+    failed_task_count: int | None = Field(
+        default=None, description="FAILED runs: failed task instances in all"
+    )
+    failed_tasks_unavailable: str | None = Field(
+        default=None, description="FAILED runs: why the failed tasks could not be read"
+    )
+    finished_event_delivered_at: str | None = Field(
+        default=None, description="when the run's DAG Run Finished event was published"
+    )
     attempts: int = 0
     deliveries: int = 1
+    last_delivery_at: str | None = Field(
+        default=None, description="when the latest repeated delivery of the event arrived"
+    )
     reject_code: str | None = None
     reason: str | None = None
     last_error: str | None = None
@@ -127,7 +147,7 @@ def accepted_response(accepted: Accepted) -> Response[TriggerAccepted]:
         status=TriggerStatus(record["status"]),
         environment=record.get("environment"),
         dag_id=record.get("dag_id"),
-        replay_of=record.get("replay_of"),
+        already_existed=record.get("already_existed"),
         links=Links(self_=trigger_link(trigger_id)),
     )
     headers = {REPLAYED_HEADER: "true"} if accepted.replayed else None

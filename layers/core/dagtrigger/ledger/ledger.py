@@ -5,11 +5,16 @@ owns a trigger; every later delivery finds the record and is counted, unless the
 attempt gave up (TRIGGER_FAILED) or crashed (its lease ran out), in which case exactly one
 redelivery takes it over. Items past ``expires_at`` count as absent, because DynamoDB's TTL
 deletes them days late.
+
+The write that ends a run (SUCCESS, FAILED, UNKNOWN) also puts the run's "finished" event in
+an outbox on the same item (``pending_event``, the deliveries still due and a lease), so the
+conditional status change that decides which reconciler pass ends the run also decides which
+pass tells of it; ``pending_events`` finds what a crashed pass left undelivered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Final, TypedDict, Unpack
@@ -30,10 +35,20 @@ from dagtrigger.ledger.encoding import (
     to_record,
     to_timestamp,
 )
-from dagtrigger.ledger.records import Claim, ClaimOutcome, NewTrigger, Page, TriggerStatus, dag_key
+from dagtrigger.ledger.records import (
+    RUN_ENDINGS,
+    Claim,
+    ClaimOutcome,
+    NewTrigger,
+    Page,
+    PendingEvent,
+    TriggerStatus,
+    dag_key,
+)
 from dagtrigger.ledger.schema import (
     INDEX_BY_DAG,
     INDEX_BY_DAY,
+    INDEX_BY_PENDING_EVENT,
     INDEX_BY_SOURCE,
     INDEX_BY_STATUS,
     INDEX_PARTITION_KEYS,
@@ -42,7 +57,7 @@ from dagtrigger.ledger.schema import (
     TTL_ATTRIBUTE,
 )
 from dagtrigger.ledger.updates import UpdateExpression
-from dagtrigger.transports.base import TriggerResult
+from dagtrigger.transports.base import FailedTasks, TriggerResult
 
 S = TriggerStatus
 
@@ -57,6 +72,8 @@ ALLOWED_FROM: Final[dict[TriggerStatus, frozenset[TriggerStatus]]] = {
     S.UNKNOWN: frozenset({S.TRIGGERED, S.RUNNING}),
 }
 RUN_STATES: Final = frozenset({S.RUNNING, S.SUCCESS, S.FAILED})
+#: statuses a replay reopens (``reopen_for_replay``): the trigger started no run it knows of
+REPLAYABLE: Final = frozenset({S.TRIGGER_FAILED, S.REJECTED})
 FINAL_RECORD_STATES: Final = frozenset({S.REJECTED, S.IGNORED})
 
 MAX_TRANSITIONS: Final = 50
@@ -65,6 +82,11 @@ MAX_ERROR_CHARS: Final = 1000
 #: conditional writes tried before concluding that other writers keep winning
 MAX_CONDITIONAL_WRITES: Final = 5
 MAX_PAGE_SIZE: Final = 1000
+#: the outbox of a run's "finished" event: the kind of event, the deliveries still due (a string
+#: set) and the lease of the pass delivering them
+PENDING_EVENT: Final = "pending_event"
+PENDING_DELIVERIES: Final = "pending_deliveries"
+PENDING_EVENT_LEASE: Final = "pending_event_lease_until"
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -92,6 +114,8 @@ class _Change:
     add_values: dict[str, int] = field(default_factory=dict)
     remove: tuple[str, ...] = ()
     error_entry: dict[str, str] | None = None
+    #: facts the new ``transitions`` entry carries beside the status and time
+    transition_details: dict[str, str] = field(default_factory=dict)
 
 
 class TriggerLedger:
@@ -181,6 +205,51 @@ class TriggerLedger:
         now = self._clock()
         return self._apply(trigger_id, self._takeover(now, count_delivery=False), now)
 
+    def reopen_for_replay(
+        self, record: dict[str, Any], *, replayed_by: str, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Own a TRIGGER_FAILED or REJECTED ``record`` again, to retry its run in place.
+
+        The record becomes RECEIVED with a fresh lease, as a redelivery's takeover makes it; the
+        new transition says who replayed it (and with which idempotency key) and ``replays``
+        counts the replays. The write is conditional on the status ``record`` was read with, so
+        a replay racing a redelivery or another replay has exactly one winner; the loser gets
+        ``InvalidTransitionError`` holding the record as it now is. A rejection's code and
+        reason move to ``errors``: they no longer describe the record.
+        """
+        status = TriggerStatus(record["status"])
+        if status not in REPLAYABLE:
+            raise ValueError(f"only {sorted(REPLAYABLE)} records are replayed, not {status}")
+        now = self._clock()
+        stamp = to_timestamp(now)
+        details = {"replayed_by": cap_text(replayed_by, 500)}
+        if idempotency_key is not None:
+            details["idempotency_key"] = idempotency_key
+        rejection = None
+        if status is S.REJECTED:
+            code, reason = record.get("reject_code") or "", record.get("reason") or ""
+            rejection = {
+                "at": str(record.get("updated_at") or stamp),
+                "message": cap_text(f"REJECTED ({code}): {reason}", MAX_ERROR_CHARS),
+            }
+        change = _Change(
+            to=S.RECEIVED,
+            precondition=Attr("status").eq(str(status)),
+            accepts=lambda current: current.get("status") == status,
+            allowed_from=frozenset({status}),
+            set_values={
+                "lease_until": to_timestamp(now + self._lease),
+                TTL_ATTRIBUTE: to_epoch_seconds(now + self._history_ttl),
+                "replayed_by": details["replayed_by"],
+                "last_replayed_at": stamp,
+            },
+            add_values={"replays": 1},
+            remove=("reject_code", "reason") if rejection else (),
+            error_entry=rejection,
+            transition_details=details,
+        )
+        return self._apply(str(record["trigger_id"]), change, now)
+
     # ---------------------------------------------------------- status changes
 
     def mark_triggered(
@@ -229,20 +298,99 @@ class TriggerLedger:
         airflow_state: str,
         start_date: str | None = None,
         end_date: str | None = None,
+        failed_tasks: FailedTasks | None = None,
+        deliveries: Collection[str] = (),
     ) -> dict[str, Any]:
-        """Record what the reconciler saw of the DAG run: RUNNING, SUCCESS or FAILED."""
+        """Record what the reconciler saw of the DAG run: RUNNING, SUCCESS or FAILED.
+
+        A run that started is no longer queued on a paused DAG, so ``dag_paused`` goes. Ending
+        the run (SUCCESS, FAILED) puts its event's ``deliveries`` in the record's outbox in the
+        same conditional write (see ``pending_events``).
+        """
         if status not in RUN_STATES:
             raise ValueError(f"update_run_state takes RUNNING, SUCCESS or FAILED, not {status}")
-        values = {"airflow_state": cap_text(airflow_state, 100)}
+        now = self._clock()
+        values: dict[str, Any] = {"airflow_state": cap_text(airflow_state, 100)}
         dates = {"start_date": start_date, "end_date": end_date}
         values.update({name: cap_text(value, 64) for name, value in dates.items() if value})
-        change = self._status_change(status, values)
-        return self._apply(trigger_id, change, self._clock())
+        if failed_tasks is not None:
+            values.update(_failed_task_values(failed_tasks))
+        if status in RUN_ENDINGS:
+            values.update(self._ending_values(now, deliveries))
+        change = self._status_change(status, values, remove=("dag_paused",))
+        return self._apply(trigger_id, change, now)
 
-    def mark_unknown(self, trigger_id: str, *, reason: str) -> dict[str, Any]:
-        """End a record whose run was not seen to finish within the reconciler's horizon."""
-        change = self._status_change(S.UNKNOWN, {"reason": cap_text(reason)})
-        return self._apply(trigger_id, change, self._clock())
+    def mark_unknown(
+        self, trigger_id: str, *, reason: str, deliveries: Collection[str] = ()
+    ) -> dict[str, Any]:
+        """End a record whose run was not seen to finish within the reconciler's horizon (its
+        event's ``deliveries`` go in the outbox in the same write)."""
+        now = self._clock()
+        values = {"reason": cap_text(reason), **self._ending_values(now, deliveries)}
+        change = self._status_change(S.UNKNOWN, values)
+        return self._apply(trigger_id, change, now)
+
+    def set_dag_paused(self, trigger_id: str, *, paused: bool) -> bool:
+        """Keep a queued (TRIGGERED) record's ``dag_paused`` current; False if it moved on."""
+        now = self._clock()
+        updated = self._update_if(
+            trigger_id,
+            condition=Attr("status").eq(S.TRIGGERED) & _is_live(now),
+            update="SET dag_paused = :paused, updated_at = :now ADD revision :one",
+            values={":paused": paused, ":now": to_timestamp(now), ":one": 1},
+        )
+        return updated is not None
+
+    # ------------------------------------------------------ the finished-event outbox
+
+    def pending_events(self, *, limit: int = 100) -> Page:
+        """Records whose run ended but whose event is not all delivered, oldest first.
+
+        One page of the sparse ``by_pending_event`` index: records leave it when their event is
+        delivered, so it holds only the leftovers of crashed or failed deliveries (normally
+        nothing). Its reads are eventually consistent: ``claim_pending_event`` decides.
+        """
+        return self.query(
+            INDEX_BY_PENDING_EVENT, PendingEvent.RUN_FINISHED, limit=limit, newest_first=False
+        )
+
+    def claim_pending_event(self, trigger_id: str) -> dict[str, Any] | None:
+        """Own a record's undelivered event for one lease: the record, or None when it was
+        delivered meanwhile or another pass holds the lease."""
+        now = self._clock()
+        stamp = to_timestamp(now)
+        lease_free = Attr(PENDING_EVENT_LEASE).not_exists() | Attr(PENDING_EVENT_LEASE).lt(stamp)
+        return self._update_if(
+            trigger_id,
+            condition=Attr(PENDING_EVENT).exists() & lease_free,
+            update=f"SET {PENDING_EVENT_LEASE} = :until",
+            values={":until": to_timestamp(now + self._lease)},
+        )
+
+    def settle_pending_event(
+        self, trigger_id: str, *, delivered: Collection[str], remaining: Collection[str]
+    ) -> None:
+        """Record a delivery attempt: with nothing ``remaining`` the record leaves the outbox;
+        otherwise the ``delivered`` ones are crossed off and the lease released, so the next
+        pass retries the rest at once."""
+        now = self._clock()
+        expression = UpdateExpression()
+        if remaining:
+            if delivered:
+                expression.delete(PENDING_DELIVERIES, set(delivered))
+        else:
+            expression.set("finished_event_delivered_at", to_timestamp(now))
+            expression.remove(PENDING_EVENT)
+            expression.remove(PENDING_DELIVERIES)
+        expression.remove(PENDING_EVENT_LEASE)
+        rendered = expression.render()
+        self._update_if(
+            trigger_id,
+            condition=Attr(PENDING_EVENT).exists(),
+            update=rendered["UpdateExpression"],
+            values=rendered["ExpressionAttributeValues"],
+            names=rendered["ExpressionAttributeNames"],
+        )
 
     # ------------------------------------------------------------------ reading
 
@@ -317,6 +465,44 @@ class TriggerLedger:
 
     # ---------------------------------------------------------------- internals
 
+    def _ending_values(self, now: datetime, deliveries: Collection[str]) -> dict[str, Any]:
+        """When the run ended, and its event's outbox, leased to the pass that ends it."""
+        values: dict[str, Any] = {"finished_at": to_timestamp(now)}
+        if deliveries:
+            values[PENDING_EVENT] = str(PendingEvent.RUN_FINISHED)
+            values[PENDING_DELIVERIES] = set(deliveries)
+            values[PENDING_EVENT_LEASE] = to_timestamp(now + self._lease)
+        return values
+
+    def _update_if(
+        self,
+        trigger_id: str,
+        *,
+        condition: ConditionBase,
+        update: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> dict[str, Any] | None:
+        """One conditional update outside the status machine: the new record, or None when
+        the condition did not hold."""
+        arguments: dict[str, Any] = {
+            "Key": {PARTITION_KEY: trigger_id},
+            "UpdateExpression": update,
+            "ConditionExpression": condition & Attr(PARTITION_KEY).exists(),
+            "ReturnValues": "ALL_NEW",
+        }
+        if values:
+            arguments["ExpressionAttributeValues"] = values
+        if names:
+            arguments["ExpressionAttributeNames"] = names
+        try:
+            response = self._table.update_item(**arguments)
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise
+        return to_record(response["Attributes"], PARTITION_KEY)
+
     def _new_item(
         self, new: NewTrigger, status: TriggerStatus, now: datetime, *, ttl: timedelta
     ) -> dict[str, Any]:
@@ -332,7 +518,6 @@ class TriggerLedger:
             and to_timestamp(new.scheduled_time, "scheduled_time"),
             "requested_logical_date": new.logical_date
             and to_timestamp(new.logical_date, "logical_date"),
-            "replay_of": new.replay_of,
             "request_fingerprint": new.request_fingerprint,
             "note": new.note and cap_text(new.note),
         }
@@ -432,6 +617,7 @@ class TriggerLedger:
         *,
         attempts: int | None = None,
         error_entry: dict[str, str] | None = None,
+        remove: tuple[str, ...] = (),
     ) -> _Change:
         allowed = ALLOWED_FROM[to]
         adds = {}
@@ -446,7 +632,7 @@ class TriggerLedger:
             allowed_from=allowed,
             set_values=values,
             add_values=adds,
-            remove=("lease_until",),
+            remove=("lease_until", *remove),
             error_entry=error_entry,
         )
 
@@ -457,7 +643,11 @@ class TriggerLedger:
         rewritten with the oldest entries dropped, guarded by the revision just read, so a
         concurrent writer makes us start over instead of being overwritten.
         """
-        transition = {"status": str(change.to), "at": to_timestamp(now)}
+        transition = {
+            "status": str(change.to),
+            "at": to_timestamp(now),
+            **change.transition_details,
+        }
         for _ in range(MAX_CONDITIONAL_WRITES):
             appended = self._conditional_update(
                 trigger_id, change, now, transition, replace_lists_of=None
@@ -542,6 +732,12 @@ def _base_expression(change: _Change, now: datetime) -> UpdateExpression:
         if name not in change.set_values:
             expression.remove(name)
     return expression
+
+
+def _failed_task_values(failed: FailedTasks) -> dict[str, Any]:
+    if failed.unavailable is not None:
+        return {"failed_tasks_unavailable": cap_text(failed.unavailable, 500)}
+    return {"failed_tasks": list(failed.task_ids), "failed_task_count": failed.count}
 
 
 def _has_revision(revision: Any) -> ConditionBase:

@@ -35,6 +35,16 @@ FINAL_STATUSES = frozenset(
 )
 
 
+#: how a run ended, as the reconciler records it: each ending is told once (its event)
+RUN_ENDINGS = frozenset({TriggerStatus.SUCCESS, TriggerStatus.FAILED, TriggerStatus.UNKNOWN})
+
+
+class PendingEvent(StrEnum):
+    """What a record's ``pending_event`` waits to deliver (the ``by_pending_event`` index)."""
+
+    RUN_FINISHED = "run_finished"
+
+
 class SourceType(StrEnum):
     S3 = "s3"
     SCHEDULE = "schedule"
@@ -75,7 +85,6 @@ class NewTrigger:
     scheduled_time: datetime | None = None
     #: the logical date the run is asked for (None: Airflow's default)
     logical_date: datetime | None = None
-    replay_of: str | None = None
     request_fingerprint: str | None = None
     note: str | None = None
 

@@ -3,6 +3,11 @@
 Only the partition key ``pk`` is on the table. Trigger items use ``pk = trigger_id``; other item
 kinds (CLI locks ``lock#cli#ENV`` ...) share the table and, having no ``status``, ``dag_key`` or
 ``created_day``, stay out of the sparse indexes below.
+
+``by_pending_event`` is sparse on purpose: a record carries ``pending_event`` only from the
+write that ends its run until the run's "finished" event is delivered (normally the same
+second), so reading it finds the undelivered events of crashed passes without reading the
+records of every run that ever ended.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ INDEX_BY_DAG: Final = "by_dag"
 INDEX_BY_SOURCE: Final = "by_source"
 INDEX_BY_STATUS: Final = "by_status"
 INDEX_BY_DAY: Final = "by_day"
+INDEX_BY_PENDING_EVENT: Final = "by_pending_event"
 
 #: partition attribute of each index; every index sorts on ``created_at``
 INDEX_PARTITION_KEYS: Final[dict[str, str]] = {
@@ -24,6 +30,7 @@ INDEX_PARTITION_KEYS: Final[dict[str, str]] = {
     INDEX_BY_SOURCE: "source_key",
     INDEX_BY_STATUS: "status",
     INDEX_BY_DAY: "created_day",  # "YYYY-MM-DD" (UTC)
+    INDEX_BY_PENDING_EVENT: "pending_event",  # the kind of event waiting (ledger.PendingEvent)
 }
 
 TABLE_KEY_SCHEMA: Final[list[dict[str, str]]] = [

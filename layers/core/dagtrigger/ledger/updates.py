@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -11,6 +12,7 @@ class UpdateExpression:
     def __init__(self) -> None:
         self._sets: list[str] = []
         self._adds: list[str] = []
+        self._deletes: list[str] = []
         self._removes: list[str] = []
         self._names: dict[str, str] = {}
         self._values: dict[str, Any] = {}
@@ -36,6 +38,10 @@ class UpdateExpression:
     def add(self, attribute: str, amount: int) -> None:
         self._adds.append(f"{self._name(attribute)} {self._value(amount)}")
 
+    def delete(self, attribute: str, elements: Iterable[str]) -> None:
+        """Take ``elements`` out of a string set (DynamoDB drops a set left empty)."""
+        self._deletes.append(f"{self._name(attribute)} {self._value(set(elements))}")
+
     def remove(self, attribute: str) -> None:
         self._removes.append(self._name(attribute))
 
@@ -45,6 +51,7 @@ class UpdateExpression:
             for keyword, parts in (
                 ("SET", self._sets),
                 ("ADD", self._adds),
+                ("DELETE", self._deletes),
                 ("REMOVE", self._removes),
             )
             if parts

@@ -26,7 +26,7 @@ import yaml
 from pydantic import ValidationError
 
 import dagtrigger
-from dagtrigger.errors import RoutesConfigError
+from dagtrigger.errors import RoutesConfigError, RoutesFileProblem
 from dagtrigger.observability import MetricName, count, logger
 from dagtrigger.routes.model import RoutesFile
 from dagtrigger.validation import (
@@ -117,8 +117,11 @@ def parse_routes(text: str, *, source: str) -> RoutesFile:
     try:
         return RoutesFile.model_validate(data)
     except ValidationError as exc:
-        problems = [_problem_entry(root, problem) for problem in field_problems(exc)]
-        raise RoutesConfigError(f"invalid routes file {source}:\n" + "\n".join(problems)) from None
+        problems = [_routes_problem(root, problem) for problem in field_problems(exc)]
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise RoutesConfigError(
+            f"invalid routes file {source}:\n{listed}", problems=problems
+        ) from None
 
 
 def _load_yaml(text: str, source: str) -> tuple[yaml.Node, Any]:
@@ -126,24 +129,37 @@ def _load_yaml(text: str, source: str) -> tuple[yaml.Node, Any]:
     try:
         root = loader.get_single_node()
         if root is None:
-            raise RoutesConfigError(f"invalid routes file {source}: the file is empty")
+            raise _file_problem(source, None, "the file is empty")
         _reject_duplicate_keys(root, source)
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
         problem = exc.problem or exc.context or "YAML error"
-        raise RoutesConfigError(f"invalid routes file {source}: {where}: {problem}") from None
+        raise RoutesConfigError(
+            f"invalid routes file {source}: {where}: {problem}",
+            problems=[RoutesFileProblem(None, mark.line + 1 if mark else None, problem)],
+        ) from None
     except yaml.YAMLError as exc:
-        raise RoutesConfigError(f"invalid routes file {source}: {exc}") from None
+        raise _file_problem(source, None, str(exc)) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
+        line = root.start_mark.line + 1
+        problem = "the top level must be a mapping with version, environments and route lists"
         raise RoutesConfigError(
-            f"invalid routes file {source} (line {root.start_mark.line + 1}): "
-            "the top level must be a mapping with version, environments and route lists"
+            f"invalid routes file {source} (line {line}): {problem}",
+            problems=[RoutesFileProblem(None, line, problem)],
         )
     return root, data
+
+
+def _file_problem(source: str, line: int | None, problem: str) -> RoutesConfigError:
+    """``invalid routes file SOURCE: PROBLEM``, with the problem listed on its own."""
+    return RoutesConfigError(
+        f"invalid routes file {source}: {problem}",
+        problems=[RoutesFileProblem(None, line, problem)],
+    )
 
 
 def _reject_duplicate_keys(node: yaml.Node, source: str) -> None:
@@ -154,9 +170,13 @@ def _reject_duplicate_keys(node: yaml.Node, source: str) -> None:
             if isinstance(key_node, yaml.ScalarNode):
                 line = key_node.start_mark.line + 1
                 if key_node.value in seen:
+                    problem = (
+                        f"key {key_node.value!r} appears twice in one mapping (first on line "
+                        f"{seen[key_node.value]})"
+                    )
                     raise RoutesConfigError(
-                        f"invalid routes file {source}: line {line}: key {key_node.value!r} "
-                        f"appears twice in one mapping (first on line {seen[key_node.value]})"
+                        f"invalid routes file {source}: line {line}: {problem}",
+                        problems=[RoutesFileProblem(None, line, problem)],
                     )
                 seen[key_node.value] = line
             _reject_duplicate_keys(value_node, source)
@@ -165,13 +185,13 @@ def _reject_duplicate_keys(node: yaml.Node, source: str) -> None:
             _reject_duplicate_keys(item, source)
 
 
-def _problem_entry(root: yaml.Node, problem: FieldProblem) -> str:
-    """``  - s3[2].dag_id (line 21): <message>``, with the value where the message lacks it."""
+def _routes_problem(root: yaml.Node, problem: FieldProblem) -> RoutesFileProblem:
+    """``s3[2].dag_id (line 21): <message>``, with the value where the message lacks it."""
     message = problem.message
     if problem.type in {"string_pattern_mismatch", "literal_error", "enum"}:
         message += f" (got {short_repr(problem.input)})"
     line = _line_of(root, problem.location)
-    return f"  - {format_location(problem.location)} (line {line}): {message}"
+    return RoutesFileProblem(format_location(problem.location), line, message)
 
 
 def _line_of(root: yaml.Node, loc: Location) -> int:

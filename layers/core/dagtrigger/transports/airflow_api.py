@@ -27,9 +27,13 @@ from dagtrigger.observability import logger
 from dagtrigger.transports.base import (
     STARTED_RUN_STATES,
     EnvironmentRef,
+    FailedTasks,
     RunStates,
+    RunTimes,
     TriggerRequest,
     TriggerResult,
+    failed_tasks_from,
+    run_times,
 )
 from dagtrigger.transports.rate_budget import CallPriority, SharedRateBudget
 
@@ -45,6 +49,8 @@ RUN_SEARCH_MARGIN = timedelta(minutes=5)
 RUN_SEARCH_MAX_PAGES = 10
 #: Airflow's batch list of DAG runs (2 and 3): a short path, whatever the DAG and run ids
 BATCH_RUN_LIST_PATH = "/dags/~/dagRuns/list"
+#: Airflow's batch list of task instances (3, and 2.7+ for its ``dag_run_ids`` filter)
+BATCH_TASK_INSTANCE_LIST_PATH = "/dags/~/dagRuns/~/taskInstances/list"
 _MESSAGE_LIMIT = 1000
 
 #: a JSON object sent as a request's body or query
@@ -204,7 +210,7 @@ class AirflowApiTransport(ABC):
         path = self._checked_path(f"/dags/{dag_id}/dagRuns", what=f"dag_id {dag_id!r}")
         major = self.airflow_major()
         result = self._post_until_settled(request, path, major)
-        return replace(result, dag_paused=self.dag_paused(dag_id))
+        return replace(result, dag_paused=self.dag_paused(dag_id, priority=CallPriority.TRIGGER))
 
     def get_dag_run_state(
         self, dag_id: str, dag_run_id: str, *, triggered_after: datetime | None = None
@@ -234,6 +240,7 @@ class AirflowApiTransport(ABC):
             "page_limit": RUNS_PAGE_LIMIT,
         }
         states: dict[str, str] = {}
+        times: dict[str, RunTimes] = {}
         for page_number in range(RUN_SEARCH_MAX_PAGES):
             body["page_offset"] = page_number * RUNS_PAGE_LIMIT
             reply = self.send(
@@ -246,30 +253,66 @@ class AirflowApiTransport(ABC):
                 run_id, state = run.get("dag_run_id"), run.get("state")
                 if isinstance(run_id, str) and isinstance(state, str):
                     states[run_id] = state
+                    times[run_id] = run_times(run)
             if len(runs) < RUNS_PAGE_LIMIT:
-                return RunStates(states)
-        return RunStates(states, complete=False)
+                return RunStates(states, times=times)
+        return RunStates(states, complete=False, times=times)
 
-    def dag_paused(self, dag_id: str) -> bool | None:
+    def failed_task_ids(self, dag_id: str, dag_run_id: str) -> FailedTasks:
+        """The run's failed task instances, in one background call.
+
+        ``GET /dags/{dag_id}/dagRuns/{run_id}/taskInstances?state=failed`` (Airflow 2 and 3)
+        when its path fits the transport; otherwise (InvokeRestApi's 64 characters, which our
+        run ids nearly always exceed) the batch list ``POST /dags/~/dagRuns/~/taskInstances/list``
+        filtered by DAG, run and state, whose ``dag_run_ids`` filter needs Airflow 2.7 or later
+        (an older Airflow refuses it with 400, which the caller records as the reason).
+        """
+        dag_id, dag_run_id = validate_dag_id(dag_id), validate_dag_run_id(dag_run_id)
+        path = f"/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances"
+        if self._fits(path):
+            query = {"state": "failed", "limit": RUNS_PAGE_LIMIT}
+            reply = self.send("GET", path, query=query, priority=CallPriority.BACKGROUND)
+        else:
+            body = {
+                "dag_ids": [dag_id],
+                "dag_run_ids": [dag_run_id],
+                "state": ["failed"],
+                "page_limit": RUNS_PAGE_LIMIT,
+            }
+            reply = self.send(
+                "POST", BATCH_TASK_INSTANCE_LIST_PATH, body=body, priority=CallPriority.BACKGROUND
+            )
+        if not reply.ok or not isinstance(reply.body, Mapping):
+            raise error_for_status(reply, doing=f"list the failed tasks of run {dag_run_id!r}")
+        total = reply.body.get("total_entries")
+        return failed_tasks_from(
+            reply.body.get("task_instances") or (),
+            count=total if isinstance(total, int) else None,
+        )
+
+    def dag_paused(
+        self, dag_id: str, *, priority: CallPriority = CallPriority.BACKGROUND
+    ) -> bool | None:
         """Whether the DAG is paused (its runs stay queued); None when Airflow cannot say.
 
         Known answers are reused for a short while, so a burst of triggers for one DAG does not
-        double the calls to the web server.
+        double the calls to the web server. A trigger asks with its own priority; the
+        reconciler's read is background work.
         """
         known = self._paused.get(dag_id)
         if known is not None and self._monotonic() - known[1] < self._paused_cache_seconds:
             return known[0]
-        paused = self._read_paused(dag_id)
+        paused = self._read_paused(dag_id, priority)
         if paused is not None:
             self._paused[dag_id] = (paused, self._monotonic())
         return paused
 
-    def _read_paused(self, dag_id: str) -> bool | None:
+    def _read_paused(self, dag_id: str, priority: CallPriority) -> bool | None:
         path = f"/dags/{dag_id}"
         if not self._fits(path):
             return None
         try:
-            reply = self.send("GET", path, priority=CallPriority.TRIGGER)
+            reply = self.send("GET", path, priority=priority)
         except DagTriggerError as exc:
             logger.info("could not tell whether the DAG is paused", extra={"reason": str(exc)})
             return None

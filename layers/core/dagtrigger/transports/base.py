@@ -13,6 +13,7 @@ Retries, backoff and rate limiting wrap transports from outside (``dagtrigger.tr
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -42,9 +43,30 @@ class AirflowTransport(Protocol):
         """
         ...
 
+    def failed_task_ids(self, dag_id: str, dag_run_id: str) -> FailedTasks:
+        """The tasks of one run that ended ``failed``: one call, read as background work.
+
+        At most ``MAX_FAILED_TASK_IDS`` distinct task ids are returned, with Airflow's count of
+        failed task instances; ``unavailable`` says why a transport could not ask.
+        """
+        ...
+
+    def dag_paused(self, dag_id: str) -> bool | None:
+        """Whether the DAG is paused (its queued runs wait), read as background work and
+        reused for a short while; None when the transport cannot tell."""
+        ...
+
 
 #: the Airflow run states ``started_run_states`` lists (a queued run has no start date)
 STARTED_RUN_STATES = ("running", "success", "failed")
+
+
+@dataclass(frozen=True)
+class RunTimes:
+    """When Airflow says a run started and ended, as Airflow wrote them (None: not yet)."""
+
+    started_at: str | None = None
+    ended_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,45 @@ class RunStates:
     states: dict[str, str]  # dag_run_id -> Airflow state
     #: False when there were more runs than one read lists: an absent run may have started
     complete: bool = True
+    #: dag_run_id -> its start and end, for the runs whose listing carried them
+    times: dict[str, RunTimes] = field(default_factory=dict)
+
+
+def run_times(run: Mapping[str, Any]) -> RunTimes:
+    """The start and end dates of a run as Airflow lists it (REST and CLI use the same keys)."""
+    started, ended = run.get("start_date"), run.get("end_date")
+    return RunTimes(
+        started_at=str(started) if started else None, ended_at=str(ended) if ended else None
+    )
+
+
+#: the most task ids of one failed run that are kept (the count says how many failed in all)
+MAX_FAILED_TASK_IDS = 20
+
+
+@dataclass(frozen=True)
+class FailedTasks:
+    """The tasks of a run that ended ``failed``, as far as one call could tell."""
+
+    #: distinct task ids, in Airflow's order, at most ``MAX_FAILED_TASK_IDS``
+    task_ids: tuple[str, ...] = ()
+    #: failed task instances Airflow counted (a mapped task counts once per failed map index)
+    count: int = 0
+    #: why the transport could not read them (None: it did)
+    unavailable: str | None = None
+
+
+def failed_tasks_from(task_instances: Iterable[Any], *, count: int | None = None) -> FailedTasks:
+    """``FailedTasks`` from task instance records (REST or CLI), keeping only ``failed`` ones."""
+    failed = [
+        str(instance["task_id"])
+        for instance in task_instances
+        if isinstance(instance, Mapping)
+        and instance.get("state") == "failed"
+        and isinstance(instance.get("task_id"), str)
+    ]
+    distinct = tuple(dict.fromkeys(failed))[:MAX_FAILED_TASK_IDS]
+    return FailedTasks(task_ids=distinct, count=max(count or 0, len(failed)))
 
 
 @dataclass(frozen=True)

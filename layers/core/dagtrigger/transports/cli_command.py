@@ -3,7 +3,8 @@
 MWAA splits the request body like a shell line, so every argument goes through
 ``shlex.quote`` and ids must pass the strict patterns of ``dagtrigger.ids`` first.
 There is deliberately no general "run this command" function: ``dags trigger`` is the one
-command that changes anything, and ``dags state`` / ``dags list-runs`` only read.
+command that changes anything, and ``dags state``, ``dags list-runs`` and
+``tasks states-for-dag-run`` only read.
 """
 
 from __future__ import annotations
@@ -78,6 +79,18 @@ def list_runs_argv(dag_id: str, *, airflow_major: int) -> list[str]:
     return ["dags", "list-runs", *selector, "--output", "json"]
 
 
+def task_states_argv(dag_id: str, dag_run_id: str) -> list[str]:
+    """``airflow tasks states-for-dag-run DAG RUN_ID`` as JSON (2 and 3 both accept a run id)."""
+    return [
+        "tasks",
+        "states-for-dag-run",
+        validate_dag_id(dag_id),
+        validate_dag_run_id(dag_run_id),
+        "--output",
+        "json",
+    ]
+
+
 def trigger_command(
     dag_id: str,
     dag_run_id: str,
@@ -99,3 +112,7 @@ def state_command(dag_id: str, run_id_or_logical_date: str) -> str:
 
 def list_runs_command(dag_id: str, *, airflow_major: int) -> str:
     return render(list_runs_argv(dag_id, airflow_major=airflow_major))
+
+
+def task_states_command(dag_id: str, dag_run_id: str) -> str:
+    return render(task_states_argv(dag_id, dag_run_id))

@@ -1,18 +1,23 @@
 """MWAA CLI: ``create_cli_token``, then one Airflow CLI command per ``POST /aws_mwaa/cli``.
 
 The token lives 60 s: it is cached per environment and reused until shortly before it expires.
-The body is one command built by ``cli_command`` (only ``dags trigger``, ``dags state`` and
-``dags list-runs`` can be built). The reply is JSON with base64 ``stdout`` and ``stderr`` and no
-exit code, read by ``cli_output``. MWAA asks callers not to run CLI commands concurrently, so
-every request runs under the environment's lease lock (``dagtrigger.transports.cli_lock``).
+The body is one command built by ``cli_command`` (only ``dags trigger``, ``dags state``,
+``dags list-runs`` and ``tasks states-for-dag-run`` can be built). The reply is JSON with base64
+``stdout`` and ``stderr`` and no exit code, read by ``cli_output``. MWAA asks callers not to run
+CLI commands concurrently, so every request runs under the environment's lease lock
+(``dagtrigger.transports.cli_lock``).
 
 Run states: Airflow 3's ``dags state DAG RUN_ID`` accepts a run id; Airflow 2's takes only a
 logical date, so on Airflow 2 the state comes from ``dags list-runs`` (every run of the DAG).
 
-Paused DAGs: ``TriggerResult.dag_paused`` is always None here (unknown). ``dags trigger`` does not
-say whether the DAG is paused, and asking (``dags list``) would cost another CLI process of
-seconds, under the environment's lock, on every trigger. A run on a paused DAG is still created
-and its state reads ``queued`` until the DAG is unpaused.
+Paused DAGs: ``TriggerResult.dag_paused`` and ``dag_paused`` are always None here (unknown).
+``dags trigger`` does not say whether the DAG is paused, and asking (``dags list``) would cost
+another CLI process of seconds, under the environment's lock, on every trigger or reconciler
+pass. A run on a paused DAG is still created and its state reads ``queued`` until the DAG is
+unpaused.
+
+Calls are not counted in the shared rate budget (``rate_budget``: InvokeRestApi's rate): the
+environment's CLI lock already runs one command at a time.
 """
 
 from __future__ import annotations
@@ -43,9 +48,13 @@ from dagtrigger.transports.airflow_api import (
 from dagtrigger.transports.base import (
     STARTED_RUN_STATES,
     EnvironmentRef,
+    FailedTasks,
     RunStates,
+    RunTimes,
     TriggerRequest,
     TriggerResult,
+    failed_tasks_from,
+    run_times,
 )
 from dagtrigger.transports.cli_lock import DynamoDbLeaseLock, LockNotAcquiredError, cli_lock_key
 from dagtrigger.transports.factory import TransportParts
@@ -121,7 +130,8 @@ class CliTokenCache:
 class MwaaCliTransport:
     """``AirflowTransport`` over the MWAA CLI endpoint for one environment.
 
-    Unlike the REST transports it never reports ``dag_paused`` (always None: see the module doc).
+    Unlike the REST transports it never reports whether a DAG is paused (None: see the module
+    doc).
     """
 
     def __init__(
@@ -200,11 +210,27 @@ class MwaaCliTransport:
                 f"cannot read the runs of DAG {dag_id!r} from the CLI reply"
             )
         states: dict[str, str] = {}
+        times: dict[str, RunTimes] = {}
         for record in records:
             run_id, state = record.get("run_id") or record.get("dag_run_id"), record.get("state")
             if isinstance(run_id, str) and state in STARTED_RUN_STATES:
                 states[run_id] = str(state)
-        return RunStates(states)
+                times[run_id] = run_times(record)
+        return RunStates(states, times=times)
+
+    def failed_task_ids(self, dag_id: str, dag_run_id: str) -> FailedTasks:
+        """One ``tasks states-for-dag-run``: every task instance of the run, the failed kept."""
+        reply = self._run(cli_command.task_states_command(dag_id, dag_run_id))
+        self._raise_for_failure(reply, doing=f"read the task states of run {dag_run_id!r}")
+        records = cli_output.json_records(reply.stdout)
+        if records is None:
+            raise TransientTriggerError(
+                f"cannot read the task states of run {dag_run_id!r} from the CLI reply"
+            )
+        return failed_tasks_from(records)
+
+    def dag_paused(self, dag_id: str) -> bool | None:
+        return None  # the CLI cannot tell without a command of its own (see the module doc)
 
     def _trigger_once(
         self, request: TriggerRequest, command: str, major: int

@@ -18,6 +18,7 @@ from dagtrigger.ledger import ClaimOutcome, NewTrigger, TriggerStatus
 from dagtrigger.observability import MetricName, count, logger
 from dagtrigger.transports.base import EnvironmentRef, TriggerRequest
 from dagtrigger.transports.retry import trigger_with_retries
+from dagtrigger.trigger.paused_dags import paused_dag_warnings
 
 
 class TriggerDisposition(StrEnum):
@@ -59,11 +60,16 @@ def execute_trigger(
             },
         )
         return TriggerOutcome(new.trigger_id, TriggerDisposition.DUPLICATE, claim.record)
+    recorded: dict[str, Any] = claim.record if claim.outcome is ClaimOutcome.RETRY else {}
+    recorded_conf = recorded.get("conf")
     request = TriggerRequest(
         environment=environment,
         dag_id=new.dag_id,
-        dag_run_id=new.dag_run_id,
-        conf=new.conf,
+        # A retry keeps what the first attempt recorded, even when this delivery computes
+        # another run id (a backfill's event is not the original one): Airflow then refuses a
+        # second run if the first attempt did start one.
+        dag_run_id=str(recorded.get("dag_run_id") or new.dag_run_id),
+        conf=recorded_conf if isinstance(recorded_conf, dict) else new.conf,
         note=new.note,
         logical_date=new.logical_date,
     )
@@ -71,12 +77,17 @@ def execute_trigger(
 
 
 def resume_trigger(
-    record: dict[str, Any], environment: EnvironmentRef, deps: Dependencies
+    record: dict[str, Any],
+    environment: EnvironmentRef,
+    deps: Dependencies,
+    *,
+    replayed_by: str | None = None,
 ) -> TriggerOutcome:
-    """Start the run of a claim this caller has taken over (``take_over_abandoned``).
+    """Start the run of a claim this caller has taken over (``take_over_abandoned``), or
+    reopened for ``replayed_by`` (``reopen_for_replay``).
 
-    The run id is the one recorded, so if the dead attempt had started the run, Airflow says
-    so and the record says TRIGGERED: a takeover never starts a second run. Raises
+    The run id is the one recorded, so if an earlier attempt had started the run, Airflow says
+    so and the record says TRIGGERED: a takeover or a replay never starts a second run. Raises
     ``TriggerFailedError`` (recorded TRIGGER_FAILED) as ``execute_trigger`` does.
     """
     trigger_id = str(record["trigger_id"])
@@ -95,7 +106,13 @@ def resume_trigger(
         note=record.get("note"),
         logical_date=datetime.fromisoformat(requested) if requested else None,
     )
-    logger.warning("taking over a claim whose holder stopped before recording an outcome")
+    if replayed_by is None:
+        logger.warning("taking over a claim whose holder stopped before recording an outcome")
+    else:
+        logger.info(
+            "replaying the trigger in place: its recorded run id and conf",
+            extra={"replayed_by": replayed_by, "dag_run_id": request.dag_run_id},
+        )
     return _start_and_record(trigger_id, request, deps)
 
 
@@ -145,8 +162,15 @@ def _start_and_record(
     else:
         count(MetricName.TRIGGERED)
         disposition = TriggerDisposition.TRIGGERED
-    if outcome.result.dag_paused:
-        logger.warning("DAG is paused: the run stays queued until it is unpaused")
+    if outcome.result.dag_paused and paused_dag_warnings.first(
+        (request.environment.name, request.dag_id)
+    ):
+        minutes = paused_dag_warnings.interval_seconds / 60
+        logger.warning(
+            "DAG is paused: its runs stay queued until it is unpaused (said once per DAG every "
+            f"{minutes:.0f} minutes; every trigger record has dag_paused)",
+            extra={"dag_id": request.dag_id, "environment": request.environment.name},
+        )
     logger.info(
         "DAG run triggered",
         extra={

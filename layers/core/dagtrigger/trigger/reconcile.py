@@ -10,11 +10,17 @@ A scheduled function calls ``reconcile_open_triggers`` every ``reconcile_interva
    ``age / 10`` passes, at most every 30), spread over passes by its id.
 3. It asks Airflow once per DAG with due records (``started_run_states``: one batch list,
    whatever the number of runs), never once per record, DAGs with the oldest due record first,
-   and records each change. MWAA's calls come from the environment's shared budget as
-   background work: when triggers use it, the pass leaves the environment for the next one.
+   and records each change. A run that ended FAILED costs one more call, for its failed task
+   ids (``failed_task_ids``), recorded with the status. A DAG whose runs stay queued past a pass
+   costs one read of its paused flag (cached by the transport), kept on the queued records as
+   ``dag_paused``. MWAA's calls come from the environment's shared budget as background work:
+   when triggers use it, the pass leaves the environment (or the failed run) for the next one.
 4. A record still open ``reconcile_horizon_hours`` after its trigger gets one last look at its
    run and ends: with the run's final state, or as UNKNOWN with the reason, so nothing is
    followed forever.
+5. Each run that ends (SUCCESS, FAILED, UNKNOWN) publishes one "DAG Run Finished" event, and a
+   failure notice when a topic is configured, through the record's outbox; a pass first
+   delivers what earlier passes left due (``run_outcomes``: what is guaranteed).
 
 A failure for one DAG or record is logged and left for the next pass.
 """
@@ -29,12 +35,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagtrigger.dependencies import Dependencies
-from dagtrigger.errors import DagTriggerError, InvalidTransitionError, TriggerFailedError
-from dagtrigger.ledger import TriggerStatus
-from dagtrigger.observability import MetricName, count, logger
+from dagtrigger.errors import (
+    DagTriggerError,
+    InvalidTransitionError,
+    TransientTriggerError,
+    TriggerFailedError,
+)
+from dagtrigger.ledger import RUN_ENDINGS, TriggerStatus
+from dagtrigger.observability import MetricName, count, logger, record_oldest_open_age
 from dagtrigger.routes.model import RoutesFile
+from dagtrigger.transports.base import AirflowTransport, FailedTasks, RunTimes
 from dagtrigger.transports.rate_budget import RateBudgetExhausted
 from dagtrigger.trigger.execute import resume_trigger
+from dagtrigger.trigger.run_outcomes import deliver_run_outcome, deliveries_for, redeliver_pending
 
 #: Airflow run states and the history status each one means
 RUN_STATE_STATUS = {
@@ -77,6 +90,9 @@ class ReconcileSummary:
     deferred: int = 0
     #: records ended at the horizon as UNKNOWN
     ended_unknown: int = 0
+    #: ended runs whose event (and notice) went out in this pass, and those left due
+    told: int = 0
+    left_to_tell: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +103,8 @@ class ReconcileSummary:
             "dags_listed": self.dags_listed,
             "deferred": self.deferred,
             "ended_unknown": self.ended_unknown,
+            "told": self.told,
+            "left_to_tell": self.left_to_tell,
         }
 
 
@@ -95,6 +113,8 @@ class _OpenRecords:
     #: (environment alias, dag id) -> the records due this pass
     due: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     at_horizon: list[dict[str, Any]] = field(default_factory=list)
+    #: age of the oldest open record read (the reconciler's lag, published once a pass)
+    oldest_age_seconds: float = 0.0
 
 
 def reconcile_open_triggers(
@@ -112,11 +132,13 @@ def reconcile_open_triggers(
     summary = ReconcileSummary()
     routes = deps.routes.get()
     _resume_abandoned_claims(routes, deps, summary, 100, time_left)
+    summary.told, summary.left_to_tell = redeliver_pending(deps, time_left)
     now = deps.clock()
     open_records = _open_records_due(deps, routes, now, summary, time_left)
-    _follow_due_runs(open_records.due, routes, deps, summary, time_left)
+    _follow_due_runs(open_records.due, routes, deps, summary, time_left, now)
     _end_at_horizon(open_records.at_horizon[:MAX_ENDED_PER_PASS], routes, deps, summary, time_left)
     count(MetricName.RECONCILED, summary.checked)
+    record_oldest_open_age(open_records.oldest_age_seconds)
     logger.info("reconciled open triggers", extra=summary.as_dict())
     return summary
 
@@ -148,6 +170,7 @@ def _open_records_due(
             summary.errors += 1
             continue
         age = now - triggered_at
+        found.oldest_age_seconds = max(found.oldest_age_seconds, age.total_seconds())
         if age >= horizon:
             found.at_horizon.append(record)
         elif is_due(record["trigger_id"], age, now, interval_seconds=interval):
@@ -192,6 +215,7 @@ def _follow_due_runs(
     deps: Dependencies,
     summary: ReconcileSummary,
     time_left: Callable[[], bool],
+    now: datetime,
 ) -> None:
     """One list read per DAG; the DAGs waiting longest first, so none starves behind others."""
     busy_environments: set[str] = set()
@@ -222,11 +246,46 @@ def _follow_due_runs(
                 "more started runs than one read lists; the rest are read next passes",
                 extra={"environment": alias, "dag_id": dag_id, "listed": len(listing.states)},
             )
+        queued: list[dict[str, Any]] = []
         for record in records:
             summary.checked += 1
-            state = listing.states.get(record["dag_run_id"])
-            if state is not None:
-                _record_state(record, state, deps, summary)
+            run_id = record["dag_run_id"]
+            state = listing.states.get(run_id)
+            if state is None:
+                queued.append(record)
+                continue
+            try:
+                _record_state(
+                    record, state, transport, deps, summary, times=listing.times.get(run_id)
+                )
+            except RateBudgetExhausted:
+                summary.deferred += 1  # its failed tasks wait for spare budget
+                count(MetricName.RECONCILE_DEFERRED)
+            except TransientTriggerError as exc:
+                logger.warning(
+                    "could not read the failed run's tasks; retrying next pass",
+                    extra={"trigger_id": record["trigger_id"], "error": str(exc)},
+                )
+                summary.errors += 1
+        interval = timedelta(seconds=deps.settings.reconcile_interval_seconds)
+        waiting = [record for record in queued if now - _sort_time(record) >= interval]
+        _keep_paused_flags_current(waiting, dag_id, transport, deps)
+
+
+def _keep_paused_flags_current(
+    waiting: list[dict[str, Any]], dag_id: str, transport: AirflowTransport, deps: Dependencies
+) -> None:
+    """One read of the DAG's paused flag (the transport reuses it a while), written only on the
+    queued records it changes, so a run waiting on a paused DAG says so, and stops saying so
+    once the DAG is unpaused."""
+    if not waiting:
+        return
+    paused = transport.dag_paused(dag_id)
+    if paused is None:
+        return  # the transport cannot tell, or the budget had no room: keep what is recorded
+    for record in waiting:
+        if bool(record.get("dag_paused")) is not paused:
+            deps.ledger.set_dag_paused(record["trigger_id"], paused=paused)
 
 
 def _end_at_horizon(
@@ -255,7 +314,10 @@ def _end_at_horizon(
             continue
         summary.checked += 1
         if state in _FINAL_RUN_STATES:
-            _record_state(record, state, deps, summary)
+            try:
+                _record_state(record, state, transport, deps, summary, last_look=True)
+            except RateBudgetExhausted:
+                summary.deferred += 1
             continue
         seen = f"Airflow still says {state!r}" if state else "Airflow has no such run"
         reason = (
@@ -263,7 +325,11 @@ def _end_at_horizon(
             "following the run (the DAG run itself is unchanged)"
         )
         try:
-            deps.ledger.mark_unknown(record["trigger_id"], reason=reason)
+            ended = deps.ledger.mark_unknown(
+                record["trigger_id"],
+                reason=reason,
+                deliveries=deliveries_for(TriggerStatus.UNKNOWN, deps.settings),
+            )
         except InvalidTransitionError:
             continue  # another pass ended it first
         summary.ended_unknown += 1
@@ -272,25 +338,85 @@ def _end_at_horizon(
             "open trigger ended at the horizon",
             extra={"trigger_id": record["trigger_id"], "reason": reason},
         )
+        _tell(ended, deps, summary)
 
 
 def _record_state(
-    record: dict[str, Any], state: str, deps: Dependencies, summary: ReconcileSummary
+    record: dict[str, Any],
+    state: str,
+    transport: AirflowTransport,
+    deps: Dependencies,
+    summary: ReconcileSummary,
+    *,
+    times: RunTimes | None = None,
+    last_look: bool = False,
 ) -> None:
+    """Record the run's new status; an ending is told once, by the pass whose write won.
+
+    Raises ``RateBudgetExhausted`` (and, before the last look, ``TransientTriggerError``) when
+    a failed run's tasks cannot be read now: the record stays open for the next pass.
+    """
     status = TriggerStatus(record["status"])
     new_status = RUN_STATE_STATUS.get(state)
     if new_status is None or new_status is status or new_status is TriggerStatus.TRIGGERED:
         return
+    failed_tasks = (
+        _failed_tasks(record, transport, last_look=last_look)
+        if new_status is TriggerStatus.FAILED
+        else None
+    )
+    times = times or RunTimes()
     try:
-        deps.ledger.update_run_state(record["trigger_id"], status=new_status, airflow_state=state)
+        updated = deps.ledger.update_run_state(
+            record["trigger_id"],
+            status=new_status,
+            airflow_state=state,
+            start_date=times.started_at,
+            end_date=times.ended_at,
+            failed_tasks=failed_tasks,
+            deliveries=(
+                deliveries_for(new_status, deps.settings) if new_status in RUN_ENDINGS else ()
+            ),
+        )
     except InvalidTransitionError as exc:
-        # Another reconciler pass got there first: nothing to do.
+        # Another reconciler pass got there first: it owns the ending and telling of it.
         logger.info(
             "status already moved on", extra={"trigger_id": record["trigger_id"], "to": str(exc)}
         )
         return
     summary.changed[new_status.value] = summary.changed.get(new_status.value, 0) + 1
     count(_RUN_METRICS[new_status])
+    if new_status in RUN_ENDINGS:
+        _tell(updated, deps, summary)
+
+
+def _failed_tasks(
+    record: dict[str, Any], transport: AirflowTransport, *, last_look: bool
+) -> FailedTasks:
+    """The run's failed tasks, or why they cannot be known; a transient failure is raised so
+    that the next pass asks again, except at the last look, where the run ends without them."""
+    try:
+        return transport.failed_task_ids(record["dag_id"], record["dag_run_id"])
+    except RateBudgetExhausted:
+        raise
+    except TransientTriggerError:
+        if not last_look:
+            raise
+        reason = "Airflow did not answer at the reconciler's last look"
+    except DagTriggerError as exc:
+        reason = str(exc)
+    logger.warning(
+        "recording the failed run without its failed tasks",
+        extra={"trigger_id": record["trigger_id"], "reason": reason},
+    )
+    return FailedTasks(unavailable=reason)
+
+
+def _tell(ended: dict[str, Any], deps: Dependencies, summary: ReconcileSummary) -> None:
+    if deliver_run_outcome(ended, deps):
+        summary.told += 1
+    else:
+        summary.left_to_tell += 1
 
 
 def _sort_time(record: dict[str, Any]) -> datetime:

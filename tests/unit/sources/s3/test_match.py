@@ -1,4 +1,4 @@
-"""match_s3_routes: which routes an S3 object matches."""
+"""check_s3_routes: which routes an S3 object matches, and what refuses it in the others."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from dagtrigger.routes import RoutesFile
-from dagtrigger.sources.s3.match import glob_to_regex, is_folder_placeholder, match_s3_routes
+from dagtrigger.sources.s3.match import (
+    FOLDER_PLACEHOLDER_REASON,
+    check_s3_routes,
+    glob_to_regex,
+    is_folder_placeholder,
+)
 from dagtrigger.sources.s3.parse import S3ObjectEvent
 
 BuildRoutes = Callable[..., RoutesFile]
@@ -17,7 +22,7 @@ MakeEvent = Callable[..., S3ObjectEvent]
 
 
 def matched(routes: RoutesFile, event: S3ObjectEvent) -> list[str]:
-    return [m.route.name for m in match_s3_routes(routes, event)]
+    return [check.route.name for check in check_s3_routes(routes, event) if check.matches]
 
 
 @pytest.mark.parametrize(
@@ -147,31 +152,17 @@ def test_regex_named_groups_are_captured(
         )
     )
 
-    (match,) = match_s3_routes(routes, make_event("sales/2026-11-21.csv"))
+    (check,) = check_s3_routes(routes, make_event("sales/2026-11-21.csv"))
 
-    assert match.groups == {"area": "sales", "day": "2026-11-21", "part": None}
+    assert check.groups == {"area": "sales", "day": "2026-11-21", "part": None}
 
 
 def test_a_route_without_regex_captures_nothing(
     build_routes: BuildRoutes, make_route: MakeRoute, make_event: MakeEvent
 ) -> None:
-    (match,) = match_s3_routes(build_routes(make_route("r")), make_event())
+    (check,) = check_s3_routes(build_routes(make_route("r")), make_event())
 
-    assert match.groups == {}
-
-
-def test_paused_routes_are_returned_flagged_with_a_reason(
-    build_routes: BuildRoutes, make_route: MakeRoute, make_event: MakeEvent
-) -> None:
-    # Given a live and a paused route for the same objects
-    routes = build_routes(make_route("live"), make_route("on-hold", paused=True))
-
-    # When an object matches both
-    matches = match_s3_routes(routes, make_event())
-
-    # Then both come back, the paused one flagged so the caller records it as IGNORED
-    assert [(m.route.name, m.paused) for m in matches] == [("live", False), ("on-hold", True)]
-    assert matches[1].paused_reason == "route on-hold is paused"
+    assert check.groups == {}
 
 
 @pytest.mark.parametrize(
@@ -187,3 +178,32 @@ def test_paused_routes_are_returned_flagged_with_a_reason(
 )
 def test_glob_translation(pattern: str, regex: str) -> None:
     assert glob_to_regex(pattern).pattern == regex
+
+
+def test_the_first_refusing_filter_is_named_and_every_one_when_asked(
+    build_routes: BuildRoutes, make_route: MakeRoute, make_event: MakeEvent
+) -> None:
+    # Given a route that an object in another bucket, with another prefix, fails twice
+    routes = build_routes(make_route("r", prefix="sales/"))
+    event = make_event("archive/a.csv", bucket="archive")
+
+    # When it is checked the way the s3 function checks it, and the way a dry run does
+    (first,) = check_s3_routes(routes, event)
+    (every,) = check_s3_routes(routes, event, every_reason=True)
+
+    # Then the first names the bucket only, the second both refusals, in filter order
+    assert first.mismatches == ("bucket 'archive' is not one of the route's buckets (landing)",)
+    assert every.mismatches == (
+        "bucket 'archive' is not one of the route's buckets (landing)",
+        "the key does not start with prefix 'sales/'",
+    )
+
+
+def test_a_folder_placeholder_is_refused_by_every_route_for_that_reason(
+    build_routes: BuildRoutes, make_route: MakeRoute, make_event: MakeEvent
+) -> None:
+    routes = build_routes(make_route("a"), make_route("b", prefix="sales/"))
+
+    checks = check_s3_routes(routes, make_event("sales/", size=0), every_reason=True)
+
+    assert [check.mismatches for check in checks] == [(FOLDER_PLACEHOLDER_REASON,)] * 2

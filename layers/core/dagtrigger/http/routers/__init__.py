@@ -5,11 +5,13 @@ from dagtrigger.http.routers import (
     health,
     objects,
     openapi,
+    routes,
     schedules,
     triggers,
     webhooks,
 )
 
 ROUTERS = tuple(
-    module.router for module in (dag_runs, triggers, objects, schedules, webhooks, health, openapi)
+    module.router
+    for module in (dag_runs, triggers, objects, schedules, webhooks, routes, health, openapi)
 )

@@ -91,9 +91,16 @@ def find_triggers(
 @router.post(
     "/v1/triggers/<trigger_id>/replay",
     status_code=202,
-    summary="Replay a failed or rejected trigger",
-    description="Starts a new trigger, linked by replay_of, with the same DAG, environment and "
-    "conf and a new DAG run id. Only TRIGGER_FAILED and REJECTED triggers can be replayed.",
+    summary="Replay a failed or rejected trigger, in place",
+    description="Retries a TRIGGER_FAILED or REJECTED trigger in place: the same trigger, DAG, "
+    "environment, conf and DAG run id, so a replay never starts a second run (if an earlier "
+    "attempt did start the run, Airflow refuses it again and the trigger is recorded TRIGGERED "
+    "with already_existed). The record counts its replays and its transitions say who replayed "
+    "it. A trigger in any other status, or one a redelivery of its event is retrying right now, "
+    "is skipped: 409 whose trigger_status member says which status it is in. With an "
+    "Idempotency-Key, a retry of a replay gets the answer the trigger now stands for (202, "
+    "header Idempotent-Replayed: true); the same key after the replay failed again replays it "
+    "again.",
     tags=["Triggers"],
     security=IAM_SIGNED,
     responses=documented(202, 404, 409, 422, 503),

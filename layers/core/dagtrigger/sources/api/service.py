@@ -1,7 +1,8 @@
 """DAG runs started by IAM-signed API calls, replays of failed triggers, and history reads.
 
-Runs and replays go through ``execute_trigger`` (claim, trigger with retries, record), so an API
-trigger has exactly the history and idempotency of any other. A caller's idempotency key names
+Runs go through ``execute_trigger`` (claim, trigger with retries, record), so an API trigger has
+exactly the history and idempotency of any other; a replay retries a failed trigger in place,
+as a redelivery of its event would (``resume_trigger``). A caller's idempotency key names
 one request of that caller: a retry with the same key and request gets the answer the record
 stands for; the same key with another request is refused. Refusals are domain errors
 (``dagtrigger.errors``): the HTTP layer picks their status codes.
@@ -22,13 +23,15 @@ from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import (
     ConflictError,
     InvalidRequestError,
+    InvalidTransitionError,
+    LedgerContentionError,
     MalformedRequestError,
     NotFoundError,
     PayloadTooLargeError,
     RejectedError,
     TriggerFailedError,
 )
-from dagtrigger.ledger import NewTrigger, Page, SourceType, TriggerStatus
+from dagtrigger.ledger import REPLAYABLE, NewTrigger, Page, SourceType, TriggerStatus
 from dagtrigger.ledger.history import TriggerFilters, find_triggers
 from dagtrigger.routes.model import RoutesFile
 from dagtrigger.transports.base import EnvironmentRef
@@ -37,10 +40,12 @@ from dagtrigger.trigger.execute import (
     TriggerOutcome,
     execute_trigger,
     rejection_of,
+    resume_trigger,
 )
 
 DEFAULT_ENVIRONMENT_ALIAS = "default"
-REPLAYABLE = frozenset({TriggerStatus.TRIGGER_FAILED, TriggerStatus.REJECTED})
+#: times a replay reads the record again after losing a conditional write to another writer
+MAX_REPLAY_DECISIONS = 3
 #: where a caller's idempotency key arrives
 IDEMPOTENCY_KEY_INPUT = ("header", "Idempotency-Key")
 #: seconds a caller waits before asking again about a request an earlier call is still running
@@ -118,43 +123,39 @@ def trigger_dag_run(
 def replay_trigger(
     trigger_id: str, *, caller: str, idempotency_key: str | None, deps: Dependencies
 ) -> Accepted:
-    """Start a new trigger, linked by ``replay_of``, with the original's DAG, environment, conf."""
+    """Retry a TRIGGER_FAILED or REJECTED trigger in place: its record, DAG run id and conf.
+
+    A replay never starts a second run. The ledger's conditional write makes it the trigger's
+    one owner (a redelivery of the original event racing it finds the claim taken, and the other
+    way round), and the recorded run id makes Airflow refuse a second run if an earlier attempt
+    did start one (Airflow accepted, the answer was lost). A trigger in any other status is
+    skipped (``ConflictError``, its ``trigger_status`` in the details). A retry with the
+    Idempotency-Key of an earlier replay gets the answer the record stands for; a replay that
+    failed again is replayed again.
+    """
     key = checked_idempotency_key(idempotency_key)
-    original = get_trigger(trigger_id, deps)
-    conf = _replayable_conf(original)
-    routes = deps.routes.get()
-    alias = str(original["environment"])
-    if alias not in routes.environments:
-        raise ConflictError(
-            f"trigger {trigger_id!r} ran on environment {alias!r}, which the routes file no "
-            "longer defines"
-        )
-    fingerprint = ids.request_fingerprint("replay", trigger_id)
-    new_id, identity = ids.request_trigger_id(f"replay:{trigger_id}", caller, key)
-    existing = _earlier_request(new_id, key, fingerprint, deps)
-    dag_id = str(original["dag_id"])
-    new = NewTrigger(
-        trigger_id=new_id,
-        source_type=SourceType(original["source_type"]),
-        source_key=str(original["source_key"]),  # history by source shows the replay too
-        source_identity=identity,
-        source_ref={
-            "replay_of": trigger_id,
-            "requested_by": caller,
-            "idempotency_key": key,
-            "original": original.get("source_ref") or {},
-        },
-        route=original.get("route"),
-        environment=alias,
-        dag_id=dag_id,
-        dag_run_id=_kept_run_id(existing, "replay", dag_id, deps.clock(), new_id),
-        conf=conf,
-        event_time=deps.clock(),
-        replay_of=trigger_id,
-        request_fingerprint=fingerprint,
-        note=f"replay of {trigger_id}",
-    )
-    return accepted(_execute(new, routes.environment_ref(alias), deps))
+    record = get_trigger(trigger_id, deps)
+    for _ in range(MAX_REPLAY_DECISIONS):
+        status = TriggerStatus(record["status"])
+        earlier = key is not None and _replayed_with(record, caller, key)
+        if status not in REPLAYABLE or (earlier and status is TriggerStatus.REJECTED):
+            if earlier:
+                return accepted(TriggerOutcome(trigger_id, TriggerDisposition.DUPLICATE, record))
+            raise _replay_skipped(record)
+        environment = _replay_environment(record, deps)
+        try:
+            reopened = deps.ledger.reopen_for_replay(
+                record, replayed_by=caller, idempotency_key=key
+            )
+        except InvalidTransitionError as moved:
+            record = moved.record  # a redelivery or another replay changed it first: decide again
+            continue
+        try:
+            outcome = resume_trigger(reopened, environment, deps, replayed_by=caller)
+        except TriggerFailedError as failed:
+            raise _failed_in_time(failed, trigger_id) from failed
+        return accepted(outcome)
+    raise LedgerContentionError(trigger_id, MAX_REPLAY_DECISIONS)
 
 
 def get_trigger(trigger_id: str, deps: Dependencies) -> dict[str, Any]:
@@ -275,37 +276,64 @@ def _kept_run_id(
     return ids.run_id_for_retry(recorded, kind, readable, now, trigger_id)
 
 
-def _replayable_conf(original: dict[str, Any]) -> dict[str, Any]:
-    trigger_id = original.get("trigger_id")
-    status = original.get("status")
-    if status not in REPLAYABLE:
+def _replayed_with(record: dict[str, Any], caller: str, key: str) -> bool:
+    """True when ``caller`` replayed ``record`` with ``key`` before (its transitions say so)."""
+    return any(
+        transition.get("replayed_by") == caller and transition.get("idempotency_key") == key
+        for transition in record.get("transitions") or ()
+    )
+
+
+def _replay_skipped(record: dict[str, Any]) -> ConflictError:
+    trigger_id, status = record.get("trigger_id"), record.get("status")
+    why = (
+        "a delivery or another replay is starting its run right now"
+        if status == TriggerStatus.RECEIVED
+        else "a replay never starts a second run; only TRIGGER_FAILED or REJECTED triggers "
+        "are replayed"
+    )
+    return ConflictError(
+        f"skipped: trigger {trigger_id!r} is already {status}: {why}",
+        details={"trigger_id": trigger_id, "trigger_status": status},
+    )
+
+
+def _replay_environment(record: dict[str, Any], deps: Dependencies) -> EnvironmentRef:
+    """Where the replay starts the recorded run; ``ConflictError`` when it cannot be replayed."""
+    trigger_id = record.get("trigger_id")
+    if not record.get("dag_id") or not record.get("dag_run_id") or not record.get("environment"):
         raise ConflictError(
-            f"trigger {trigger_id!r} is {status}; only TRIGGER_FAILED or REJECTED triggers "
-            "can be replayed"
-        )
-    if not original.get("dag_id") or not original.get("environment"):
-        raise ConflictError(
-            f"trigger {trigger_id!r} was recorded without a DAG ({original.get('reason')}); "
+            f"trigger {trigger_id!r} was recorded without a DAG ({record.get('reason')}); "
             "there is nothing to replay"
         )
-    conf = original.get("conf")
-    if not isinstance(conf, dict):
+    if not isinstance(record.get("conf"), dict):
         why = (
             "its conf was too large to keep"
-            if original.get("conf_truncated")
+            if record.get("conf_truncated")
             else "it was recorded without a conf"
         )
         raise ConflictError(f"trigger {trigger_id!r} cannot be replayed: {why}")
-    return conf
+    routes = deps.routes.get()
+    alias = str(record["environment"])
+    if alias not in routes.environments:
+        raise ConflictError(
+            f"trigger {trigger_id!r} ran on environment {alias!r}, which the routes file no "
+            "longer defines"
+        )
+    return routes.environment_ref(alias)
 
 
 def _execute(new: NewTrigger, environment: EnvironmentRef, deps: Dependencies) -> TriggerOutcome:
     try:
         return execute_trigger(new, environment, deps)
     except TriggerFailedError as failed:
-        raise TriggerFailedError(
-            f"Airflow did not accept the trigger in time ({failed.message}); the trigger "
-            f"{new.trigger_id!r} is recorded as TRIGGER_FAILED: retry later with the same "
-            "Idempotency-Key, or replay it",
-            attempts=failed.attempts,
-        ) from failed
+        raise _failed_in_time(failed, new.trigger_id) from failed
+
+
+def _failed_in_time(failed: TriggerFailedError, trigger_id: str) -> TriggerFailedError:
+    return TriggerFailedError(
+        f"Airflow did not accept the trigger in time ({failed.message}); the trigger "
+        f"{trigger_id!r} is recorded as TRIGGER_FAILED: retry later with the same "
+        "Idempotency-Key, or replay it",
+        attempts=failed.attempts,
+    )

@@ -1,30 +1,19 @@
-"""Which S3 routes an ``Object Created`` event matches."""
+"""Which S3 routes an ``Object Created`` event matches, and what refuses it in the others."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from dagtrigger.routes.model import RoutesFile, S3Route
 from dagtrigger.sources.s3.parse import S3ObjectEvent
 
-
-@dataclass(frozen=True)
-class RouteMatch:
-    """One route an event matched, with the regex's named groups (None for an unmatched group)."""
-
-    route: S3Route
-    groups: dict[str, str | None] = field(default_factory=dict)
-
-    @property
-    def paused(self) -> bool:
-        """A paused route's events are recorded as IGNORED, never triggered."""
-        return self.route.paused
-
-    @property
-    def paused_reason(self) -> str:
-        return f"route {self.route.name} is paused"
+#: why a folder placeholder matches no route (kept beside the test that decides it)
+FOLDER_PLACEHOLDER_REASON = (
+    "the key ends with '/' and the object is empty: a folder placeholder, which no route matches"
+)
 
 
 def is_folder_placeholder(event: S3ObjectEvent) -> bool:
@@ -32,45 +21,75 @@ def is_folder_placeholder(event: S3ObjectEvent) -> bool:
     return event.key.endswith("/") and not event.size
 
 
-def match_s3_routes(routes: RoutesFile, event: S3ObjectEvent) -> list[RouteMatch]:
-    """Every route the event matches, in file order; paused routes included, flagged."""
+@dataclass(frozen=True)
+class RouteCheck:
+    """One route's filters against one event: every filter that refuses it, or the regex's
+    named groups when none does."""
+
+    route: S3Route
+    mismatches: tuple[str, ...]
+    groups: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def matches(self) -> bool:
+        return not self.mismatches
+
+
+def check_s3_routes(
+    routes: RoutesFile, event: S3ObjectEvent, *, every_reason: bool = False
+) -> list[RouteCheck]:
+    """Every S3 route of the file, in order, checked against the event (see ``check_s3_route``)."""
     if is_folder_placeholder(event):
-        return []
-    matches = []
-    for route in routes.s3:
-        groups = _match_route(route, event)
-        if groups is not None:
-            matches.append(RouteMatch(route=route, groups=groups))
-    return matches
+        return [RouteCheck(route, (FOLDER_PLACEHOLDER_REASON,)) for route in routes.s3]
+    return [check_s3_route(route, event, every_reason=every_reason) for route in routes.s3]
 
 
-def _match_route(route: S3Route, event: S3ObjectEvent) -> dict[str, str | None] | None:
-    """The regex's named groups if every filter of the route accepts the event, else None."""
+def check_s3_route(
+    route: S3Route, event: S3ObjectEvent, *, every_reason: bool = False
+) -> RouteCheck:
+    """The filters of ``route`` that refuse ``event``: the first one, or with ``every_reason``
+    all of them (a dry run shows each); the regex's named groups when none refuses it."""
+    mismatches: list[str] = []
+    for mismatch in _mismatches(route, event):
+        mismatches.append(mismatch)
+        if not every_reason:
+            break
+    if mismatches:
+        return RouteCheck(route, tuple(mismatches))
+    found = re.search(route.regex, event.key) if route.regex is not None else None
+    return RouteCheck(route, (), found.groupdict() if found is not None else {})
+
+
+def _mismatches(route: S3Route, event: S3ObjectEvent) -> Iterator[str]:
+    """Each filter that refuses the event, cheapest first."""
     key = event.key
     if event.bucket not in route.buckets:
-        return None
+        listed = ", ".join(route.buckets)
+        yield f"bucket {event.bucket!r} is not one of the route's buckets ({listed})"
     if route.prefix is not None and not key.startswith(route.prefix):
-        return None
+        yield f"the key does not start with prefix {route.prefix!r}"
     if route.suffix is not None and not key.endswith(route.suffix):
-        return None
-    if not _size_within(route, event.size):
-        return None
+        yield f"the key does not end with suffix {route.suffix!r}"
+    size_problem = _size_problem(route, event.size)
+    if size_problem is not None:
+        yield size_problem
     if route.glob is not None and glob_to_regex(route.glob).fullmatch(key) is None:
-        return None
-    if route.regex is None:
-        return {}
-    found = re.search(route.regex, key)
-    return None if found is None else found.groupdict()
+        yield f"the key does not match glob {route.glob!r}"
+    if route.regex is not None and re.search(route.regex, key) is None:
+        yield f"the key does not match regex '{route.regex}'"
 
 
-def _size_within(route: S3Route, size: int | None) -> bool:
+def _size_problem(route: S3Route, size: int | None) -> str | None:
+    """Why the size is outside the route's bounds (inclusive), or None when it is within."""
     if route.min_size is None and route.max_size is None:
-        return True
+        return None
     if size is None:
-        return False  # bounds we cannot check never match
+        return "the size is unknown, and a route with size bounds matches only a known size"
     if route.min_size is not None and size < route.min_size:
-        return False
-    return route.max_size is None or size <= route.max_size
+        return f"size {size} is below min_size {route.min_size}"
+    if route.max_size is not None and size > route.max_size:
+        return f"size {size} is above max_size {route.max_size}"
+    return None
 
 
 @lru_cache(maxsize=512)

@@ -8,7 +8,9 @@ started nothing.
 Three shapes arrive on the queue:
 
 * an EventBridge event, ``{"source": "aws.s3", "detail-type": "Object Created", ...}``
-  (the deployed path: bucket -> EventBridge rule -> SQS);
+  (the deployed path: bucket -> EventBridge rule -> SQS), or the same shape with the source
+  ``dagtrigger.backfill``, which ``dagtrigger backfill`` sends for objects that already exist
+  (``dagtrigger.sources.s3.backfill``): only ``Object Created``, and marked as a backfill;
 * a classic S3 notification, ``{"Records": [{"eventName": "ObjectCreated:Put", ...}]}``,
   sent by a bucket straight to SQS, or through SNS inside ``{"Type": "Notification",
   "Message": "<json>"}``;
@@ -42,7 +44,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote_plus
@@ -51,6 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dagtrigger.clock import iso_utc
 from dagtrigger.errors import RejectedError
+from dagtrigger.sources.s3.backfill import BACKFILL_EVENT_NAME, BACKFILL_SOURCE
 from dagtrigger.validation import field_problems, format_location
 
 SourceFormat = Literal["eventbridge", "s3-notification"]
@@ -93,6 +96,8 @@ class S3ObjectEvent:
     region: str
     event_name: str
     source_format: SourceFormat
+    #: sent by ``dagtrigger backfill`` for an object that already existed, not by S3
+    backfill: bool = False
 
     @property
     def source_key(self) -> str:
@@ -100,9 +105,14 @@ class S3ObjectEvent:
         return f"s3://{self.bucket}/{self.key}"
 
     @property
+    def versioned(self) -> bool:
+        """True when the event names a version (an object of a bucket with versioning on)."""
+        return bool(self.version_id) and self.version_id != "null"
+
+    @property
     def identity(self) -> str:
         """What makes two deliveries the same event: version id, else etag + sequencer."""
-        if self.version_id and self.version_id != "null":
+        if self.versioned:
             return f"s3://{self.bucket}/{self.key}#version={self.version_id}"
         return (
             f"s3://{self.bucket}/{self.key}#etag={self.etag or ''}#sequencer={self.sequencer or ''}"
@@ -200,7 +210,7 @@ class _EventBridgeDetail(_Wire):
 
 
 class _EventBridgeEvent(_Wire):
-    source: Literal["aws.s3"]
+    source: Literal["aws.s3", "dagtrigger.backfill"]
     detail_type: str = Field(alias="detail-type")
     time: datetime
     region: Text
@@ -279,6 +289,11 @@ def _parse_eventbridge(document: dict[str, Any]) -> ParsedS3Message:
         raise MalformedEventError(_describe("EventBridge event", exc)) from None
     detail = event.detail
     key = _checked_key(detail.object_.key, "EventBridge event detail.object.key")  # sent as is
+    backfill = event.source == BACKFILL_SOURCE
+    if backfill and event.detail_type != "Object Created":
+        raise MalformedEventError(
+            f"a {BACKFILL_SOURCE} event is an Object Created event, not {event.detail_type!r}"
+        )
     if event.detail_type != "Object Created":
         details = tuple(value for value in (detail.reason, detail.deletion_type) if value)
         other = _other_event(
@@ -287,8 +302,10 @@ def _parse_eventbridge(document: dict[str, Any]) -> ParsedS3Message:
         return ParsedS3Message(others=[other])
     reason = detail.reason or ""
     event_name = _REASON_TO_EVENT_NAME.get(reason, f"ObjectCreated:{reason or '*'}")
+    if backfill:
+        event_name = BACKFILL_EVENT_NAME
     created = _object_event(detail, key, event.time, event.region, event_name, "eventbridge")
-    return ParsedS3Message(events=[created])
+    return ParsedS3Message(events=[replace(created, backfill=backfill)])
 
 
 def _parse_notification(document: dict[str, Any]) -> ParsedS3Message:

@@ -5,12 +5,16 @@ Per object: match routes, render each route's conf, then claim-trigger-record th
 a trigger that outlasts its retry budget raises, so SQS delivers the message again and finally
 moves it to the dead-letter queue. Other S3 events (an object removed, restored, expired ...)
 start nothing and are recorded as IGNORED with their event name, as unrouted objects are; the
-``s3:TestEvent`` S3 sends when a notification is configured is only logged.
+``s3:TestEvent`` S3 sends when a notification is configured is only logged. A backfill's event
+(``dagtrigger backfill``: an object that already existed) takes this path too, as a redelivery of
+the object's own event wherever the history knows one (``_identified_per_route``).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -23,18 +27,16 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dagtrigger import ids
-from dagtrigger.conf import render_conf
 from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import RejectedError, TriggerFailedError
 from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
 from dagtrigger.observability import logger
-from dagtrigger.sources.s3.match import RouteMatch, match_s3_routes
 from dagtrigger.sources.s3.parse import S3ObjectEvent, S3OtherEvent, parse_sqs_body
-from dagtrigger.sources.s3.variables import s3_template_variables
+from dagtrigger.sources.s3.plan import s3_route_verdicts, s3_trigger_ids
 from dagtrigger.trigger.execute import TriggerOutcome, execute_trigger, record_without_trigger
+from dagtrigger.trigger.verdict import RouteVerdict, Verdict
 
 NO_ROUTE = "no_route"
-ROUTE_PAUSED = "route_paused"
 NOT_OBJECT_CREATED = "not_object_created"
 
 # A batch whose every message failed is reported like any other partial failure, so SQS
@@ -107,40 +109,83 @@ def _process_object(
     event: S3ObjectEvent, deps: Dependencies
 ) -> list[TriggerOutcome | TriggerFailedError]:
     routes = deps.routes.get()
-    matches = match_s3_routes(routes, event)
-    if not matches:
+    verdicts = s3_route_verdicts(routes, event, conf_max_bytes=deps.settings.conf_max_bytes)
+    taken = [verdict for verdict in verdicts if verdict.verdict is not Verdict.NO_MATCH]
+    identified = _identified_per_route(event, deps)
+    if not taken:
         if not deps.settings.record_ignored:
             logger.info("no route matches the object")
             return []
         no_route = f"no route matches {event.source_key}"
-        return [_record(event, None, deps, TriggerStatus.IGNORED, NO_ROUTE, no_route)]
+        return [_record(identified(None), None, deps, TriggerStatus.IGNORED, NO_ROUTE, no_route)]
 
     results: list[TriggerOutcome | TriggerFailedError] = []
-    for match in matches:
-        route = match.route
-        if match.paused:
-            paused = match.paused_reason
-            results.append(_record(event, match, deps, TriggerStatus.IGNORED, ROUTE_PAUSED, paused))
+    for verdict in taken:
+        routed = identified(verdict.route)
+        if verdict.verdict is not Verdict.TRIGGER:  # paused, or its conf refused
+            status, code, reason = verdict.recorded_status, verdict.code or "", verdict.reason
+            results.append(_record(routed, verdict, deps, status, code, reason))
             continue
-        variables = s3_template_variables(event, route.name, match.groups)
-        try:
-            conf = render_conf(
-                route.conf_spec(),
-                variables,
-                max_bytes=deps.settings.conf_max_bytes,
-                route_name=route.name,
-            )
-        except RejectedError as rejected:
-            status, reason = TriggerStatus.REJECTED, str(rejected)
-            results.append(_record(event, match, deps, status, rejected.code, reason))
-            continue
-        new = _new_trigger(event, match=match, conf=conf)
-        environment = routes.environment_ref(route.environment)
+        new = _new_trigger(routed, verdict=verdict, conf=verdict.conf)
+        environment = routes.environment_ref(str(verdict.environment))
         try:
             results.append(execute_trigger(new, environment, deps))
         except TriggerFailedError as failed:
             results.append(failed)
     return results
+
+
+def _identified_per_route(
+    event: S3ObjectEvent, deps: Dependencies
+) -> Callable[[str | None], S3ObjectEvent]:
+    """``event`` as each route (None: no route) identifies it: the event itself, except for a
+    backfill of an object in an unversioned bucket.
+
+    There the identity is etag + sequencer, and a listing knows no sequencer, so the backfill
+    would get another trigger id than the object's own event and start a second run. It takes
+    the sequencer of the object's own record on that route instead (the newest with the same
+    etag, from the object's history), becoming a redelivery of that event: the ledger decides
+    as for any redelivery (a run started: duplicate; failed: retried with its recorded run id).
+    An object no record of that route knows (it landed unrouted, or before the deployment)
+    keeps the backfill's own identity, which a rerun of the backfill repeats.
+    """
+    if not event.backfill or event.versioned:
+        return lambda route: event
+    sequencers = _recorded_sequencers(event, deps)
+
+    def identified(route: str | None) -> S3ObjectEvent:
+        sequencer = sequencers.get(route)
+        if sequencer is None:
+            return event
+        logger.info(
+            "backfill of an object its own event recorded: a redelivery of that event",
+            extra={"route": route, "sequencer": sequencer},
+        )
+        return replace(event, sequencer=sequencer)
+
+    return identified
+
+
+def _recorded_sequencers(event: S3ObjectEvent, deps: Dependencies) -> dict[str | None, str]:
+    """Route -> the sequencer of the object's newest unversioned record with ``event``'s etag."""
+    found: dict[str | None, str] = {}
+    cursor: str | None = None
+    while True:
+        page = deps.ledger.query_by_source(event.source_key, limit=100, cursor=cursor)
+        for record in page.items:  # newest first
+            ref = record.get("source_ref") or {}
+            route = record.get("route")
+            same_content = _bare_etag(ref.get("etag")) == _bare_etag(event.etag)
+            unversioned = ref.get("version_id") in (None, "null")
+            if route not in found and ref.get("sequencer") and same_content and unversioned:
+                found[route] = str(ref["sequencer"])
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
+def _bare_etag(etag: object) -> str:
+    return str(etag or "").strip('"')
 
 
 def _record_other_event(event: S3OtherEvent, deps: Dependencies) -> TriggerOutcome | None:
@@ -174,26 +219,25 @@ def _record_other_event(event: S3OtherEvent, deps: Dependencies) -> TriggerOutco
 
 def _record(
     event: S3ObjectEvent,
-    match: RouteMatch | None,
+    verdict: RouteVerdict | None,
     deps: Dependencies,
     status: TriggerStatus,
     code: str,
     message: str,
 ) -> TriggerOutcome:
     """Record an object that starts no run (no route, a paused route, a conf that fails)."""
-    new = _new_trigger(event, match=match, conf=None)
+    new = _new_trigger(event, verdict=verdict, conf=None)
     return record_without_trigger(new, deps, status=status, code=code, message=message)
 
 
 def _new_trigger(
     event: S3ObjectEvent,
     *,
-    match: RouteMatch | None,
+    verdict: RouteVerdict | None,
     conf: dict[str, object] | None,
 ) -> NewTrigger:
-    route = match.route if match else None
-    route_name = route.name if route else None
-    trigger_id = ids.trigger_id(event.identity, route_name or "")
+    route_name = verdict.route if verdict else None
+    trigger_id, dag_run_id = s3_trigger_ids(event, route_name)
     return NewTrigger(
         trigger_id=trigger_id,
         source_type=SourceType.S3,
@@ -208,11 +252,12 @@ def _new_trigger(
             "sequencer": event.sequencer,
             "event_name": event.event_name,
             "format": event.source_format,
+            **({"backfill": True} if event.backfill else {}),
         },
         route=route_name,
-        environment=route.environment if route else None,
-        dag_id=route.dag_id if route else None,
-        dag_run_id=ids.dag_run_id("s3", event.key, event.event_time, trigger_id) if route else None,
+        environment=verdict.environment if verdict else None,
+        dag_id=verdict.dag_id if verdict else None,
+        dag_run_id=dag_run_id,
         conf=conf,
         event_time=event.event_time,
     )

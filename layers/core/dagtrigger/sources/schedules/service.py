@@ -18,40 +18,37 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from dagtrigger import ids
 from dagtrigger.clock import iso_utc
-from dagtrigger.conf import check_conf, render_conf
 from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import RejectedError
 from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
 from dagtrigger.observability import logger, record_lateness
-from dagtrigger.routes.model import RoutesFile, ScheduleRoute
 from dagtrigger.sources.schedules.parse import CONTEXT_ATTRIBUTES, ScheduleInput, schedule_arn_parts
-from dagtrigger.transports.base import EnvironmentRef
+from dagtrigger.sources.schedules.plan import (
+    INVALID_INPUT,
+    fire_identity,
+    fire_trigger_identity,
+    plan_fire,
+)
 from dagtrigger.trigger.execute import (
     TriggerDisposition,
     TriggerOutcome,
     execute_trigger,
     record_without_trigger,
 )
+from dagtrigger.trigger.verdict import RouteVerdict, Verdict
 from dagtrigger.validation import (
     FieldProblem,
     field_problems,
     format_location,
     short_repr,
 )
-
-INVALID_INPUT = "invalid_schedule_input"
-NO_ROUTE = "no_route"
-NOT_A_SCHEDULE_ROUTE = "not_a_schedule_route"
-UNKNOWN_ENVIRONMENT = "unknown_environment"
-ROUTE_PAUSED = "route_paused"
-
 
 #: what a field should look like, instead of pydantic's regular expression
 _EXPECTED_FORMS = {
@@ -170,90 +167,26 @@ def lateness_seconds(record: Mapping[str, Any]) -> float | None:
     return round((acted - scheduled).total_seconds(), 3)
 
 
-def schedule_template_variables(fire: ScheduleInput, route_name: str | None) -> dict[str, Any]:
-    """What a schedule route's conf template can use (see ``ScheduleRoute``)."""
-    return {
-        "scheduled_time": iso_utc(fire.scheduled_time),
-        "scheduled_date": fire.scheduled_time.astimezone(UTC).date().isoformat(),
-        "schedule_arn": fire.schedule_arn,
-        "schedule_name": fire.schedule_name,
-        "schedule_group": fire.schedule_group,
-        "execution_id": fire.execution_id,
-        "attempt": fire.attempt,
-        "route": route_name,
-        "conf": dict(fire.conf),
-    }
-
-
 # ------------------------------------------------------------------------------- valid fires
-
-
-@dataclass(frozen=True)
-class _Target:
-    route: ScheduleRoute | None
-    environment: EnvironmentRef
-    dag_id: str
-
-    @property
-    def conf_template(self) -> Mapping[str, Any] | str | None:
-        if self.route is None:
-            return ScheduleRoute.DEFAULT_CONF_TEMPLATE
-        return self.route.conf_spec()
 
 
 def _trigger_fire(fire: ScheduleInput, deps: Dependencies) -> TriggerOutcome:
     routes = deps.routes.get()  # a broken routes file raises: the retry may find it fixed
-    try:
-        target = _resolve_target(fire, routes)
-    except RejectedError as rejected:
-        return _record_final(fire, None, deps, TriggerStatus.REJECTED, rejected)
-    if target.route is not None and target.route.paused:
-        paused = RejectedError(ROUTE_PAUSED, f"route {target.route.name} is paused")
-        return _record_final(fire, target, deps, TriggerStatus.IGNORED, paused)
-    try:
-        conf = _render_conf(fire, target, deps.settings.conf_max_bytes)
-    except RejectedError as rejected:
-        return _record_final(fire, target, deps, TriggerStatus.REJECTED, rejected)
-    return execute_trigger(_new_trigger(fire, target, conf), target.environment, deps)
-
-
-def _resolve_target(fire: ScheduleInput, routes: RoutesFile) -> _Target:
-    if fire.route is not None:
-        route = routes.find_route(fire.route)
-        if route is None:
-            raise RejectedError(NO_ROUTE, f"no route named {fire.route!r} in the routes file")
-        if not isinstance(route, ScheduleRoute):
-            raise RejectedError(
-                NOT_A_SCHEDULE_ROUTE,
-                f"route {fire.route!r} is not in the schedules: list, so a schedule cannot use it",
-            )
-        return _Target(route, routes.environment_ref(route.environment), route.dag_id)
-    alias, dag_id = fire.environment, fire.dag_id
-    if alias is None or dag_id is None:  # ScheduleInput's validation guarantees both
-        raise RejectedError(INVALID_INPUT, "give a route, or both environment and dag_id")
-    if alias not in routes.environments:
-        known = ", ".join(sorted(routes.environments))
-        raise RejectedError(
-            UNKNOWN_ENVIRONMENT, f"unknown environment {alias!r} (the routes file defines: {known})"
+    plan = plan_fire(fire, routes, conf_max_bytes=deps.settings.conf_max_bytes)
+    verdict, new = plan.verdict, _new_trigger(fire, plan.verdict)
+    if verdict.verdict is not Verdict.TRIGGER or plan.environment is None:
+        return record_without_trigger(
+            new,
+            deps,
+            status=verdict.recorded_status,
+            code=str(verdict.code),
+            message=verdict.reason,
         )
-    return _Target(None, routes.environment_ref(alias), dag_id)
+    return execute_trigger(new, plan.environment, deps)
 
 
-def _render_conf(fire: ScheduleInput, target: _Target, max_bytes: int) -> dict[str, Any]:
-    """The route's conf rendered with the fire's variables, the schedule's conf merged over it."""
-    route_name = target.route.name if target.route else None
-    variables = schedule_template_variables(fire, route_name)
-    rendered = render_conf(
-        target.conf_template, variables, max_bytes=max_bytes, route_name=route_name
-    )
-    return check_conf({**rendered, **fire.conf}, max_bytes=max_bytes, where="the merged ")
-
-
-def _new_trigger(
-    fire: ScheduleInput, target: _Target | None, conf: dict[str, Any] | None
-) -> NewTrigger:
-    identity = _fire_identity(fire.schedule_arn, fire.scheduled_time)
-    trigger_id = ids.trigger_id(identity, fire.target_label)
+def _new_trigger(fire: ScheduleInput, verdict: RouteVerdict) -> NewTrigger:
+    identity, trigger_id = fire_trigger_identity(fire)
     return NewTrigger(
         trigger_id=trigger_id,
         source_type=SourceType.SCHEDULE,
@@ -261,27 +194,11 @@ def _new_trigger(
         source_identity=identity,
         source_ref=_source_ref(fire),
         route=fire.route,
-        environment=target.environment.alias if target else fire.environment,
-        dag_id=target.dag_id if target else fire.dag_id,
-        dag_run_id=(
-            ids.dag_run_id("schedule", fire.schedule_name, fire.scheduled_time, trigger_id)
-            if conf is not None
-            else None
-        ),
-        conf=conf,
+        environment=verdict.environment,
+        dag_id=verdict.dag_id,
+        dag_run_id=verdict.dag_run_id,
+        conf=verdict.conf,
         scheduled_time=fire.scheduled_time,
-    )
-
-
-def _record_final(
-    fire: ScheduleInput,
-    target: _Target | None,
-    deps: Dependencies,
-    status: TriggerStatus,
-    reason: RejectedError,
-) -> TriggerOutcome:
-    return record_without_trigger(
-        _new_trigger(fire, target, None), deps, status=status, code=reason.code, message=str(reason)
     )
 
 
@@ -297,10 +214,6 @@ def _source_ref(fire: ScheduleInput) -> dict[str, Any]:
     }
 
 
-def _fire_identity(schedule_arn: str, scheduled_time: datetime) -> str:
-    return f"{schedule_arn}#scheduled-time={iso_utc(scheduled_time)}"
-
-
 # ----------------------------------------------------------------------------- invalid input
 
 
@@ -310,7 +223,7 @@ def _record_invalid_input(invalid: InvalidScheduleInputError, deps: Dependencies
     schedule_arn = _readable_arn(event.get("schedule_arn"))
     scheduled_time = _parse_time(event.get("scheduled_time"))
     if schedule_arn and scheduled_time:
-        identity = _fire_identity(schedule_arn, scheduled_time)
+        identity = fire_identity(schedule_arn, scheduled_time)
     else:
         identity = f"schedule-input#sha256={_digest_without_retry_fields(invalid.event)}"
     new = NewTrigger(

@@ -12,6 +12,7 @@ from dagtrigger.sources.webhooks.generic_hmac import sign_generic_hmac
 from dagtrigger.sources.webhooks.github import sign_github
 from dagtrigger.sources.webhooks.secrets import load_webhook_secrets, parse_webhook_secrets
 from dagtrigger.sources.webhooks.signing import (
+    DeliveryIdentity,
     HmacSchemeConfig,
     SignatureError,
     SignatureFailure,
@@ -22,9 +23,10 @@ from dagtrigger.sources.webhooks.signing import (
     replay_key,
 )
 from dagtrigger.sources.webhooks.standard import sign_standard_webhooks
-from dagtrigger.sources.webhooks.verify import verify
+from dagtrigger.sources.webhooks.verify import delivery_identity, verify
 
 __all__ = [
+    "DeliveryIdentity",
     "HmacSchemeConfig",
     "SignatureError",
     "SignatureFailure",
@@ -32,6 +34,7 @@ __all__ = [
     "StaleTimestampError",
     "VerifiedDelivery",
     "WebhookSecretError",
+    "delivery_identity",
     "load_webhook_secrets",
     "parse_webhook_secrets",
     "replay_key",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from dagtrigger.sources.webhooks.signing import (
+    DeliveryIdentity,
     HmacSchemeConfig,
     RequestHeaders,
     SignatureScheme,
@@ -80,7 +81,6 @@ def verify_generic_hmac(
     content = signed_content(body, raw_timestamp)
     expected = (signature_for(config, key, content) for key in keys)
     require_match(expected, received, header=config.header)
-    signed: list[tuple[str, bytes]] = [("body", body)]
     timestamp = None
     if config.timestamp_header is not None and raw_timestamp is not None:
         timestamp = within_replay_window(
@@ -89,13 +89,29 @@ def verify_generic_hmac(
             window_seconds=min(config.tolerance_seconds, replay_window_seconds),
             header=config.timestamp_header,
         )
-        signed.insert(0, ("timestamp", raw_timestamp.encode("ascii")))
+    identity = _identity(delivery_id, raw_timestamp, body)
     return VerifiedDelivery(
-        delivery_id=delivery_id,
+        delivery_id=identity.delivery_id,
         timestamp=timestamp,
         scheme=SignatureScheme.HMAC,
-        replay_key=replay_key(*signed),
+        replay_key=identity.replay_key,
     )
+
+
+def generic_hmac_delivery_identity(
+    headers: RequestHeaders, *, body: bytes, config: HmacSchemeConfig
+) -> DeliveryIdentity:
+    """The delivery id header (unsigned: information only) and the replay key over the signed
+    timestamp, when the route names one, and the body."""
+    delivery_id = optional_identifier(headers, config.delivery_id_header)
+    return _identity(delivery_id, _raw_timestamp(headers, config), body)
+
+
+def _identity(delivery_id: str | None, raw_timestamp: str | None, body: bytes) -> DeliveryIdentity:
+    signed: list[tuple[str, bytes]] = [("body", body)]
+    if raw_timestamp is not None:
+        signed.insert(0, ("timestamp", raw_timestamp.encode("ascii")))
+    return DeliveryIdentity(delivery_id, replay_key(*signed))
 
 
 def sign_generic_hmac(

@@ -21,6 +21,7 @@ from dagtrigger.sources.webhooks.generic_hmac import (
     signature_pattern,
 )
 from dagtrigger.sources.webhooks.signing import (
+    DeliveryIdentity,
     HmacSchemeConfig,
     RequestHeaders,
     SignatureScheme,
@@ -51,19 +52,26 @@ def received_signatures(value: str) -> list[bytes]:
     )
 
 
+def github_delivery_identity(headers: RequestHeaders, *, body: bytes) -> DeliveryIdentity:
+    """The delivery id header (unsigned: information only) and the replay key over the body."""
+    return DeliveryIdentity(
+        optional_identifier(headers, DELIVERY_HEADER), replay_key(("body", body))
+    )
+
+
 def verify_github(
     headers: RequestHeaders, *, body: bytes, secrets: Sequence[str]
 ) -> VerifiedDelivery:
     keys = utf8_keys(secrets)
     received = received_signatures(headers.required(SIGNATURE_HEADER))
-    delivery_id = optional_identifier(headers, DELIVERY_HEADER)
+    identity = github_delivery_identity(headers, body=body)
     expected = (signature_for(AS_HMAC, key, body) for key in keys)
     require_match(expected, received, header=SIGNATURE_HEADER)
     return VerifiedDelivery(
-        delivery_id=delivery_id,
+        delivery_id=identity.delivery_id,
         timestamp=None,
         scheme=SignatureScheme.GITHUB,
-        replay_key=replay_key(("body", body)),
+        replay_key=identity.replay_key,
     )
 
 

@@ -143,6 +143,21 @@ class VerifiedDelivery:
     scheme: SignatureScheme
     replay_key: str
 
+    @property
+    def identity(self) -> DeliveryIdentity:
+        return DeliveryIdentity(self.delivery_id, self.replay_key)
+
+
+@dataclass(frozen=True)
+class DeliveryIdentity:
+    """What names a delivery: the sender's delivery id as received (None when it sent none),
+    and the replay key over what the scheme signs. Each scheme reads it from a delivery in one
+    function that its verification uses too, so a dry run, which checks no signature, names a
+    delivery exactly as the real path does."""
+
+    delivery_id: str | None
+    replay_key: str
+
 
 def check_window_seconds(field: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):

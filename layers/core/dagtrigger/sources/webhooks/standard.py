@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from dagtrigger.sources.webhooks.signing import (
+    DeliveryIdentity,
     RequestHeaders,
     SignatureError,
     SignatureFailure,
@@ -134,12 +135,22 @@ def verify_standard_webhooks(
     timestamp = within_replay_window(
         seconds, now=now, window_seconds=replay_window_seconds, header=TIMESTAMP_HEADER
     )
+    identity = _identity(msg_id, body)
     return VerifiedDelivery(
-        delivery_id=msg_id,
+        delivery_id=identity.delivery_id,
         timestamp=timestamp,
         scheme=SignatureScheme.STANDARD_WEBHOOKS,
-        replay_key=replay_key((ID_HEADER, msg_id.encode("ascii")), ("body", body)),
+        replay_key=identity.replay_key,
     )
+
+
+def standard_delivery_identity(headers: RequestHeaders, *, body: bytes) -> DeliveryIdentity:
+    """The signed ``webhook-id`` and the replay key over it and the body (see the module)."""
+    return _identity(required_identifier(headers, ID_HEADER), body)
+
+
+def _identity(msg_id: str, body: bytes) -> DeliveryIdentity:
+    return DeliveryIdentity(msg_id, replay_key((ID_HEADER, msg_id.encode("ascii")), ("body", body)))
 
 
 def sign_standard_webhooks(

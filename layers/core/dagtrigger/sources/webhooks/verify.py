@@ -1,21 +1,28 @@
-"""One entry point that verifies a webhook delivery under the route's signature scheme."""
+"""Entry points by the route's signature scheme: verify a delivery, or only name it (a dry run)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from dagtrigger.sources.webhooks.generic_hmac import verify_generic_hmac
-from dagtrigger.sources.webhooks.github import verify_github
+from dagtrigger.sources.webhooks.generic_hmac import (
+    generic_hmac_delivery_identity,
+    verify_generic_hmac,
+)
+from dagtrigger.sources.webhooks.github import github_delivery_identity, verify_github
 from dagtrigger.sources.webhooks.signing import (
     DEFAULT_REPLAY_WINDOW_SECONDS,
+    DeliveryIdentity,
     HmacSchemeConfig,
     RequestHeaders,
     SignatureScheme,
     VerifiedDelivery,
     check_window_seconds,
 )
-from dagtrigger.sources.webhooks.standard import verify_standard_webhooks
+from dagtrigger.sources.webhooks.standard import (
+    standard_delivery_identity,
+    verify_standard_webhooks,
+)
 
 
 def verify(
@@ -68,6 +75,30 @@ def verify(
         config=hmac_config,
         replay_window_seconds=replay_window_seconds,
     )
+
+
+def delivery_identity(
+    scheme: SignatureScheme | str,
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    hmac_config: HmacSchemeConfig | None = None,
+) -> DeliveryIdentity:
+    """How ``scheme`` names the delivery (its id and replay key), WITHOUT checking its signature
+    or its timestamp's window: for a dry run only, never to accept a delivery.
+
+    Raises SignatureError when a header the identity needs is missing or malformed
+    (``webhook-id`` for Standard Webhooks, the route's timestamp header for the generic scheme).
+    """
+    scheme = SignatureScheme(scheme)
+    request_headers = RequestHeaders(headers)
+    if scheme is SignatureScheme.STANDARD_WEBHOOKS:
+        return standard_delivery_identity(request_headers, body=body)
+    if scheme is SignatureScheme.GITHUB:
+        return github_delivery_identity(request_headers, body=body)
+    if hmac_config is None:
+        raise ValueError("the hmac scheme needs the route's hmac_config")
+    return generic_hmac_delivery_identity(request_headers, body=body, config=hmac_config)
 
 
 def _check_call(*, body: bytes, now: datetime) -> None:

@@ -1,0 +1,101 @@
+"""What one route makes of one event: start a run (with this conf and run id), or why not.
+
+Each source decides it in one function (``sources/s3/plan.py``, ``sources/webhooks/plan.py``,
+``sources/schedules/plan.py``): match, render the conf, derive the ids. The source's service acts
+on the verdict (starts the run, or records why it did not), and the dry run
+(``dagtrigger.dry_run``) shows it: what an event would do is, by construction, what it does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dagtrigger.ledger import TriggerStatus
+
+#: the reason code of an event a paused route would have taken
+ROUTE_PAUSED = "route_paused"
+
+
+def paused_reason(route_name: str) -> str:
+    return f"route {route_name} is paused"
+
+
+class Verdict(StrEnum):
+    #: the route matches: its DAG would start with ``conf`` as ``dag_run_id``
+    TRIGGER = "trigger"
+    #: the route matches, but the event would be recorded REJECTED (its conf is refused ...)
+    REJECT = "reject"
+    #: the route's filters match, but it is paused: the event would be recorded IGNORED
+    PAUSED = "paused"
+    #: the route's filters do not match the event
+    NO_MATCH = "no_match"
+    #: the route listens to another source (an S3 route, for a webhook delivery)
+    OTHER_SOURCE = "other_source"
+
+
+#: how the real path records a verdict that starts no run
+_RECORDED_AS = {
+    Verdict.REJECT: TriggerStatus.REJECTED,
+    Verdict.PAUSED: TriggerStatus.IGNORED,
+    Verdict.NO_MATCH: TriggerStatus.IGNORED,
+}
+
+
+class RouteVerdict(BaseModel):
+    """One route's verdict on one event, with the ids the real path records for it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    route: str | None = Field(
+        description="the route's name (None for a schedule that names a DAG directly)"
+    )
+    kind: str = Field(description="the routes file list the route is in: s3, webhooks, schedules")
+    environment: str | None = Field(description="the environment alias the run would go to")
+    dag_id: str | None = Field(description="the DAG the route starts")
+    verdict: Verdict
+    reasons: tuple[str, ...] = Field(
+        default=(), description="why the route does not start a run (empty for trigger)"
+    )
+    code: str | None = Field(
+        default=None,
+        description="the reason code the history would record (route_paused, conf_too_large ...)",
+    )
+    conf: dict[str, Any] | None = Field(
+        default=None, description="the rendered conf, checked as the real path checks it"
+    )
+    trigger_id: str | None = Field(
+        default=None, description="the history record's id for this event and route"
+    )
+    dag_run_id: str | None = Field(
+        default=None, description="the Airflow run id the trigger would use"
+    )
+
+    @property
+    def matched(self) -> bool:
+        """The event is this route's: it starts a run or is refused (not paused, not filtered)."""
+        return self.verdict in (Verdict.TRIGGER, Verdict.REJECT)
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+    @property
+    def recorded_status(self) -> TriggerStatus:
+        """The status the real path records for a verdict that starts no run."""
+        status = _RECORDED_AS.get(self.verdict)
+        if status is None:
+            raise ValueError(f"a {self.verdict} verdict is not recorded without a run")
+        return status
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A source's dry run of one event: the verdicts of its own routes, in file order, and what
+    the dry run could not check or what becomes of an event no route takes."""
+
+    verdicts: list[RouteVerdict]
+    notes: list[str] = field(default_factory=list)
