@@ -551,6 +551,13 @@ DEEP = 5000
         ),
         (
             "/v1/dags/ingest_sales/runs",
+            b"",
+            {"content-type": "multipart/form-data"},  # found by make reliability: an empty one
+            415,
+            "request bodies must be JSON",
+        ),
+        (
+            "/v1/dags/ingest_sales/runs",
             b'{"conf": {"day": "\xff"}}',
             {"content-type": "application/json"},
             400,
@@ -589,6 +596,7 @@ DEEP = 5000
         "text-plain",
         "form",
         "multipart-without-boundary",
+        "empty-multipart-without-boundary",
         "not-utf8",
         "deep-list",
         "deep-conf",

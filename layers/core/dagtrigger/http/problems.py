@@ -256,13 +256,15 @@ def _unreadable_body(exc: Exception, body: RequestBody) -> ProblemAnswer | None:
     )
     if isinstance(exc, RequestUnsupportedContentType):
         return not_json
-    if not body.present:
-        return None
+    # A form is parsed from its headers even when the body is empty (a multipart without a
+    # boundary fails before the body is looked at): refused for its media type either way.
     if body.media_type in _FORM_MEDIA_TYPES and (
         isinstance(exc, ValueError | UnicodeError)
         or (isinstance(exc, RequestValidationError) and _about_the_body(exc))
     ):
         return not_json
+    if not body.present:
+        return None
     if isinstance(exc, UnicodeDecodeError) and not body.utf8:
         return ProblemAnswer(ProblemCode.BAD_REQUEST, NOT_UTF8_BODY)
     return None
