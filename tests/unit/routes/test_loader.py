@@ -189,6 +189,16 @@ def test_a_file_that_is_not_utf8_is_reported(tmp_path: Path) -> None:
         RoutesLoader(f"file:{path}", cache_seconds=60).get()
 
 
+def test_a_file_with_a_character_yaml_refuses_is_reported(tmp_path: Path) -> None:
+    # Given a routes file holding a control character (found by make reliability's fuzzing)
+    path = tmp_path / "routes.yaml"
+    path.write_text("\x1f")
+
+    # Then the load fails as a routes problem that says what and where, not a YAML crash
+    with pytest.raises(RoutesConfigError, match=r"unacceptable character #x001f.*position 0"):
+        RoutesLoader(f"file:{path}", cache_seconds=60).get()
+
+
 # --- caching and refresh ----------------------------------------------------------------------
 
 

@@ -125,7 +125,10 @@ def parse_routes(text: str, *, source: str) -> RoutesFile:
 
 
 def _load_yaml(text: str, source: str) -> tuple[yaml.Node, Any]:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # refuses characters YAML does not allow, at once
+    except yaml.YAMLError as exc:
+        raise _file_problem(source, None, str(exc).replace("\n", " ")) from None
     try:
         root = loader.get_single_node()
         if root is None:
