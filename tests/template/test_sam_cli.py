@@ -107,10 +107,11 @@ def test_cfn_lint_reports_nothing(
 
 
 def layer_source_files() -> list[Path]:
+    """What the layer ships: every file of layers/core but its build recipe (the Makefile)."""
     return sorted(
         path.relative_to(LAYER_SOURCE)
         for path in LAYER_SOURCE.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts
+        if path.is_file() and "__pycache__" not in path.parts and path.name != "Makefile"
     )
 
 
@@ -191,6 +192,29 @@ def test_build_fetches_compiled_dependencies_for_the_lambda_platform(build_dir: 
 
     # Then it was built for CPython 3.12 on Linux x86_64, as the function runs
     assert [path.name for path in extensions] == ["_pydantic_core.cpython-312-x86_64-linux-gnu.so"]
+
+
+def test_build_ships_bytecode_lambda_can_use_for_every_module_of_the_layer(build_dir: Path) -> None:
+    # Given the built layer (Lambda's /opt is read-only: a module without a usable .pyc is
+    # compiled again on every cold start)
+    layer = build_dir / "CoreLayer" / "python"
+    sources = [path for path in layer.rglob("*.py") if "__pycache__" not in path.parts]
+
+    # Then every module has its CPython 3.12 .pyc, hash-based and unchecked (bit 0 of the
+    # header's flags word: hash-based; bit 1: check the source), so the zip's file times do not
+    # make it stale
+    assert len(sources) > 1000  # the package and its dependencies
+    missing, checked = [], []
+    for source in sources:
+        compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        if not compiled.is_file():
+            missing.append(str(source.relative_to(layer)))
+            continue
+        flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
+        if flags != 0b01:
+            checked.append(str(source.relative_to(layer)))
+    assert missing == []
+    assert checked == []
 
 
 #: every function of the template; the handler's folder under functions/ and its source

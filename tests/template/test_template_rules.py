@@ -1659,16 +1659,19 @@ def test_api_url_is_an_output(raw_template: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_layer_is_built_by_sam_for_the_function_runtime(raw_template: dict[str, Any]) -> None:
+def test_layer_is_built_by_its_makefile_for_the_function_runtime(
+    raw_template: dict[str, Any],
+) -> None:
     layer = raw_template["Resources"]["CoreLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"] == "layers/core/"
     assert layer["Properties"]["RetentionPolicy"] == "Retain"
-    assert (
-        layer["Metadata"]["BuildMethod"]
-        == raw_template["Globals"]["Function"]["Runtime"]
-        == "python3.12"
-    )
+    # layers/core/Makefile installs the wheels and compiles bytecode for the functions' runtime
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert raw_template["Globals"]["Function"]["Runtime"] == "python3.12"
+    makefile = (REPO_ROOT / "layers" / "core" / "Makefile").read_text(encoding="utf-8")
+    assert "build-CoreLayer:" in makefile
+    assert "--python-version 3.12" in makefile
     assert {"python3.12", "python3.13"} <= set(layer["Properties"]["CompatibleRuntimes"])
     assert raw_template["Globals"]["Function"]["Layers"] == [{"Ref": "CoreLayer"}]
 
