@@ -22,7 +22,7 @@ from typing import Self, TypeVar
 import requests
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from devstack.procfs import group_pids
+from devstack.procfs import group_pids, is_listening
 
 LOOPBACK = "127.0.0.1"
 # Inherited variables that would make a child use the wrong interpreter, packages or Airflow home.
@@ -49,17 +49,12 @@ def free_port() -> int:
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
     """True when no socket listens on host:port.
 
-    Checked with a bind, not a connect: a connect to a free port in the ephemeral range can
-    connect to itself (TCP self-connect), and connections left in TIME_WAIT by a stopped server
-    don't hold the port against SO_REUSEADDR, as they don't against a restarted server.
+    Read from the kernel's socket tables, not tried with a bind or a connect: a port in the
+    ephemeral range can be the local end of any outgoing connection of another process (a bind
+    then fails though nothing listens), and a connect to a free one can connect to itself (TCP
+    self-connect).
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
+    return not is_listening(port, host)
 
 
 def child_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -54,6 +54,20 @@ def listening_addresses(pids: Iterable[int]) -> set[tuple[str, int]]:
     return addresses
 
 
+def is_listening(port: int, host: str) -> bool:
+    """Whether any process has a TCP socket in LISTEN state on host:port (or on every address)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] != _LISTEN_STATE:
+                    continue
+                address, listening_port = _decode_proc_address(fields[1])
+                if listening_port == port and address in (host, "0.0.0.0", "::"):
+                    return True
+    return False
+
+
 def _state_and_group(stat: str) -> tuple[str, int]:
     # The command name (field 2) may hold spaces and parentheses: split after its last ")".
     fields = stat[stat.rindex(")") + 2 :].split()
