@@ -175,6 +175,9 @@ def _http_session() -> Any:
     # Imported here: only the CLI and Airflow REST transports talk HTTP themselves.
     import requests
 
+    from dagtrigger.observability import trace_http_calls
+
+    trace_http_calls()
     return requests.Session()
 
 

@@ -17,7 +17,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 warnings.filterwarnings("ignore", "No application metrics to publish")
 
 logger = Logger(service="dagtrigger")
-tracer = Tracer(service="dagtrigger")
+# Only the libraries we call through are patched: botocore now, requests when a transport first
+# opens an HTTP session (`trace_http_calls`). Tracer's default patches every library X-Ray
+# knows, importing each one (sqlite3, requests, httplib ...) on every cold start.
+tracer = Tracer(service="dagtrigger", patch_modules=("botocore",))
 metrics = Metrics(namespace="dagtrigger", service="dagtrigger")
 
 
@@ -54,6 +57,13 @@ class MetricName:
     #: once a reconciler pass: seconds since the oldest open trigger (TRIGGERED or RUNNING) was
     #: triggered, 0 when none is open; how far behind run tracking is (records end at the horizon)
     OLDEST_OPEN_TRIGGER_AGE = "OldestOpenTriggerAge"
+
+
+def trace_http_calls() -> None:
+    """Trace calls made with requests (the CLI and Airflow REST transports); called when the
+    first HTTP session is created, so a function that never talks HTTP itself never imports
+    requests."""
+    tracer.patch(modules=("requests",))
 
 
 def count(name: str, value: float = 1) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 import dagtrigger
@@ -27,6 +26,10 @@ def openapi_document() -> Response[str]:
 @cache
 def openapi_json() -> str:
     """The document of the resolver this router is part of."""
+    # Imported on the first read of the document: the OpenAPI models take ~40 ms to import,
+    # which every cold start of the API function would pay otherwise.
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+
     resolver = router.api_resolver
     if not isinstance(resolver, APIGatewayHttpResolver):
         raise RuntimeError("the OpenAPI router answers only once a resolver includes it")
