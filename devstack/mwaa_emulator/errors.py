@@ -24,12 +24,14 @@ MODELED_ERROR_STATUS: dict[str, int] = {
     "ServiceUnavailableException": 503,
     "ValidationException": 400,
 }
-# Not in the MWAA model but sent by AWS front ends, which check the caller's credentials
-# before any operation runs: an expired session token (ExpiredTokenException) and an access key
-# AWS no longer knows, deleted or revoked (UnrecognizedClientException), both HTTP 403 with the
-# code in x-amzn-ErrorType, as every REST-JSON service answers them.
+# Not in the MWAA model: the "Common Errors" every AWS API Reference (MWAA's included) lists, sent
+# by AWS front ends before any operation runs, with the code in x-amzn-ErrorType: an expired
+# session token (ExpiredTokenException, 403), an access key AWS no longer knows, deleted or revoked
+# (UnrecognizedClientException, 403), an unknown operation (UnknownOperationException, 404), and
+# request throttling (ThrottlingException, documented as HTTP 400, not 429; botocore retries it by
+# its code). Recorded with their sources in tests/contract/mwaa_documented/.
 UNMODELED_ERROR_STATUS: dict[str, int] = {
-    "ThrottlingException": 429,
+    "ThrottlingException": 400,
     "MissingAuthenticationTokenException": 403,
     "ExpiredTokenException": 403,
     "UnrecognizedClientException": 403,

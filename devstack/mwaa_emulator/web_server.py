@@ -13,6 +13,9 @@ What MWAA answers, and the evidence:
   answers 503 Service Unavailable, as an overloaded web server behind a load balancer does.
   Assumption.
 * A command that outlives the timeout: 504 Gateway Timeout (the load balancer gives up).
+
+The documented parts, with their sources, are recorded in tests/contract/mwaa_documented/ and
+checked against this server by tests/contract/test_mwaa_documented_answers.py.
 """
 
 from __future__ import annotations
