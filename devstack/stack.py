@@ -50,7 +50,7 @@ REGION = DUMMY_CREDENTIALS["region_name"]
 @dataclass(frozen=True)
 class StackConfig:
     airflow_major: int = 3
-    #: the template's MwaaEnvironmentName when the routes file names no MWAA environment
+    #: the emulator's environment when the routes file names no MWAA environment
     mwaa_environment: str = "dagtrigger-demo"
     #: the user's routes file; the stack runs a copy fitted to it (`devstack.stack_routes`)
     routes_file: Path = DEMO_ROUTES
@@ -67,6 +67,9 @@ class StackConfig:
     function_log: Path | None = None
     #: also show the functions' logs on the console (with `function_log`)
     echo_function_logs: bool = False
+    #: run every handler in this process, one at a time, instead of in execution environments of
+    #: their own (for tools that hook into the handlers' work here, e.g. a botocore event hook)
+    in_process_functions: bool = False
 
 
 class LocalStack(Service):
@@ -175,7 +178,9 @@ class LocalStack(Service):
             **config.extra_function_env,
         }
         parameters = {
-            "MwaaEnvironmentName": self.mwaa_environment,
+            # Every environment of the routes file (each MWAA one is an emulator environment,
+            # all in front of the one local Airflow): the functions refuse routes naming others.
+            "MwaaEnvironmentNames": ",".join(routes.environment_names),
             "SourceBucketNames": ",".join(self.source_buckets),
             "CreateSourceBucket": "false",
         }
@@ -188,6 +193,7 @@ class LocalStack(Service):
             extra_env=function_env,
             parameter_overrides=parameters,
             batching_window_seconds=config.batching_window_seconds,
+            in_process=config.in_process_functions,
             function_log=(
                 FunctionLogFile(config.function_log, echo=config.echo_function_logs)
                 if config.function_log
@@ -228,7 +234,7 @@ class LocalStack(Service):
 
     @property
     def mwaa_environment(self) -> str:
-        """The MWAA environment the template grants: the routes file's first."""
+        """The routes file's first MWAA environment (the template grants every one)."""
         assert self.routes is not None, "the stack is not started"
         return next(iter(self.routes.mwaa_environments), self.config.mwaa_environment)
 
@@ -260,8 +266,11 @@ class LocalStack(Service):
 
     def memory_pss_bytes(self) -> int:
         """Proportional set size of the whole stack: every server process and this launcher
-        (which hosts the MWAA emulator and the Lambda runner)."""
+        (which hosts the MWAA emulator and the Lambda runner), and the functions' execution
+        environments."""
         pids = [os.getpid()]
+        if self.runner is not None:
+            pids += self.runner.function_pids()
         if self.airflow is not None:
             pids += self.airflow.pids()
         for server in (self.dynamodb_local, self.moto):

@@ -54,6 +54,9 @@ class StackRoutes:
     source: Path
     #: MWAA environment names, in file order (the emulator serves each)
     mwaa_environments: tuple[str, ...]
+    #: every environment name, whatever its transport, in file order: what the template's
+    #: MwaaEnvironmentNames grants (the functions refuse a routes file naming another)
+    environment_names: tuple[str, ...]
     #: every bucket an S3 route listens to, in file order
     buckets: tuple[str, ...]
     uses_airflow_rest: bool
@@ -120,6 +123,7 @@ def fit_routes(
                 if env.transport.value in MWAA_TRANSPORTS
             )
         ),
+        environment_names=tuple(dict.fromkeys(env.name for env in routes.environments.values())),
         buckets=tuple(buckets),
         uses_airflow_rest=TransportKind.AIRFLOW_REST.value in transports.values(),
         transports=transports,

@@ -1,14 +1,18 @@
 """The local stack's Lambda runner: the real handlers, driven by ``template.yaml``.
 
 Development tooling only, never deployed. ``LambdaRunner`` reads the template, creates its
-resources in moto and DynamoDB Local, and then runs the functions in this process: SQS event
-sources are polled, HTTP API routes are served on a loopback port and schedules fire on time
-(the template's, and those created at run time in moto's Scheduler: see
-`devstack.runner.scheduler`). See `devstack.runner.invoke` for how functions share this one
-process, and `devstack.runner.function_logs` for where their logs go.
+resources in moto and DynamoDB Local, and then runs the functions: SQS event sources are
+polled, HTTP API routes are served on a loopback port and schedules fire on time (the
+template's, and those created at run time in moto's Scheduler: see
+`devstack.runner.scheduler`). Each invocation runs in an execution environment of its function,
+a process of its own, with as many at once as the function's concurrency allows
+(`devstack.runner.pool`: reserved concurrency, an SQS source's MaximumConcurrency, throttling
+of the HTTP API's calls), so that functions contend as they do in Lambda; ``in_process=True``
+runs them all in this process instead, one at a time (`devstack.runner.invoke`).
+`devstack.runner.function_logs` says where their logs go.
 
     with LambdaRunner(Path("template.yaml"), moto_endpoint=..., dynamodb_endpoint=...,
-                      parameter_overrides={"MwaaEnvironmentName": "local"}) as runner:
+                      parameter_overrides={"MwaaEnvironmentNames": "local"}) as runner:
         runner.invoke("S3EventsFunction", event)
 
 `route_invocations` sends a function's invocations (from every event source and from `invoke`)
@@ -41,6 +45,7 @@ from devstack.runner.invoke import (
     forget_layer_caches,
 )
 from devstack.runner.moto_fidelity import MotoS3EventFidelity
+from devstack.runner.pool import DEFAULT_CONCURRENCY, ProcessInvoker
 from devstack.runner.provision import (
     LocalStackResources,
     Provisioner,
@@ -98,11 +103,15 @@ class LambdaRunner(Service):
         async_retry_delays: tuple[float, ...] = (1.0, 2.0),
         http_port: int = 0,
         function_log: FunctionLogFile | None = None,
+        in_process: bool = False,
+        default_concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         """`batching_window_seconds` caps the template's batching windows (None keeps them);
         `max_pollers_per_source` caps ScalingConfig.MaximumConcurrency to spare the CPU;
         `function_log` receives what the handlers log while the runner is started (None: they
-        write to this process's stdout and stderr)."""
+        write to this process's stdout); `default_concurrency` is the most execution
+        environments at once of a function without ReservedConcurrentExecutions; `in_process`
+        runs every handler in this process, one at a time, for tools that hook into it."""
         self.template: LocalTemplate = discover(
             template_path,
             parameter_overrides=parameter_overrides,
@@ -110,7 +119,7 @@ class LambdaRunner(Service):
         )
         for layer in {layer for spec in self.template.functions.values() for layer in spec.layers}:
             verify_layer_importable(layer)
-        differing = differing_variables(self.template.functions)
+        differing = differing_variables(self.template.functions) if in_process else {}
         if differing:
             logger.info(
                 "variables that differ between functions (a module shared by them keeps the "
@@ -134,12 +143,23 @@ class LambdaRunner(Service):
         self._function_log = function_log
         self._environment = ProcessEnvironment()
         self._env_applied = False
-        self._invoker = Invoker(
-            self.template.functions,
-            region=region,
-            environment=self._environment,
-            overrides=extra_env,
-        )
+        self._in_process = in_process
+        self._invoker: Invoker | ProcessInvoker
+        if in_process:
+            self._invoker = Invoker(
+                self.template.functions,
+                region=region,
+                environment=self._environment,
+                overrides=extra_env,
+            )
+        else:
+            self._invoker = ProcessInvoker(
+                self.template.functions,
+                region=region,
+                shared_environment=self._shared_env,
+                overrides=extra_env,
+                default_concurrency=default_concurrency,
+            )
         self._fidelity = MotoS3EventFidelity()
         self._resources: LocalStackResources | None = None
         self._stop = threading.Event()
@@ -167,7 +187,8 @@ class LambdaRunner(Service):
         if not self._env_applied:
             self._environment.push(self._shared_env)
             self._env_applied = True
-            forget_layer_caches()  # a fresh instance, with this stack's endpoints
+            if self._in_process:
+                forget_layer_caches()  # a fresh instance, with this stack's endpoints
         return self._resources
 
     def start(self) -> None:
@@ -182,7 +203,8 @@ class LambdaRunner(Service):
         self._start_schedules(resources)
 
     def stop(self) -> None:
-        """Stop every thread and server, and put the process environment back."""
+        """Stop every thread and server, then the functions' execution environments, and put
+        the process environment back."""
         self._stop.set()
         for thread in self._threads:
             thread.join()
@@ -193,23 +215,46 @@ class LambdaRunner(Service):
         if self._schedules is not None:
             self._schedules.stop()
             self._schedules = None
+        self._invoker.stop()
         if self._env_applied:
             self._environment.pop()
             self._env_applied = False
-            forget_layer_caches()
+            if self._in_process:
+                forget_layer_caches()
         if self._function_log is not None:
             self._function_log.close()
 
     # -- calls --------------------------------------------------------------------------------
 
     def invoke(self, function_logical_id: str, event: Any) -> InvocationResult:
-        """Invoke one function synchronously with `event` (as ``aws lambda invoke`` would)."""
+        """Invoke one function synchronously with `event` (as ``aws lambda invoke`` would, except
+        that a call beyond the function's concurrency waits for a free environment instead of
+        being throttled: callers here are tests and tools, not clients that retry)."""
+        return self._invoke(function_logical_id, event)
+
+    def concurrency_limit(self, function_logical_id: str) -> int:
+        """The most invocations of the function that run at once here."""
+        self.template.function(function_logical_id)
+        return self._invoker.concurrency_limit(function_logical_id)
+
+    def function_pids(self) -> list[int]:
+        """The processes of the functions' running execution environments (none in process)."""
+        return self._invoker.pids()
+
+    def _invoke(
+        self, function_logical_id: str, event: Any, *, throttle: bool = False
+    ) -> InvocationResult:
         self.template.function(function_logical_id)
         with self._routes_lock:
             route = self._routes.get(function_logical_id)
         if route is not None:
             return route(event)
-        return self._invoker.invoke(function_logical_id, event)
+        return self._invoker.invoke(function_logical_id, event, throttle=throttle)
+
+    def _invoke_throttled(self, function_logical_id: str, event: Any) -> InvocationResult:
+        """A synchronous call from a client (the HTTP API): throttled, as Lambda throttles it,
+        when the function's reserved concurrency is all in use."""
+        return self._invoke(function_logical_id, event, throttle=True)
 
     def route_invocations(self, function_logical_id: str, route: InvocationRoute | None) -> None:
         """Run every later invocation of the function through `route` (None: in this process
@@ -265,6 +310,8 @@ class LambdaRunner(Service):
             for source in spec.sqs_sources:
                 if not source.enabled:
                     continue
+                # Each poller waits for its batch's invocation: at most this many batches of
+                # the source in flight, its ScalingConfig.MaximumConcurrency as in Lambda.
                 count = min(source.maximum_concurrency or 1, self._max_pollers)
                 for index in range(count):
                     poller = SqsPoller(
@@ -302,10 +349,13 @@ class LambdaRunner(Service):
                 if api_logical_id in self.template.resolver.resources_section
                 else "localapi00"
             )
+            functions = {route.function_logical_id for route in routes}
             server = HttpApiServer(
                 api_id=api_id,
                 routes=routes,
-                invoke=self.invoke,
+                invoke=self._invoke_throttled,
+                # every environment of its functions busy, and calls beyond them to throttle
+                max_concurrent_calls=sum(map(self._invoker.concurrency_limit, functions)) + 4,
                 account_id=pseudo.account_id,
                 region=pseudo.region,
                 port=self._http_port + index if self._http_port else 0,

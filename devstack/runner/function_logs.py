@@ -1,10 +1,12 @@
 """The functions' logs in a file: Lambda sends what a handler writes to stdout and stderr to
 CloudWatch Logs; the runner sends it to `FunctionLogFile` (and, when asked, to the console too).
 
-Every function runs in this process (see `devstack.runner.invoke`), so the handlers' output is
-told apart by thread: while a thread runs a handler (`handler_output`), what it writes to
-``sys.stdout`` or ``sys.stderr`` goes to the file; other threads (the demo's console, the
-runner's own messages) write where they always did. Logging handlers that already hold the
+The handlers' output is told apart by thread: while a thread runs a handler (`handler_output`),
+what it writes to ``sys.stdout`` or ``sys.stderr`` goes to the file; other threads (the demo's
+console, the runner's own messages) write where they always did. An execution environment in a
+process of its own (`devstack.runner.pool`) has its stdout and stderr copied here, a line at a
+time, by a thread of its own marked that way; in process (`devstack.runner.invoke`), the thread
+that calls the handler is. Logging handlers that already hold the
 process's stdout or stderr (Powertools' Logger binds the stream when the layer is first
 imported, which may be before the file is opened) are pointed at the router while it is open.
 """

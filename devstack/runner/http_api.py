@@ -11,7 +11,8 @@ What it reproduces of API Gateway HTTP APIs:
   403 ``{"message":"Forbidden"}``. Signatures are not verified locally; a signed request gets
   ``requestContext.authorizer.iam`` built from the credential in the header;
 * limits: a body over 10 MB gets 413, an integration slower than the route's timeout (30 s at
-  most) gets 503, a handler error 500;
+  most) gets 503, a handler error 500, and so does a call Lambda throttles (the function's
+  reserved concurrency all in use: API Gateway answers 500 for Lambda's 429);
 * the answer: ``statusCode``/``headers``/``cookies``/``body`` (base64-decoded when
   ``isBase64Encoded``); any other return value is sent as a 200 JSON body, as API Gateway does.
 """
@@ -234,14 +235,18 @@ class HttpApiServer:
         account_id: str,
         region: str,
         port: int = 0,
+        max_concurrent_calls: int = 4,
     ) -> None:
+        """`max_concurrent_calls`: invocations in flight at once (those beyond wait for a thread);
+        enough for every environment of the API's functions, so that a function's own limit
+        (its reserved concurrency: throttled) is what callers meet."""
         self.api_id = api_id
         self._table = RouteTable(routes)
         self._invoke = invoke
         self._account_id = account_id
         self._region = region
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=4, thread_name_prefix=f"http-api-{api_id}"
+            max_workers=max_concurrent_calls, thread_name_prefix=f"http-api-{api_id}"
         )
         self._server = ThreadingHTTPServer((LOOPBACK, port), self._handler_class())
         self._server.daemon_threads = True

@@ -1,7 +1,10 @@
-"""Load the real handlers from their CodeUri and invoke them the way Lambda does.
+"""Load the real handlers from their CodeUri and invoke them the way Lambda does, in this process.
 
-Every function runs in this one Python process, which differs from Lambda in two ways the
-runner makes explicit:
+The runner's default is an execution environment per concurrent invocation, each a process of
+its own (`devstack.runner.pool`). `Invoker` here is the explicit in-process mode
+(``LambdaRunner(in_process=True)``), for tools that must see a handler's work from the runner's
+own process (a botocore hook on the default session, a monkeypatch). Every function then runs in
+this one Python process, which differs from Lambda in ways the runner makes explicit:
 
 * Environment variables are process-wide. The runner sets the shared variables (endpoints,
   credentials, caller extras) once, and each function's own variables (the template's
@@ -9,14 +12,16 @@ runner makes explicit:
 * Module-level state is shared: the layer (``dagtrigger``, Powertools' Logger and Metrics
   singletons, cached clients and settings) is imported once for all functions. Lambda gives
   each concurrent execution its own process; here, handler calls are serialised by one lock
-  so that this shared state is never used by two invocations at once, and the layer's
+  (so no function runs beside another, nor beside itself: none of production's contention) so
+  that this shared state is never used by two invocations at once, and the layer's
   per-instance state (settings, clients: `forget_layer_caches`) is dropped whenever the next
   invocation is of another function, which then builds its own as its instance would. A
   value a shared module caches at import still keeps the first function's value:
   `differing_variables` names the variables for which that can matter, and the runner logs them.
 
 A handler is imported on its function's first invocation (the cold start), from its file with
-``importlib`` under a module name of its own; nothing is added to ``sys.path``.
+``importlib`` under a module name of its own; nothing is added to ``sys.path``. The worker
+processes load it the same way (`devstack.runner.lambda_worker`).
 """
 
 from __future__ import annotations
@@ -102,6 +107,17 @@ def lambda_runtime_variables(spec: FunctionSpec, region: str) -> dict[str, str]:
     }
 
 
+def function_variables(
+    spec: FunctionSpec, region: str, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The function's own variables for one invocation: Lambda's, the template's, overrides."""
+    return {
+        **lambda_runtime_variables(spec, region),
+        **spec.environment,
+        **(overrides or {}),
+    }
+
+
 def differing_variables(functions: Mapping[str, FunctionSpec]) -> dict[str, dict[str, str]]:
     """Variables that functions set to different values: name -> {function: value}."""
     values: dict[str, dict[str, str]] = {}
@@ -152,7 +168,8 @@ def forget_layer_caches() -> None:
 
 
 class Invoker:
-    """Invokes functions one at a time (see the module docstring), each in its own environment."""
+    """Invokes functions one at a time in this process (see the module docstring), each in its
+    own variables."""
 
     def __init__(
         self,
@@ -172,8 +189,11 @@ class Invoker:
         #: the function whose settings and clients the layer holds now
         self._layer_state_of: str | None = None
 
-    def invoke(self, function_logical_id: str, event: Any) -> InvocationResult:
-        """Invoke synchronously; the event and the answer go through JSON as they do in Lambda."""
+    def invoke(
+        self, function_logical_id: str, event: Any, *, throttle: bool = False
+    ) -> InvocationResult:
+        """Invoke synchronously; the event and the answer go through JSON as they do in Lambda.
+        (`throttle` is for the process pool's interface: nothing is throttled here.)"""
         spec = self._functions[function_logical_id]
         request_id = str(uuid.uuid4())
         wire_event = json.loads(json.dumps(event))
@@ -205,11 +225,19 @@ class Invoker:
 
     def variables(self, spec: FunctionSpec) -> dict[str, str]:
         """The function's own variables for one invocation: Lambda's, the template's, overrides."""
-        return {
-            **lambda_runtime_variables(spec, self._region),
-            **spec.environment,
-            **self._overrides,
-        }
+        return function_variables(spec, self._region, self._overrides)
+
+    def concurrency_limit(self, function_logical_id: str) -> int:
+        """One invocation at a time, of any function."""
+        return 1
+
+    def pids(self) -> list[int]:
+        """No process of its own: every handler runs in this one."""
+        return []
+
+    def stop(self) -> None:
+        """Nothing to stop: every handler runs in this process (the runner drops the layer's
+        state when it puts the process's environment back)."""
 
     def _handler(self, spec: FunctionSpec) -> Handler:
         handler = self._handlers.get(spec.logical_id)

@@ -30,10 +30,17 @@ def parameter_values(
             text = ",".join(map(str, default)) if isinstance(default, list) else str(default)
         else:
             raise TemplateError(f"{where}: has no Default; pass a value in parameter_overrides")
-        _validate_parameter(text, spec, where)
         parameter_type = str(spec.get("Type", "String"))
         is_list = parameter_type == "CommaDelimitedList" or parameter_type.startswith("List<")
-        values[name] = [item.strip() for item in text.split(",")] if is_list else text
+        if is_list:
+            # CloudFormation matches a list's AllowedPattern against each of its values.
+            items = [item.strip() for item in text.split(",")]
+            for item in items:
+                _validate_parameter(item, spec, where)
+            values[name] = items
+        else:
+            _validate_parameter(text, spec, where)
+            values[name] = text
     return values
 
 

@@ -100,6 +100,8 @@ class FunctionSpec:
     schedules: tuple[ScheduleSpec, ...] = ()
     async_maximum_retries: int = _DEFAULT_ASYNC_RETRIES
     dead_letter_queue_arn: str | None = None
+    #: ``ReservedConcurrentExecutions``: the most execution environments at once (None: no cap)
+    reserved_concurrency: int | None = None
 
     @property
     def handler_file(self) -> Path:
@@ -229,6 +231,7 @@ def _function_spec(
             )
         ),
         dead_letter_queue_arn=_dead_letter_queue(properties, resolver, where),
+        reserved_concurrency=_reserved_concurrency(properties, resolver, where),
     )
     if not spec.handler_file.is_file():
         raise TemplateError(f"{where}: handler file {spec.handler_file} does not exist")
@@ -403,6 +406,24 @@ def _dead_letter_queue(
     if dead_letter.get("Type") != "SQS":
         raise TemplateError(f"{where}.DeadLetterQueue: only Type SQS is run locally")
     return resolver.resolve_string(dead_letter.get("TargetArn"), f"{where}.DeadLetterQueue")
+
+
+def _reserved_concurrency(
+    properties: Mapping[str, Any], resolver: TemplateResolver, where: str
+) -> int | None:
+    value = properties.get("ReservedConcurrentExecutions")
+    if value is None:
+        return None
+    resolved = resolver.resolve(value, f"{where}.ReservedConcurrentExecutions")
+    try:
+        reserved = int(resolved)
+    except (TypeError, ValueError):
+        reserved = -1
+    if reserved < 0:
+        raise TemplateError(
+            f"{where}.ReservedConcurrentExecutions: {resolved!r} is not a count (0 or more)"
+        )
+    return reserved
 
 
 def _required(properties: Mapping[str, Any], name: str, where: str) -> Any:

@@ -106,6 +106,94 @@ def test_cfn_lint_reports_nothing(
     assert completed.stdout.strip() == "", describe_failure(completed)
 
 
+#: parameter values for the deployment shapes the tools check beyond the template's defaults:
+#: several environments, in a VPC (the template given these as its parameters' defaults)
+VPC_SHAPE = {
+    "MwaaEnvironmentNames": "sales,finance,ops",
+    "VpcSubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+    "VpcSecurityGroupIds": "sg-0123456789abcdef0",
+}
+
+
+def template_with_defaults(values: dict[str, str], directory: Path) -> Path:
+    """template.yaml with these list parameters' defaults, written to ``directory``: cfn-lint
+    and sam validate take no parameter values, so a default is how they see a shape."""
+    text = TEMPLATE_PATH.read_text(encoding="utf-8")
+    for name, value in values.items():
+        header = f"\n  {name}:\n    Type: CommaDelimitedList\n"
+        assert text.count(header) == 1, name
+        start = text.index(header) + len(header)
+        end = re.compile(r"\n  \S").search(text, start - 1)
+        assert end is not None, name
+        block = re.sub(r"    Default: .*\n", "", text[start : end.start() + 1])
+        text = f'{text[:start]}    Default: "{value}"\n{block}{text[end.start() + 1 :]}'
+    variant = directory / "template.yaml"
+    variant.write_text(text, encoding="utf-8")
+    return variant
+
+
+@pytest.mark.parametrize("extra_rules", [[], ["--append-rules", "cfn_lint_serverless.rules"]])
+def test_the_vpc_and_several_environments_shape_passes_sam_validate_and_cfn_lint(
+    sam_tool: Callable[[str], Path],
+    sam_environment: dict[str, str],
+    cloudformation_yaml: Callable[[Path], dict[str, Any]],
+    tmp_path: Path,
+    extra_rules: list[str],
+) -> None:
+    # Given the template whose defaults are three environments, two subnets and a security group
+    variant = template_with_defaults(VPC_SHAPE, tmp_path)
+    parameters = cloudformation_yaml(variant)["Parameters"]
+    assert {name: parameters[name]["Default"] for name in VPC_SHAPE} == VPC_SHAPE
+
+    # When cfn-lint (and sam validate --lint, once) check it, Then neither has anything to say
+    linted = run_tool(
+        [str(sam_tool("cfn-lint")), *extra_rules, "--", str(variant)], sam_environment
+    )
+    assert linted.returncode == 0, describe_failure(linted)
+    assert linted.stdout.strip() == "", describe_failure(linted)
+    if not extra_rules:
+        validated = run_tool(
+            [str(sam_tool("sam")), "validate", "--lint", "--template-file", str(variant)],
+            sam_environment,
+        )
+        assert validated.returncode == 0, describe_failure(validated)
+        assert "is a valid SAM Template" in validated.stdout + validated.stderr
+
+
+def test_the_vpc_and_several_environments_shape_builds(
+    sam_tool: Callable[[str], Path],
+    sam_environment: dict[str, str],
+    cloudformation_yaml: Callable[[Path], dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    # Given the shape's parameter values, When sam build builds the template with them
+    overrides = [f'{name}="{value}"' for name, value in VPC_SHAPE.items()]
+    completed = run_tool(
+        [
+            str(sam_tool("sam")),
+            "build",
+            "--template-file",
+            str(TEMPLATE_PATH),
+            "--build-dir",
+            str(tmp_path / "build"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-cached",
+            "--parameter-overrides",
+            " ".join(overrides),
+        ],
+        sam_environment,
+        path_prefix=python_312_directory(),
+    )
+
+    # Then it builds, and the built template keeps the conditional VPC attachment and its rule
+    assert completed.returncode == 0, describe_failure(completed)
+    built = cloudformation_yaml(tmp_path / "build" / "template.yaml")
+    source = cloudformation_yaml(TEMPLATE_PATH)
+    assert built["Globals"]["Function"]["VpcConfig"] == source["Globals"]["Function"]["VpcConfig"]
+    assert built["Rules"] == source["Rules"]
+
+
 def layer_source_files() -> list[Path]:
     """What the layer ships: every file of layers/core but its build recipe (the Makefile)."""
     return sorted(

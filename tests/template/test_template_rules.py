@@ -64,12 +64,15 @@ ACTIONS_WITHOUT_RESOURCE_SCOPE = {
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
     "scheduler:ListSchedules",
+    # only with VpcSubnetIds: Lambda's view of the functions' network interfaces
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
 }
 SETTINGS_NOT_SET_BY_THE_TEMPLATE = {
     "aws_region",  # Lambda sets AWS_REGION
     "mwaa_inject_host_prefix",  # only false for the local MWAA emulator
 }
-REQUIRED_PARAMETERS = {"MwaaEnvironmentName": "analytics-prod"}
+REQUIRED_PARAMETERS = {"MwaaEnvironmentNames": "analytics-prod"}
 # Where the import graph of a function's code is followed: the layer's package and the
 # functions' own packages (anything else is a third-party library that reads no Settings).
 PROJECT_PACKAGES = {
@@ -304,6 +307,15 @@ ALL_SHAPES = [
             "RoutesLocation": "s3://config-bucket/routes.yaml",
         },
         id="s3-routes",
+    ),
+    pytest.param(
+        {
+            "MwaaTransport": "cli",
+            "MwaaEnvironmentNames": "sales,finance,ops",
+            "VpcSubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+            "VpcSecurityGroupIds": "sg-0123456789abcdef0",
+        },
+        id="vpc-three-environments",
     ),
 ]
 
@@ -550,9 +562,9 @@ FUNCTIONS = ["S3EventsFunction", "SchedulesFunction", "ApiFunction", "Reconciler
 LEADING_KEYS = "dynamodb:LeadingKeys"
 TABLE = "<TriggerHistoryTable.Arn>"
 TRIGGER_KEY = trigger_id("s3://landing/sales/2026-11-21.csv#v1", "sales-csv")
-LOCK_KEY = cli_lock_key(REQUIRED_PARAMETERS["MwaaEnvironmentName"])
+LOCK_KEY = cli_lock_key(REQUIRED_PARAMETERS["MwaaEnvironmentNames"])
 OTHER_LOCK_KEY = cli_lock_key("someone-elses-environment")
-RATE_KEY = rate_budget_key(REQUIRED_PARAMETERS["MwaaEnvironmentName"], 1_795_000_000)
+RATE_KEY = rate_budget_key(REQUIRED_PARAMETERS["MwaaEnvironmentNames"], 1_795_000_000)
 OTHER_RATE_KEY = rate_budget_key("someone-elses-environment", 1_795_000_000)
 #: one partition value of each index, as the ledger writes it
 INDEX_PARTITIONS = {
@@ -783,11 +795,18 @@ def test_resource_wildcards_stand_only_for_names_made_at_run_time(
     }
 
     # Then the only ones are: actions without resource types, secrets' random ARN suffix, and
-    # the schedules the API creates in the stack's group (no more "index/*": each index by name)
+    # the schedules the API creates in the stack's group (no more "index/*": each index by name);
+    # in a VPC, the network interfaces Lambda makes (and the subnets and security groups it
+    # makes them in) in the stack's account and Region
+    vpc = [
+        f"arn:aws:ec2:{REGION}:{ACCOUNT}:{kind}/*"
+        for kind in ("network-interface", "subnet", "security-group")
+    ]
     assert wildcards == {
         "*",
         webhook_secrets_arn(resolved),
         f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/<ScheduleGroup>/*",
+        *(vpc if resolved.condition("AttachToVpc") else []),
     }
 
 
@@ -904,7 +923,7 @@ def test_the_template_key_prefixes_are_the_ones_the_code_writes(
         for tests in statement.get("Condition", {}).values()
         for value in as_list(tests.get(LEADING_KEYS, []))
     }
-    rate_pattern = f"rate#{REQUIRED_PARAMETERS['MwaaEnvironmentName']}#*"
+    rate_pattern = f"rate#{REQUIRED_PARAMETERS['MwaaEnvironmentNames']}#*"
 
     # Then each is a key (or prefix) the code builds: trigger ids, the stack environment's CLI
     # lock and rate counters, the health probe, the statuses the reconciler reads and the
@@ -997,6 +1016,249 @@ def test_invoke_rest_api_is_granted_on_the_user_airflow_role_only(
     resources = allowed["airflow:InvokeRestApi"]
     assert resources == [f"arn:aws:airflow:{REGION}:{ACCOUNT}:role/analytics-prod/User"]
     assert all(resource.endswith("/User") for resource in resources)
+
+
+#: MWAA's default quota of environments per account and Region: the most the template can grant
+MAX_ENVIRONMENTS = 10
+ENVIRONMENT_LISTS = [
+    pytest.param(["analytics-prod"], id="one"),
+    pytest.param(["sales", "finance", "ops_2"], id="three"),
+    pytest.param([f"env-{n}" for n in range(MAX_ENVIRONMENTS)], id="ten"),
+]
+
+
+def airflow_grants(resolved: ResolvedStack, function_id: str) -> dict[str, list[str]]:
+    """The function's airflow:* actions and the resources each is allowed on."""
+    allowed = function_allowed_actions(resolved, function_id)
+    return {
+        action: sorted(map(str, r))
+        for action, r in allowed.items()
+        if action.startswith("airflow:")
+    }
+
+
+def leading_keys(resolved: ResolvedStack, sid: str) -> list[str]:
+    """The LeadingKeys of one statement of the Airflow access policy."""
+    policy = resolved.resources("AWS::IAM::ManagedPolicy")["AirflowAccessPolicy"]
+    (statement,) = [
+        s for s in statements(policy["Properties"]["PolicyDocument"]) if s["Sid"] == sid
+    ]
+    (tests,) = statement["Condition"].values()
+    return sorted(map(str, as_list(tests[LEADING_KEYS])))
+
+
+@pytest.mark.parametrize("names", ENVIRONMENT_LISTS)
+@pytest.mark.parametrize("transport", ["invoke_rest_api", "cli"])
+def test_airflow_is_granted_on_exactly_the_listed_environments(
+    raw_template: dict[str, Any], function_id: str, names: list[str], transport: str
+) -> None:
+    # Given a deployment listing one, three or ten environments
+    resolved = stack(raw_template, MwaaTransport=transport, MwaaEnvironmentNames=",".join(names))
+
+    # When we list what the function may do on Airflow
+    grants = airflow_grants(resolved, function_id)
+
+    # Then each action names exactly those environments' ARNs: no other, none twice, no wildcard
+    environments = sorted(f"arn:aws:airflow:{REGION}:{ACCOUNT}:environment/{n}" for n in names)
+    user_roles = sorted(f"arn:aws:airflow:{REGION}:{ACCOUNT}:role/{n}/User" for n in names)
+    expected = {"airflow:GetEnvironment": environments}
+    if transport == "cli":
+        expected["airflow:CreateCliToken"] = environments
+    else:
+        expected["airflow:InvokeRestApi"] = user_roles
+    assert grants == expected
+    assert not [arn for arns in grants.values() for arn in arns if "*" in arn or "?" in arn]
+
+
+@pytest.mark.parametrize("names", ENVIRONMENT_LISTS)
+def test_the_rate_budget_and_the_cli_lock_are_granted_per_listed_environment(
+    raw_template: dict[str, Any], names: list[str]
+) -> None:
+    joined = ",".join(names)
+    rest = stack(raw_template, MwaaTransport="invoke_rest_api", MwaaEnvironmentNames=joined)
+    cli = stack(raw_template, MwaaTransport="cli", MwaaEnvironmentNames=joined)
+
+    # Then each environment has its rate counters and its CLI lock, as the code names them
+    assert leading_keys(rest, "ShareAirflowRateBudget") == sorted(f"rate#{n}#*" for n in names)
+    assert leading_keys(cli, "HoldMwaaCliLock") == sorted(cli_lock_key(n) for n in names)
+    for name in names:
+        assert any(
+            wildcard_match(p, rate_budget_key(name, 1_795_000_000))
+            for p in leading_keys(rest, "ShareAirflowRateBudget")
+        )
+    # And another environment's are not
+    for pattern in leading_keys(rest, "ShareAirflowRateBudget"):
+        assert not wildcard_match(pattern, OTHER_RATE_KEY)
+    assert OTHER_LOCK_KEY not in leading_keys(cli, "HoldMwaaCliLock")
+
+
+@pytest.mark.parametrize("names", ENVIRONMENT_LISTS)
+def test_the_functions_refuse_routes_naming_an_environment_iam_does_not_grant(
+    raw_template: dict[str, Any], names: list[str]
+) -> None:
+    # Given a deployment listing these environments
+    resolved = stack(raw_template, MwaaEnvironmentNames=",".join(names))
+
+    # Then every function is told exactly those (its routes loader refuses any other), and
+    # they are the environments the IAM policy grants
+    shared, _ = function_variables(resolved, "S3EventsFunction")
+    told = Settings(table_name="t" * 3, mwaa_environment_names=shared["MWAA_ENVIRONMENT_NAMES"])
+    assert list(told.mwaa_environment_names) == names
+    granted = airflow_grants(resolved, "S3EventsFunction")["airflow:GetEnvironment"]
+    assert sorted(arn.rsplit("/", 1)[1] for arn in granted) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("analytics-prod", True),
+        ("Sales_2", True),
+        ("a" * 80, True),
+        ("a" * 81, False),
+        ("2fast", False),
+        ("-env", False),
+        ("my env", False),
+        ("", False),
+        ("*", False),
+    ],
+)
+def test_each_environment_name_must_be_one_mwaa_accepts(
+    raw_template: dict[str, Any], value: str, accepted: bool
+) -> None:
+    # CloudFormation matches a CommaDelimitedList's pattern against each of its values
+    spec = raw_template["Parameters"]["MwaaEnvironmentNames"]
+    assert spec["Type"] == "CommaDelimitedList"
+    assert "Default" not in spec  # at least one name, always given
+    assert bool(re.fullmatch(spec["AllowedPattern"], value)) is accepted
+
+
+def test_the_environment_list_conditions_cover_the_most_names_the_template_grants(
+    raw_template: dict[str, Any],
+) -> None:
+    # One condition for each name after the first, up to MWAA's quota
+    conditions = {
+        name for name in raw_template["Conditions"] if name.startswith("HasMwaaEnvironment")
+    }
+    assert conditions == {f"HasMwaaEnvironment{n}" for n in range(2, MAX_ENVIRONMENTS + 1)}
+    eleven = [f"env-{n}" for n in range(MAX_ENVIRONMENTS + 1)]
+    resolved = stack(raw_template, MwaaEnvironmentNames=",".join(eleven))
+    granted = airflow_grants(resolved, "ApiFunction")["airflow:GetEnvironment"]
+    # Past the tenth nothing is granted, and the functions are not told the name either
+    assert len(granted) == MAX_ENVIRONMENTS
+    shared, _ = function_variables(resolved, "ApiFunction")
+    assert shared["MWAA_ENVIRONMENT_NAMES"] == ",".join(eleven[:MAX_ENVIRONMENTS])
+
+
+# ---------------------------------------------------------------------------------------------
+# Private networks (VPC)
+# ---------------------------------------------------------------------------------------------
+
+SUBNETS = "subnet-0123456789abcdef0,subnet-0fedcba9876543210"
+SECURITY_GROUPS = "sg-0123456789abcdef0"
+
+
+@pytest.mark.parametrize("in_vpc", [False, True], ids=["no-vpc", "vpc"])
+def test_every_function_runs_in_the_vpc_only_when_subnets_are_given(
+    raw_template: dict[str, Any], in_vpc: bool
+) -> None:
+    # Given a deployment with or without subnets
+    overrides = {"VpcSubnetIds": SUBNETS, "VpcSecurityGroupIds": SECURITY_GROUPS} if in_vpc else {}
+    resolved = stack(raw_template, **overrides)
+
+    # When we resolve the functions' VpcConfig (Globals; no function sets its own)
+    vpc_config = resolved.resolve({"v": raw_template["Globals"]["Function"]["VpcConfig"]})
+    functions = resolved.resources("AWS::Serverless::Function")
+    assert sorted(functions) == sorted(FUNCTIONS)
+    assert all("VpcConfig" not in f["Properties"] for f in functions.values())
+
+    # Then every function (each calls Airflow) joins those subnets with those security groups,
+    # or none joins a VPC
+    if in_vpc:
+        assert vpc_config["v"] == {
+            "SubnetIds": SUBNETS.split(","),
+            "SecurityGroupIds": SECURITY_GROUPS.split(","),
+        }
+    else:
+        assert vpc_config == {}
+
+    # And each role may manage network interfaces only then
+    for function_id in FUNCTIONS:
+        attached = role_of_function(resolved, function_id)["Properties"]["ManagedPolicyArns"]
+        assert ("<VpcNetworkInterfacePolicy>" in attached) is in_vpc, function_id
+        actions = function_allowed_actions(resolved, function_id)
+        ec2 = {action for action in actions if action.startswith("ec2:")}
+        assert ec2 == (
+            {
+                "ec2:CreateNetworkInterface",
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeSubnets",
+            }
+            if in_vpc
+            else set()
+        )
+        for action in ec2 - ACTIONS_WITHOUT_RESOURCE_SCOPE:
+            assert all(r.startswith(f"arn:aws:ec2:{REGION}:{ACCOUNT}:") for r in actions[action]), (
+                action
+            )
+
+
+def test_sam_gives_every_function_the_globals_vpc_config(
+    translated_template: dict[str, Any],
+) -> None:
+    # Given the template after the SAM transform, Then each Lambda function carries the
+    # conditional VpcConfig of Globals
+    functions = {
+        logical_id: resource
+        for logical_id, resource in translated_template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
+    assert sorted(functions) == sorted(FUNCTIONS)
+    for logical_id, function in functions.items():
+        vpc_config = function["Properties"]["VpcConfig"]
+        condition, given, otherwise = vpc_config["Fn::If"]
+        assert condition == "AttachToVpc", logical_id
+        assert given == {
+            "SubnetIds": {"Ref": "VpcSubnetIds"},
+            "SecurityGroupIds": {"Ref": "VpcSecurityGroupIds"},
+        }
+        assert otherwise == {"Ref": "AWS::NoValue"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    [
+        ("VpcSubnetIds", "", True),
+        ("VpcSubnetIds", "subnet-0123456789abcdef0", True),
+        ("VpcSubnetIds", "subnet-12345678", True),
+        ("VpcSubnetIds", "sg-0123456789abcdef0", False),
+        ("VpcSubnetIds", "subnet-XYZ", False),
+        ("VpcSecurityGroupIds", "", True),
+        ("VpcSecurityGroupIds", "sg-0123456789abcdef0", True),
+        ("VpcSecurityGroupIds", "subnet-0123456789abcdef0", False),
+    ],
+)
+def test_vpc_parameters_accept_ids_of_their_kind_or_nothing(
+    raw_template: dict[str, Any], name: str, value: str, accepted: bool
+) -> None:
+    spec = raw_template["Parameters"][name]
+    assert spec["Type"] == "CommaDelimitedList"
+    assert spec["Default"] == ""
+    assert bool(re.fullmatch(spec["AllowedPattern"], value)) is accepted
+
+
+def test_subnets_without_security_groups_fail_the_deployment(raw_template: dict[str, Any]) -> None:
+    # A rule CloudFormation checks before creating anything: subnets need security groups
+    (rule,) = raw_template["Rules"].values()
+    assert rule["RuleCondition"] == {
+        "Fn::Not": [{"Fn::EachMemberEquals": [{"Ref": "VpcSubnetIds"}, ""]}]
+    }
+    (assertion,) = rule["Assertions"]
+    assert assertion["Assert"] == {
+        "Fn::Not": [{"Fn::EachMemberEquals": [{"Ref": "VpcSecurityGroupIds"}, ""]}]
+    }
 
 
 @pytest.mark.parametrize(

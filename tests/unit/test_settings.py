@@ -62,3 +62,34 @@ def test_a_fifo_topic_or_a_bus_arn_is_refused_by_name(monkeypatch: pytest.Monkey
 
     assert "RUN_FAILURE_TOPIC_ARN" in str(raised.value)
     assert "RUN_EVENT_BUS_NAME" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", ()),
+        ("analytics-prod", ("analytics-prod",)),
+        ("sales,finance_2", ("sales", "finance_2")),
+    ],
+)
+def test_the_granted_environments_are_read_from_the_templates_comma_separated_list(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: tuple[str, ...]
+) -> None:
+    # Given MWAA_ENVIRONMENT_NAMES as the template joins MwaaEnvironmentNames (or unset: empty)
+    monkeypatch.setenv("TABLE_NAME", "dagtrigger-history")
+    monkeypatch.setenv("MWAA_ENVIRONMENT_NAMES", value)
+
+    # Then each name is one item, and empty means no check
+    assert get_settings().mwaa_environment_names == expected
+
+
+def test_a_granted_environment_name_mwaa_would_refuse_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TABLE_NAME", "dagtrigger-history")
+    monkeypatch.setenv("MWAA_ENVIRONMENT_NAMES", "sales,-finance")
+
+    with pytest.raises(SettingsError) as raised:
+        get_settings()
+
+    assert "MWAA_ENVIRONMENT_NAMES[1]: String should match pattern" in str(raised.value)

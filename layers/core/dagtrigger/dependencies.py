@@ -123,6 +123,7 @@ def build_dependencies(settings: Settings, clients: AwsClients) -> Dependencies:
             cache_seconds=settings.routes_cache_seconds,
             ssm_client_factory=lambda: clients.client("ssm"),
             s3_client_factory=lambda: clients.client("s3"),
+            allowed_environment_names=settings.mwaa_environment_names,
         ),
         transport_for=TransportCache(
             TransportParts(

@@ -215,7 +215,8 @@ def dry_run_request(request: RoutesTestRequest, deps: Dependencies) -> DryRunRep
     if request.routes_document is None:
         routes, source = _deployed_routes(deps), f"the stack's routes file ({deps.routes.location})"
     else:
-        routes, source = _request_routes(request.routes_document), "the request's routes_document"
+        routes = _request_routes(request.routes_document, deps.settings.mwaa_environment_names)
+        source = "the request's routes_document"
     return dry_run(
         routes,
         request,
@@ -268,7 +269,7 @@ def _deployed_routes(deps: Dependencies) -> RoutesFile:
         raise UnavailableError(f"the stack's routes file cannot be loaded: {broken}") from None
 
 
-def _request_routes(document: str) -> RoutesFile:
+def _request_routes(document: str, allowed_environment_names: tuple[str, ...]) -> RoutesFile:
     """The routes file a request carries. YAML aliases are refused: a few lines of them can
     stand for a document too large to validate within the API's time (the stack's own file,
     which only its operators write, may use them)."""
@@ -278,7 +279,11 @@ def _request_routes(document: str) -> RoutesFile:
             "to the API"
         )
     try:
-        return parse_routes(document, source="routes_document")
+        return parse_routes(
+            document,
+            source="routes_document",
+            allowed_environment_names=allowed_environment_names,
+        )
     except RoutesConfigError as invalid:
         raise _invalid_document(str(invalid)) from None
     except RecursionError:

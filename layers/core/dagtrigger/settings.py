@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dagtrigger.errors import SettingsError
 from dagtrigger.ids import (
     ARN_PATTERN,
     EVENT_BUS_NAME_PATTERN,
+    MWAA_ENVIRONMENT_NAME_PATTERN,
     SCHEDULE_NAME_PATTERN,
     SNS_TOPIC_ARN_PATTERN,
 )
 from dagtrigger.validation import Location, field_problems, format_location
+
+_EnvironmentName = Annotated[
+    str, StringConstraints(min_length=1, max_length=80, pattern=MWAA_ENVIRONMENT_NAME_PATTERN)
+]
 
 
 class Settings(BaseSettings):
@@ -30,6 +36,12 @@ class Settings(BaseSettings):
         description="bundled:NAME (file in the layer), file:PATH, ssm:/PARAMETER/NAME or s3://BUCKET/KEY",
     )
     routes_cache_seconds: int = Field(default=60, ge=0, le=3600)
+    mwaa_environment_names: Annotated[tuple[_EnvironmentName, ...], NoDecode] = Field(
+        default=(),
+        description="the environments the stack's IAM grants, comma separated (the template's "
+        "MwaaEnvironmentNames): a routes file whose environment names another is refused when "
+        "it loads; empty: no check (local tools and tests)",
+    )
     record_ignored: bool = Field(
         default=True,
         description="record unrouted objects and S3 events other than Object Created as IGNORED",
@@ -155,6 +167,14 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(
         default=30, ge=1, le=3600, description="Retry-After sent with 503 while Airflow is down"
     )
+
+    @field_validator("mwaa_environment_names", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # The template joins its CommaDelimitedList parameter with commas.
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @field_validator("run_failure_topic_arn", mode="before")
     @classmethod

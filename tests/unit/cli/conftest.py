@@ -50,7 +50,7 @@ def cli_runner() -> DagtriggerRunner:
 def api_routes() -> tuple[HttpApiRouteSpec, ...]:
     """The api function's routes as template.yaml declares them (read once per session)."""
     template = discover(
-        REPO_ROOT / "template.yaml", parameter_overrides={"MwaaEnvironmentName": "local"}
+        REPO_ROOT / "template.yaml", parameter_overrides={"MwaaEnvironmentNames": "local"}
     )
     return tuple(template.function(API_FUNCTION).http_routes)
 

@@ -76,6 +76,9 @@ def test_every_environment_is_served_by_the_local_airflow(
     assert environments["self-managed"]["allow_plain_http"] is True
     # And the stack learns what it must provide
     assert fitted.mwaa_environments == ("analytics-prod",)
+    # And the template grants every environment, the self-managed one too (its name names its
+    # rate budget, and the functions refuse routes naming an environment not granted)
+    assert fitted.environment_names == ("analytics-prod", "on-prem")
     assert fitted.buckets == ("raw-data", "archive")
     assert fitted.uses_airflow_rest
     assert fitted.transports == {"prod": "cli", "self-managed": "airflow_rest"}
@@ -160,3 +163,20 @@ def test_a_bad_routes_file_is_refused_with_the_loaders_message(
 def test_a_missing_routes_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(RoutesFileError, match=r"cannot read routes file .*missing\.yaml"):
         check_routes_file(tmp_path / "missing.yaml")
+
+
+def test_the_demo_routes_run_on_two_emulated_environments(tmp_path: Path) -> None:
+    # Given the demo routes, fitted to the local stack
+    fitted = fit_routes(
+        DEMO_ROUTES, tmp_path / "routes.yaml", airflow_major=3, airflow_base_url=AIRFLOW_URL
+    )
+
+    # Then the emulator serves two MWAA environments, both granted by the template, and each
+    # S3 route names its own
+    assert fitted.mwaa_environments == ("dagtrigger-demo", "dagtrigger-finance")
+    assert fitted.environment_names == fitted.mwaa_environments
+    routes = yaml.safe_load(fitted.path.read_text())
+    assert {route["name"]: route["environment"] for route in routes["s3"]} == {
+        "sales-csv": "demo",
+        "finance-csv": "finance",
+    }

@@ -1,4 +1,5 @@
-"""Loading handlers from their CodeUri and invoking them as Lambda does."""
+"""Loading handlers from their CodeUri and invoking them as Lambda does, in this process (the
+runner's in-process mode; its execution environments are tested in test_pool)."""
 
 from __future__ import annotations
 

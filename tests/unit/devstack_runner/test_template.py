@@ -247,7 +247,7 @@ def test_the_real_template_resolves_for_the_local_stack() -> None:
     # Given the project's template with an environment name and existing buckets
     template = discover(
         REPO_ROOT / "template.yaml",
-        parameter_overrides={"MwaaEnvironmentName": "local-env", "SourceBucketNames": "landing"},
+        parameter_overrides={"MwaaEnvironmentNames": "local-env", "SourceBucketNames": "landing"},
     )
     # Then every function has a handler file, resolved variables and its event sources
     assert template.functions

@@ -234,7 +234,7 @@ def test_the_deployed_route_refuses_unsigned_calls_and_serves_signed_ones(
 ) -> None:
     # Given the route as the template declares it, served by the local HTTP API in front of
     # the real api handler
-    api = discover(REPO / "template.yaml", parameter_overrides={"MwaaEnvironmentName": "x"})
+    api = discover(REPO / "template.yaml", parameter_overrides={"MwaaEnvironmentNames": "x"})
     (spec,) = [r for r in api.function("ApiFunction").http_routes if r.path == PATH]
     assert spec.authorizer == "AWS_IAM"
     server = HttpApiServer(

@@ -338,3 +338,42 @@ def test_a_file_that_cannot_load_is_logged_at_error_with_its_fields_and_counted(
     assert "version (line 1)" in error.__dict__["error"]
     assert "environments (line 2)" in error.__dict__["error"]
     assert len(metrics.metric_set[MetricName.ROUTES_INVALID]["Value"]) == counted + 1
+
+
+# --- the environments the stack may trigger ---------------------------------------------------
+
+
+def test_the_loader_refuses_an_environment_the_stack_is_not_granted(
+    tmp_path: Path, make_routes_yaml: Callable[..., str], make_route: Callable[..., Any]
+) -> None:
+    # Given a stack granted on two environments and a routes file naming a third
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        make_routes_yaml(
+            make_route("first"),
+            environments={"prod": {"name": "someone-elses-env", "transport": "invoke_rest_api"}},
+        ),
+        encoding="utf-8",
+    )
+    loader = RoutesLoader(
+        f"file:{path}", cache_seconds=60, allowed_environment_names=("sales", "finance")
+    )
+
+    # When the routes load, Then the file is refused, naming the environment and the grant
+    with pytest.raises(RoutesConfigError) as caught:
+        loader.get()
+    assert "environments.prod.name (line 4)" in str(caught.value)
+    assert "'someone-elses-env' is not one this stack may trigger" in str(caught.value)
+
+    # And a file naming a granted environment loads
+    path.write_text(
+        make_routes_yaml(
+            make_route("first"),
+            environments={"prod": {"name": "finance", "transport": "invoke_rest_api"}},
+        ),
+        encoding="utf-8",
+    )
+    allowed = RoutesLoader(
+        f"file:{path}", cache_seconds=60, allowed_environment_names=("sales", "finance")
+    )
+    assert route_names(allowed) == ["first"]

@@ -457,3 +457,27 @@ def test_a_conf_template_whose_shape_depends_on_the_event_loads(template: str) -
     )
     routes = parse_routes(text, source="test")
     assert routes.s3[1].conf_template == template[1:-1]
+
+
+# --- the environments the stack may trigger ---------------------------------------------------
+
+
+def test_an_environment_the_stack_is_not_granted_is_refused_with_its_line() -> None:
+    # Given a stack granted only on my-mwaa-env, and VALID's second environment named otherwise
+    # When the routes file is parsed with the stack's list
+    with pytest.raises(RoutesConfigError) as caught:
+        parse_routes(VALID, source="test", allowed_environment_names=("my-mwaa-env",))
+
+    # Then that environment's name is the one problem, with its line, and says what to do
+    (problem,) = caught.value.problems
+    assert problem.location == "environments.selfhosted.name"
+    assert problem.line == VALID.splitlines().index("    name: local-airflow") + 1
+    assert "'local-airflow' is not one this stack may trigger" in problem.message
+    assert "MWAA_ENVIRONMENT_NAMES: my-mwaa-env" in problem.message
+    assert "MwaaEnvironmentNames" in problem.message
+
+
+def test_every_environment_granted_or_no_list_loads() -> None:
+    granted = ("local-airflow", "other", "my-mwaa-env")
+    assert parse_routes(VALID, source="test", allowed_environment_names=granted).environments
+    assert parse_routes(VALID, source="test", allowed_environment_names=()).environments

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -111,11 +111,18 @@ def bundled_path(name: str, root: Path = BUNDLED_ROOT) -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
-def parse_routes(text: str, *, source: str) -> RoutesFile:
-    """Parse and validate a routes file; errors name the field and the line in ``source``."""
+def parse_routes(
+    text: str, *, source: str, allowed_environment_names: Collection[str] = ()
+) -> RoutesFile:
+    """Parse and validate a routes file; errors name the field and the line in ``source``.
+
+    ``allowed_environment_names``: the environments the stack may trigger (its IAM grants); an
+    environment named otherwise is a problem of the file. Empty: any name.
+    """
     root, data = _load_yaml(text, source)
+    context = {RoutesFile.ALLOWED_ENVIRONMENTS: tuple(allowed_environment_names)}
     try:
-        return RoutesFile.model_validate(data)
+        return RoutesFile.model_validate(data, context=context)
     except ValidationError as exc:
         problems = [_routes_problem(root, problem) for problem in field_problems(exc)]
         listed = "\n".join(f"  - {problem}" for problem in problems)
@@ -250,8 +257,11 @@ class RoutesLoader:
         s3_client_factory: ClientFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
         bundled_root: Path = BUNDLED_ROOT,
+        allowed_environment_names: Collection[str] = (),
     ) -> None:
+        """``allowed_environment_names``: see `parse_routes` (MWAA_ENVIRONMENT_NAMES)."""
         self._location = parse_location(location)
+        self._allowed_environment_names = tuple(allowed_environment_names)
         self._bundled_root = bundled_root
         self._cache_seconds = cache_seconds
         self._ssm_client_factory = ssm_client_factory or _no_client("ssm")
@@ -294,7 +304,9 @@ class RoutesLoader:
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         if previous is not None and previous.digest == digest:
             return _Loaded(previous.routes, digest, now)
-        routes = parse_routes(text, source=self.location)
+        routes = parse_routes(
+            text, source=self.location, allowed_environment_names=self._allowed_environment_names
+        )
         logger.info(
             "routes loaded",
             extra={"routes_location": self.location, "routes_sha256": digest[:12]},

@@ -33,6 +33,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -429,6 +430,29 @@ class RoutesFile(_Strict):
                         f"unknown environment {route.environment!r} (defined: {known})",
                     )
                 )
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    #: the validation context key naming the environments the stack may trigger (its IAM grants)
+    ALLOWED_ENVIRONMENTS: ClassVar[str] = "allowed_environment_names"
+
+    @model_validator(mode="after")
+    def _environments_are_granted(self, info: ValidationInfo) -> RoutesFile:
+        allowed = (info.context or {}).get(self.ALLOWED_ENVIRONMENTS) or ()
+        if not allowed:
+            return self
+        listed = ", ".join(allowed)
+        problems: list[tuple[Location, str]] = [
+            (
+                ("environments", alias, "name"),
+                f"environment {environment.name!r} is not one this stack may trigger "
+                f"(MWAA_ENVIRONMENT_NAMES: {listed}): add it to the stack's MwaaEnvironmentNames "
+                "parameter, which grants IAM on it, or name one of those",
+            )
+            for alias, environment in self.environments.items()
+            if environment.name not in allowed
+        ]
         if problems:
             raise FieldProblems(problems)
         return self
