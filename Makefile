@@ -15,7 +15,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help venv sam-venv lock lint format test test-unit test-template test-contract test-e2e \
-        reliability validate build demo up down clean
+        reliability validate build demo up down clean bench
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,7 +58,7 @@ $(CHECKOV_VENV)/.installed: $(UV) requirements/checkov.txt
 lint: venv $(CHECKOV_VENV)/.installed ## ruff, mypy and checkov (template.yaml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/core/dagtrigger functions devstack dagtrigger_cli
+	$(VENV)/bin/mypy layers/core/dagtrigger functions devstack dagtrigger_cli bench
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact \
 	  --skip-download
 
@@ -108,6 +108,15 @@ up: venv ## start the local stack in the background and print how to drive it (A
 
 down: venv ## stop the local stack started by `make up`
 	$(PY) -m devstack down
+
+# `make bench`: dagtrigger against the usual sample on the local stack, written to bench/results.md
+# (about 30 minutes). QUICK=1: small sizes (a few minutes); BENCH_ARGS: any `python -m bench.run`
+# option, e.g. BENCH_ARGS="--skip demo,cold --burst 200".
+QUICK      ?=
+BENCH_ARGS ?=
+
+bench: venv build ## benchmark against the usual sample (QUICK=1: small sizes; BENCH_ARGS=...); writes bench/results.md
+	$(PY) -m bench.run $(if $(filter-out 0 no false,$(QUICK)),--quick) $(BENCH_ARGS)
 
 clean: ## remove build output and the local stack's state (not the virtual environments)
 	rm -rf .aws-sam $(STACK_DIR)/state

@@ -19,7 +19,6 @@ import os
 import random
 import statistics
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,4 +210,4 @@ def _python_312() -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
