@@ -1,8 +1,9 @@
-"""Real Apache Airflow (3.x and 2.10) for the local stack: start on loopback, stop.
+"""Real Apache Airflow (3.3, 3.0 and 2.11) for the local stack: start on loopback, stop.
 
-`devstack.airflow_install` installs each major version. A server is a set of ManagedProcesses
-sharing one AIRFLOW_HOME, SQLite database and environment; `AirflowServer.cli_env()` lets
-other code run the same Airflow's CLI (the MWAA emulator's /aws_mwaa/cli does).
+`devstack.airflow_install` installs each named version (a bare major means its default). A
+server is a set of ManagedProcesses sharing one AIRFLOW_HOME, SQLite database and environment;
+`AirflowServer.cli_env()` lets other code run the same Airflow's CLI (the MWAA emulator's
+/aws_mwaa/cli does).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from devstack.airflow_install import AIRFLOW_VERSIONS, ensure_airflow_venv
+from devstack.airflow_install import VersionSpec, ensure_airflow_venv, release
 from devstack.lifecycle import stopped_on_failure
 from devstack.paths import DAGS_DIR, PACKAGE_DIR, write_private_file
 from devstack.processes import (
@@ -58,6 +59,11 @@ class AirflowServer:
     processes: list[ManagedProcess] = field(default_factory=list, repr=False)
     # Holds the JWT and Flask secrets: never put it in a repr or a log line.
     env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def key(self) -> str:
+        """The version's key (major.minor) in devstack.airflow_install.AIRFLOW_RELEASES: "3.0"."""
+        return ".".join(self.version.split(".")[:2])
 
     @property
     def airflow_bin(self) -> Path:
@@ -118,7 +124,7 @@ class AirflowServer:
 
 
 def start_airflow(
-    major: int,
+    version: VersionSpec,
     *,
     state_dir: Path,
     dags_folder: Path = DAGS_DIR,
@@ -129,16 +135,20 @@ def start_airflow(
 ) -> AirflowServer:
     """Install if needed, migrate the DB, start every component on 127.0.0.1, wait for the API.
 
+    `version` is a key of devstack.airflow_install.AIRFLOW_RELEASES ("3.3", "3.0", "2.11") or a
+    bare major (3 or 2) for that major's default version.
+
     `extra_env` is added to every component's environment (e.g. DAGTRIGGER_CONF_SINK for the
     sample DAGs). On failure, whatever was started is stopped before StackError is raised.
     """
-    venv = ensure_airflow_venv(major)
+    chosen = release(version)
+    venv = ensure_airflow_venv(chosen.key)
     port = port or free_port()
     home = state_dir / "home"
     home.mkdir(parents=True, exist_ok=True)
     server = AirflowServer(
-        major=major,
-        version=AIRFLOW_VERSIONS[major],
+        major=chosen.major,
+        version=chosen.version,
         base_url=f"http://{LOOPBACK}:{port}",
         username=ADMIN_USER[0],
         password=ADMIN_USER[1],
@@ -270,7 +280,7 @@ def _prepare_database(server: AirflowServer, state_dir: Path) -> None:
     airflow = str(server.airflow_bin)
     logs = state_dir / "logs"
     run_to_completion(
-        f"airflow-{server.major} db migrate",
+        f"airflow-{server.key} db migrate",
         [airflow, "db", "migrate"],
         env=server.env,
         cwd=server.home,
@@ -281,7 +291,7 @@ def _prepare_database(server: AirflowServer, state_dir: Path) -> None:
         accounts_file = state_dir / "accounts.json"
         write_private_file(accounts_file, json.dumps(_airflow2_accounts()))
         run_to_completion(
-            f"airflow-{server.major} create accounts",
+            f"airflow-{server.key} create accounts",
             [
                 str(server.venv / "bin" / "python"),
                 "-P",  # keep devstack/ off sys.path: its airflow.py would shadow the real one
@@ -326,7 +336,7 @@ def _components(server: AirflowServer, state_dir: Path) -> list[ManagedProcess]:
         }
     return [
         ManagedProcess(
-            f"airflow-{server.major} {name}",
+            f"airflow-{server.key} {name}",
             argv,
             env=server.env,
             cwd=server.home,

@@ -50,8 +50,42 @@ CONF_SINK_ENV = "DAGTRIGGER_CONF_SINK"
 SAMPLE_DAGS = ("ingest_sales", "echo_conf", "always_paused", "fails_in_a_task")
 
 
+def airflow_versions_under_test() -> list[str]:
+    """The Airflow version keys the contract suite runs against, from DAGTRIGGER_AIRFLOW_VERSIONS.
+
+    Unset means every version devstack can install (devstack.airflow_install.AIRFLOW_RELEASES):
+    the newest Airflow 3, MWAA's newest Airflow 3 and MWAA's newest Airflow 2. The Makefile sets
+    it (`make test-contract AIRFLOW_VERSIONS=3.0`, `make test TEST_AIRFLOW_VERSIONS=3.0,2.11`).
+    """
+    from devstack.airflow_install import versions_from_env
+
+    return versions_from_env()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses ``airflow_version`` (directly or through a fixture) runs per version."""
+    if "airflow_version" in metafunc.fixturenames:
+        versions = airflow_versions_under_test()
+        metafunc.parametrize(
+            "airflow_version",
+            versions,
+            indirect=True,
+            scope="module",
+            ids=[f"airflow{version}" for version in versions],
+        )
+
+
+@pytest.fixture(scope="module")
+def airflow_version(request: pytest.FixtureRequest) -> str:
+    """The Airflow version key under test ("3.3", "3.0", "2.11"): parametrized above."""
+    return str(request.param)
+
+
 class AirflowPool:
-    """Airflow servers by major version, each started on first use and stopped at session end.
+    """Airflow servers by version, each started on first use and stopped at session end.
+
+    A version is a key of devstack.airflow_install.AIRFLOW_RELEASES ("3.3", "3.0", "2.11") or a
+    bare major (3 or 2) for that major's default version; both name the same server.
 
     Starting Airflow costs 30-50 s on a 2-core machine, so every contract and end-to-end test
     shares these. The sample DAGs write the conf they received under ``conf_sink``.
@@ -60,33 +94,36 @@ class AirflowPool:
     def __init__(self, state_dir: Path, conf_sink: Path) -> None:
         self.state_dir = state_dir
         self.conf_sink = conf_sink
-        self._servers: dict[int, Any] = {}
+        self._servers: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, major: int) -> Any:
-        return self.get_many([major])[major]
+    def get(self, version: str | int) -> Any:
+        return self.get_many([version])[version]
 
-    def get_many(self, majors: Iterable[int]) -> dict[int, Any]:
-        """The servers for ``majors``, starting the missing ones side by side."""
+    def get_many(self, versions: Iterable[str | int]) -> dict[Any, Any]:
+        """The servers for ``versions`` (keyed as asked), starting the missing ones side by side."""
+        from devstack.airflow_install import release
+
+        wanted = {version: release(version).key for version in versions}
         with self._lock:
-            missing = [major for major in majors if major not in self._servers]
+            missing = sorted({key for key in wanted.values() if key not in self._servers})
             if missing:
                 with ThreadPoolExecutor(max_workers=len(missing)) as pool:
-                    futures = {major: pool.submit(self._start, major) for major in missing}
+                    futures = {key: pool.submit(self._start, key) for key in missing}
                 failures = [f.exception() for f in futures.values() if f.exception()]
                 self._servers.update(
-                    {major: f.result() for major, f in futures.items() if not f.exception()}
+                    {key: f.result() for key, f in futures.items() if not f.exception()}
                 )
                 if failures:
                     raise failures[0]  # type: ignore[misc]
-            return {major: self._servers[major] for major in majors}
+            return {version: self._servers[key] for version, key in wanted.items()}
 
-    def _start(self, major: int) -> Any:
+    def _start(self, key: str) -> Any:
         from devstack.airflow import start_airflow, wait_for_dag
 
         server = start_airflow(
-            major,
-            state_dir=self.state_dir / f"airflow-{major}",
+            key,
+            state_dir=self.state_dir / f"airflow-{key}",
             extra_env={CONF_SINK_ENV: str(self.conf_sink)},
         )
         try:
@@ -102,12 +139,12 @@ class AirflowPool:
         from devstack.processes import port_is_free
 
         leftovers = []
-        for major, server in self._servers.items():
+        for key, server in self._servers.items():
             server.stop()
             if server.pids():
-                leftovers.append(f"Airflow {major}: processes {server.pids()} still running")
+                leftovers.append(f"Airflow {key}: processes {server.pids()} still running")
             if not port_is_free(server.port):
-                leftovers.append(f"Airflow {major}: port {server.port} still bound")
+                leftovers.append(f"Airflow {key}: port {server.port} still bound")
         self._servers.clear()
         return leftovers
 

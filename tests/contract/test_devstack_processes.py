@@ -53,10 +53,11 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     server.stop()
 
 
-@pytest.fixture(scope="module", params=[3, 2], ids=["airflow3", "airflow2"])
-def airflow(request: pytest.FixtureRequest, airflow_pool: Any) -> AirflowServer:
-    """The session's shared server; the pool stops it at the end and checks nothing is left."""
-    server: AirflowServer = airflow_pool.get(request.param)
+@pytest.fixture(scope="module")
+def airflow(airflow_version: str, airflow_pool: Any) -> AirflowServer:
+    """The session's shared server for each version of the matrix (tests/conftest.py); the pool
+    stops it at the end and checks nothing is left."""
+    server: AirflowServer = airflow_pool.get(airflow_version)
     return server
 
 

@@ -1,6 +1,7 @@
-"""The MWAA emulator in front of real Apache Airflow (3.x, and 2.10): REST and CLI paths.
+"""The MWAA emulator in front of real Apache Airflow (3.3, 3.0 and 2.11): REST and CLI paths.
 
-Uses the session's shared Airflow servers (tests/conftest.py: airflow_pool).
+Uses the session's shared Airflow servers (tests/conftest.py: airflow_pool), one per version of
+the matrix (tests/conftest.py: airflow_version, DAGTRIGGER_AIRFLOW_VERSIONS).
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ class Stack:
     mwaa: Any
 
 
-@pytest.fixture(scope="module", params=[3, 2], ids=["airflow-3", "airflow-2"])
+@pytest.fixture(scope="module")
 def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, airflow_pool: Any
+    airflow_version: str, tmp_path_factory: pytest.TempPathFactory, airflow_pool: Any
 ) -> Iterator[Stack]:
-    airflow: AirflowServer = airflow_pool.get(request.param)
+    airflow: AirflowServer = airflow_pool.get(airflow_version)
     with MwaaEmulator(tmp_path_factory.mktemp("mwaa")) as emulator:
         emulator.add_environment(ENV, airflow)
         yield Stack(airflow, emulator, emulator.client())

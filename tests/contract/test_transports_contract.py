@@ -1,10 +1,11 @@
-"""Every transport against real Apache Airflow 3 and 2.
+"""Every transport against real Apache Airflow: each version of the matrix (3.3, 3.0 and 2.11).
 
 InvokeRestApi and the CLI go through the MWAA emulator (the CLI under the DynamoDB lease lock, on
 a DynamoDB Local table); direct REST calls Airflow itself. Every Airflow call runs as the
 least-privilege account ("User" role), as MWAA's IAM-to-role mapping would.
 
-Each Airflow starts once for the whole file (both majors at the same time), and so do DynamoDB
+The versions come from DAGTRIGGER_AIRFLOW_VERSIONS (tests/conftest.py: every version when unset).
+Each Airflow starts once for the whole file (all versions at the same time), and so do DynamoDB
 Local and the emulator; teardown stops them all. The file prints Airflow's start times and the
 median trigger latency of each transport at the end (numbers only, never asserted).
 """
@@ -41,13 +42,13 @@ from dagtrigger.transports.base import (
 from dagtrigger.transports.factory import TransportParts, build_transport
 from dagtrigger.transports.retry import trigger_with_retries
 from devstack.airflow import AirflowServer
+from devstack.airflow_install import versions_from_env
 from devstack.dynamodb_local import DUMMY_CREDENTIALS, start_dynamodb_local
 from devstack.mwaa_emulator import MwaaEmulator
 from devstack.processes import wait_until
 
 pytestmark = pytest.mark.contract
 
-MAJORS = [3, 2]
 KINDS = list(TransportKind)
 CONF_SINK_ENV = "DAGTRIGGER_CONF_SINK"
 TABLE_NAME = "dagtrigger-contract"
@@ -70,17 +71,17 @@ RUN_FINISH_TIMEOUT = 90.0
 class Timings:
     """What the file measures, printed at the end of the module."""
 
-    airflow_api_ready_s: dict[int, float] = field(default_factory=dict)
-    airflow_dags_ready_s: dict[int, float] = field(default_factory=dict)
+    airflow_api_ready_s: dict[str, float] = field(default_factory=dict)
+    airflow_dags_ready_s: dict[str, float] = field(default_factory=dict)
     trigger_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     module_started: float = field(default_factory=time.monotonic)
 
     def lines(self) -> list[str]:
         lines = [f"transport contract: module took {time.monotonic() - self.module_started:.1f} s"]
-        for major in sorted(self.airflow_api_ready_s):
+        for version in sorted(self.airflow_api_ready_s):
             lines.append(
-                f"  Airflow {major}: API up after {self.airflow_api_ready_s[major]:.1f} s, "
-                f"sample DAGs parsed after {self.airflow_dags_ready_s[major]:.1f} s"
+                f"  Airflow {version}: API up after {self.airflow_api_ready_s[version]:.1f} s, "
+                f"sample DAGs parsed after {self.airflow_dags_ready_s[version]:.1f} s"
             )
         for label in sorted(self.trigger_ms):
             samples = self.trigger_ms[label]
@@ -111,20 +112,21 @@ def _print_uncaptured(config: pytest.Config, text: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def airflows(request: pytest.FixtureRequest, airflow_pool: Any) -> dict[int, AirflowServer]:
-    """Every Airflow major the selected tests need (the session's shared servers)."""
-    servers: dict[int, AirflowServer] = airflow_pool.get_many(_majors_selected(request.session))
+def airflows(request: pytest.FixtureRequest, airflow_pool: Any) -> dict[str, AirflowServer]:
+    """Every Airflow version the selected tests need (the session's shared servers), by key."""
+    servers: dict[str, AirflowServer] = airflow_pool.get_many(_versions_selected(request.session))
     return servers
 
 
-def _majors_selected(session: pytest.Session) -> list[int]:
-    """The majors of this file's selected tests (all of them when none is parametrized)."""
-    selected: set[int] = set()
+def _versions_selected(session: pytest.Session) -> list[str]:
+    """The versions of this file's selected tests (the whole matrix when none is parametrized)."""
+    selected: list[str] = []
     for item in session.items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if item.path == Path(__file__) and isinstance(params.get("major"), int):
-            selected.add(params["major"])
-    return sorted(selected or MAJORS, reverse=True)
+        version = params.get("airflow_version")
+        if item.path == Path(__file__) and isinstance(version, str) and version not in selected:
+            selected.append(version)
+    return selected or versions_from_env()
 
 
 @pytest.fixture(scope="module")
@@ -144,28 +146,29 @@ def lock_table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def emulator(
-    tmp_path_factory: pytest.TempPathFactory, airflows: dict[int, AirflowServer]
+    tmp_path_factory: pytest.TempPathFactory, airflows: dict[str, AirflowServer]
 ) -> Iterator[MwaaEmulator]:
     with MwaaEmulator(tmp_path_factory.mktemp("mwaa")) as running:
-        for major, server in airflows.items():
+        for server in airflows.values():
             running.add_environment(
-                _environment_name(major),
+                _environment_name(server),
                 server,
                 rest_api_credentials=(server.user_username, server.user_password),
             )
         yield running
 
 
-def _environment_name(major: int) -> str:
-    return f"contract-airflow-{major}"
+def _environment_name(airflow: AirflowServer) -> str:
+    return f"contract-airflow-{_slug(airflow)}"
 
 
-# --- one transport per (major, kind) ----------------------------------------------------------
+def _slug(airflow: AirflowServer) -> str:
+    """The version key in a form MWAA names and aliases accept ("3.0" -> "3-0")."""
+    return airflow.key.replace(".", "-")
 
 
-@pytest.fixture(scope="module", params=MAJORS, ids=lambda major: f"airflow{major}")
-def major(request: pytest.FixtureRequest) -> int:
-    return int(request.param)
+# --- one transport per (version, kind) --------------------------------------------------------
+# The version fixture, airflow_version, is parametrized by tests/conftest.py.
 
 
 @pytest.fixture(scope="module", params=KINDS, ids=str)
@@ -175,7 +178,6 @@ def kind(request: pytest.FixtureRequest) -> TransportKind:
 
 @dataclass
 class Case:
-    major: int
     kind: TransportKind
     airflow: AirflowServer
     environment: EnvironmentRef
@@ -184,7 +186,11 @@ class Case:
 
     @property
     def label(self) -> str:
-        return f"Airflow {self.major} {self.kind}"
+        return f"Airflow {self.airflow.version} {self.kind}"
+
+    @property
+    def major(self) -> int:
+        return self.airflow.major
 
     def request(self, dag_id: str, conf: dict[str, Any]) -> TriggerRequest:
         return _new_request(self.environment, dag_id, conf)
@@ -199,19 +205,19 @@ class Case:
 
 @pytest.fixture(scope="module")
 def case(
-    major: int,
+    airflow_version: str,
     kind: TransportKind,
-    airflows: dict[int, AirflowServer],
+    airflows: dict[str, AirflowServer],
     emulator: MwaaEmulator,
     timings: Timings,
     request: pytest.FixtureRequest,
 ) -> Iterator[Case]:
-    airflow = airflows[major]
+    airflow = airflows[airflow_version]
     # DynamoDB Local holds the shared rate budget (every kind) and the CLI's lock.
     table = request.getfixturevalue("lock_table")
     environment, transport, session = _build(kind, airflow, emulator, table)
     try:
-        yield Case(major, kind, airflow, environment, transport, timings)
+        yield Case(kind, airflow, environment, transport, timings)
     finally:
         session.close()
 
@@ -224,10 +230,10 @@ def _build(
     The Airflow major is left unset so the transport finds it (GetEnvironment or the health
     endpoints), as it does in production.
     """
-    secret_name = f"contract/airflow-{airflow.major}"
+    secret_name = f"contract/airflow-{_slug(airflow)}"
     environment = EnvironmentRef(
-        alias=f"contract-{kind}-{airflow.major}",
-        name=_environment_name(airflow.major),
+        alias=f"contract-{kind}-{_slug(airflow)}",
+        name=_environment_name(airflow),
         transport=kind,
         base_url=airflow.base_url if kind is TransportKind.AIRFLOW_REST else None,
         credentials_secret=secret_name if kind is TransportKind.AIRFLOW_REST else None,
@@ -491,14 +497,14 @@ def test_unknown_run_has_no_state(case: Case) -> None:
 
 
 def test_invoke_rest_api_retries_through_throttling(
-    major: int,
-    airflows: dict[int, AirflowServer],
+    airflow_version: str,
+    airflows: dict[str, AirflowServer],
     emulator: MwaaEmulator,
     lock_table: Any,
 ) -> None:
     # Given InvokeRestApi throttles the next two calls
     environment, transport, session = _build(
-        TransportKind.INVOKE_REST_API, airflows[major], emulator, lock_table
+        TransportKind.INVOKE_REST_API, airflows[airflow_version], emulator, lock_table
     )
     request = _new_request(environment, PAUSED_DAG, {"n": 2})
     emulator.faults.set("InvokeRestApi", error="ThrottlingException", fail_next=2)
@@ -520,18 +526,18 @@ NEWER_RUNS = 105
 
 
 def test_a_long_run_id_is_found_on_a_busy_dag_from_its_trigger_time(
-    major: int,
-    airflows: dict[int, AirflowServer],
+    airflow_version: str,
+    airflows: dict[str, AirflowServer],
     emulator: MwaaEmulator,
     lock_table: Any,
 ) -> None:
     # Given our run on the paused DAG over InvokeRestApi, with an id too long for its 64-character
     # path, then NEWER_RUNS more runs of that DAG started over Airflow's REST API
     environment, invoke, invoke_session = _build(
-        TransportKind.INVOKE_REST_API, airflows[major], emulator, lock_table
+        TransportKind.INVOKE_REST_API, airflows[airflow_version], emulator, lock_table
     )
     rest_environment, rest, rest_session = _build(
-        TransportKind.AIRFLOW_REST, airflows[major], emulator, lock_table
+        TransportKind.AIRFLOW_REST, airflows[airflow_version], emulator, lock_table
     )
     ours = TriggerRequest(environment, PAUSED_DAG, f"contract_long_run_{uuid.uuid4().hex}", {})
     assert len(f"/dags/{PAUSED_DAG}/dagRuns/{ours.dag_run_id}") > 64
