@@ -374,42 +374,20 @@ def report(results: Results, skip: set[str], seconds: float, *, quick: bool) -> 
     floor_note = ""
 
     if results.paced:
-        ours = [pair[0] for pair in results.paced]
-        theirs = [pair[1] for pair in results.paced]
-        value = _med([side.calls_per_trigger for side in ours])
-        base = _med([side.calls_per_trigger for side in theirs])
-        target = Target(1.02)
-        rows.append(
-            [
-                f"{sizes.files} single-object events, InvokeRestApi ({sizes.pace:g}/s)",
-                "MWAA calls per trigger (trigger path)",
-                f"{value:.3f} ({ours[0].calls.total} calls)",
-                f"{base:.2f} ({theirs[0].calls.total} calls / {theirs[0].objects} events)",
-                format_ratio(ratio(value, base)),
-                target.describe(),
-                target.verdict(value),
-            ]
+        rows += _paced_rows(
+            f"{sizes.files} single-object events, InvokeRestApi ({sizes.pace:g}/s)",
+            "MWAA calls per trigger (trigger path)",
+            results.paced,
+            Target(1.02),
         )
-        rows.append(_reconciler_row(ours))
         details.append(_calls_detail("paced events, InvokeRestApi", results.paced))
     if results.cli_paced:
-        ours = [pair[0] for pair in results.cli_paced]
-        theirs = [pair[1] for pair in results.cli_paced]
-        value = _med([side.calls_per_trigger for side in ours])
-        base = _med([side.calls_per_trigger for side in theirs])
-        target = Target(1.1)
-        rows.append(
-            [
-                f"{sizes.cli_files} single-object events, CLI ({sizes.pace:g}/s)",
-                "MWAA calls per trigger (token reuse; trigger path)",
-                f"{value:.3f} ({ours[0].calls.total} calls)",
-                f"{base:.2f}",
-                format_ratio(ratio(value, base)),
-                target.describe(),
-                target.verdict(value),
-            ]
+        rows += _paced_rows(
+            f"{sizes.cli_files} single-object events, CLI ({sizes.pace:g}/s)",
+            "MWAA calls per trigger (token reuse; trigger path)",
+            results.cli_paced,
+            Target(1.1),
         )
-        rows.append(_reconciler_row(ours))
         details.append(_calls_detail("paced events, CLI", results.cli_paced))
     if results.bursts:
         floor = sizes.burst / MWAA_RATE
@@ -566,6 +544,28 @@ def report(results: Results, skip: set[str], seconds: float, *, quick: bool) -> 
         parts += [f"- skipped: {part}" for part in skipped]
         parts += [f"- failed: {' '.join(problem.split())}" for problem in results.problems]
     return "\n".join(parts) + "\n"
+
+
+def _paced_rows(
+    scenario: str, measure: str, pairs: list[tuple[SideResult, SideResult]], target: Target
+) -> list[list[object]]:
+    """MWAA calls per trigger of paced events, ours beside the sample's, and the reconciler's."""
+    ours = [pair[0] for pair in pairs]
+    theirs = [pair[1] for pair in pairs]
+    value = _med([side.calls_per_trigger for side in ours])
+    base = _med([side.calls_per_trigger for side in theirs])
+    return [
+        [
+            scenario,
+            measure,
+            f"{value:.3f} ({ours[0].calls.total} calls)",
+            f"{base:.2f} ({theirs[0].calls.total} calls / {theirs[0].objects} events)",
+            format_ratio(ratio(value, base)),
+            target.describe(),
+            target.verdict(value),
+        ],
+        _reconciler_row(ours),
+    ]
 
 
 def _p(values: list[float], q: float) -> str:

@@ -55,6 +55,24 @@ class RestApiAnswer:
     body: Any
 
 
+#: The methods that write to Airflow's database.
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_writers: dict[str, threading.Lock] = {}
+_writers_lock = threading.Lock()
+
+
+def _writer_lock(base_url: str) -> threading.Lock:
+    """One lock per local Airflow (environments sharing an Airflow share its lock).
+
+    The local Airflow keeps its database in SQLite, which takes one writer at a time: two
+    triggers arriving together (two Lambda instances) made it answer HTTP 500 "database is
+    locked" after its 5 s busy timeout, an answer MWAA's PostgreSQL never gives. The emulator
+    therefore passes one writing call at a time to each Airflow; reads go through at once.
+    """
+    with _writers_lock:
+        return _writers.setdefault(base_url, threading.Lock())
+
+
 class AirflowRestClient:
     """Calls one Airflow's REST API the way MWAA's InvokeRestApi does, as one Airflow user.
 
@@ -86,10 +104,14 @@ class AirflowRestClient:
         body: Any,
     ) -> RestApiAnswer:
         url = f"{self._backend.base_url}{self._backend.api_prefix()}{path}"
-        response = self._send(method, url, query, body)
-        if response.status_code == 401 and self._backend.major >= 3:
-            self._forget_jwt()
+        one_writer = (
+            _writer_lock(self._backend.base_url) if method in _WRITES else contextlib.nullcontext()
+        )
+        with one_writer:
             response = self._send(method, url, query, body)
+            if response.status_code == 401 and self._backend.major >= 3:
+                self._forget_jwt()
+                response = self._send(method, url, query, body)
         return RestApiAnswer(response.status_code, _json_or_detail(response))
 
     def _send(
