@@ -19,6 +19,7 @@ import inspect
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import time
 import traceback
@@ -112,6 +113,8 @@ def main() -> None:
         parser.error(f"unknown parts to skip: {sorted(skip - set(PARTS))}")
     results = Results(sizes)
     started = time.monotonic()
+    # A SIGTERM (CI's timeout, `kill`) unwinds like Ctrl-C, so every stack started is stopped.
+    signal.signal(signal.SIGTERM, _interrupted)
     _guarded(results, "package", skip, lambda: _package(results))
     _guarded(results, "rest", skip, lambda: _rest_stack(results, skip))
     _guarded(results, "cli", skip, lambda: _cli_stack(results))
@@ -121,6 +124,10 @@ def main() -> None:
     args.out.write_text(text)
     print(text)
     print(f"\nwritten to {args.out}")
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _guarded(results: Results, part: str, skip: set[str], run: Callable[[], None]) -> None:
