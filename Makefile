@@ -101,12 +101,13 @@ build: sam-venv ## sam build (python3.12 runtime)
 	PATH="$$(dirname "$$(scripts/find-python $(PYTHON_VERSION))"):$$PATH" $(SAM) build
 
 # The local stack's options: `make up AIRFLOW=2 TRANSPORT=cli ROUTES=my-routes.yaml`,
-# `make demo AIRFLOW=2 LOGS=1`. TRANSPORT is invoke_rest_api, cli or airflow_rest.
+# `make demo AIRFLOW=3.0 LOGS=1`. AIRFLOW is 3, 2 or a version (3.3, 3.0, 2.11: MWAA runs 3.0
+# and 2.11); TRANSPORT is invoke_rest_api, cli or airflow_rest.
 AIRFLOW       ?= 3
 TRANSPORT     ?=
 ROUTES        ?=
 LOGS          ?=
-STACK_OPTIONS  = --airflow-major $(AIRFLOW) $(if $(TRANSPORT),--transport $(TRANSPORT))
+STACK_OPTIONS  = --airflow $(AIRFLOW) $(if $(TRANSPORT),--transport $(TRANSPORT))
 
 demo: venv ## the main job on one machine: drop files in S3, watch real Airflow runs (AIRFLOW=2, TRANSPORT=, LOGS=1)
 	$(PY) -m devstack demo $(STACK_OPTIONS) $(if $(filter-out 0 no false,$(LOGS)),--logs)

@@ -16,6 +16,7 @@ import typer
 
 from dagtrigger.transports.base import TransportKind
 from dagtrigger_cli.output import console, fail, print_json
+from devstack.airflow_install import AIRFLOW_RELEASES, release
 from devstack.local_state import (
     UP_STATE,
     print_requests,
@@ -24,6 +25,7 @@ from devstack.local_state import (
     running_stack_pid,
 )
 from devstack.paths import REPO_ROOT
+from devstack.processes import StackError
 from devstack.stack_routes import RoutesFileError, check_routes_file
 
 app = typer.Typer(
@@ -31,8 +33,23 @@ app = typer.Typer(
     help="The local stack (DynamoDB Local, moto, Airflow, the MWAA emulator, the functions).",
 )
 
-AirflowMajor = Annotated[
-    int, typer.Option("--airflow", min=2, max=3, help="Airflow major version: 3 or 2")
+
+def _checked_airflow(value: str) -> str:
+    try:
+        release(value)
+    except StackError as error:
+        raise typer.BadParameter(str(error)) from None
+    return value
+
+
+AirflowVersion = Annotated[
+    str,
+    typer.Option(
+        "--airflow",
+        help="3 (the newest Airflow), 2 (MWAA's newest Airflow 2), or a version: "
+        + ", ".join(f"{key} ({found.version})" for key, found in AIRFLOW_RELEASES.items()),
+        callback=_checked_airflow,
+    ),
 ]
 Transport = Annotated[
     TransportKind | None,
@@ -54,7 +71,9 @@ StateFile = Annotated[
 
 
 @app.command()
-def up(airflow: AirflowMajor = 3, transport: Transport = None, routes: RoutesFile = None) -> None:
+def up(
+    airflow: AirflowVersion = "3", transport: Transport = None, routes: RoutesFile = None
+) -> None:
     """Start the local stack in the background and print how to drive it (as `make up`)."""
     arguments = ["up", *_stack_options(airflow, transport)]
     if routes is not None:
@@ -74,7 +93,7 @@ def down() -> None:
 
 @app.command()
 def demo(
-    airflow: AirflowMajor = 3,
+    airflow: AirflowVersion = "3",
     transport: Transport = None,
     logs: Annotated[
         bool, typer.Option("--logs", help="show the functions' JSON logs on the console too")
@@ -125,10 +144,10 @@ def show_requests(
         raise typer.Exit(code=1)
 
 
-def _stack_options(airflow: int, transport: TransportKind | None) -> list[str]:
+def _stack_options(airflow: str, transport: TransportKind | None) -> list[str]:
     return [
-        "--airflow-major",
-        str(airflow),
+        "--airflow",
+        airflow,
         *(["--transport", transport.value] if transport else []),
     ]
 

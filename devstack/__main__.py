@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dagtrigger.transports.base import TransportKind
+from devstack.airflow_install import AIRFLOW_RELEASES, release
 from devstack.demo.scenario import run_demo
 from devstack.local_state import (
     UP_STATE,
@@ -29,6 +30,7 @@ from devstack.local_state import (
     write_state,
 )
 from devstack.paths import REPO_ROOT, STATE_DIR
+from devstack.processes import StackError
 from devstack.procfs import group_pids
 from devstack.stack import DEMO_ROUTES, LocalStack, StackConfig
 from devstack.stack_routes import RoutesFileError, check_routes_file
@@ -41,8 +43,21 @@ DEMO_STATE_DIR = STATE_DIR / "demo"
 UP_STATE_DIR = StackConfig().state_dir
 FUNCTION_LOG = "functions.log"
 
+def _checked_airflow(value: str) -> str:
+    try:
+        release(value)
+    except StackError as error:
+        raise typer.BadParameter(str(error)) from None
+    return value
+
+
 AIRFLOW_OPTION = typer.Option(
-    3, "--airflow-major", "--airflow", min=2, max=3, help="Airflow major version: 3 or 2"
+    "3",
+    "--airflow",
+    "--airflow-major",
+    help="3 (the newest Airflow), 2 (MWAA's newest Airflow 2), or a version: "
+    + ", ".join(f"{key} ({release.version})" for key, release in AIRFLOW_RELEASES.items()),
+    callback=_checked_airflow,
 )
 TRANSPORT_OPTION = typer.Option(
     None, help="the transport of every environment of the routes file (default: the file's own)"
@@ -75,7 +90,7 @@ def _relative(path: Path) -> str:
 
 @app.command()
 def demo(
-    airflow_major: int = AIRFLOW_OPTION,
+    airflow_version: str = AIRFLOW_OPTION,
     transport: TransportKind | None = TRANSPORT_OPTION,
     logs: bool = LOGS_OPTION,
 ) -> None:
@@ -84,7 +99,7 @@ def demo(
     function_log = DEMO_STATE_DIR / FUNCTION_LOG
     function_log.unlink(missing_ok=True)
     config = StackConfig(
-        airflow_major=airflow_major,
+        airflow_version=airflow_version,
         transport=transport.value if transport else None,
         state_dir=DEMO_STATE_DIR,
         function_log=function_log,
@@ -120,13 +135,13 @@ def demo(
 
 @app.command()
 def up(
-    airflow_major: int = AIRFLOW_OPTION,
+    airflow_version: str = AIRFLOW_OPTION,
     transport: TransportKind | None = TRANSPORT_OPTION,
     routes: Path = ROUTES_OPTION,
 ) -> None:
     """Start the stack in the background and print how to drive it (`make down` stops it)."""
     routes = _checked_routes(routes)
-    command = [sys.executable, "-m", "devstack", "serve", "--airflow-major", str(airflow_major)]
+    command = [sys.executable, "-m", "devstack", "serve", "--airflow", airflow_version]
     command += ["--routes", str(routes)]
     if transport is not None:
         command += ["--transport", transport.value]
@@ -145,7 +160,8 @@ def up(
                 command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
             )
         write_state({"pid": process.pid, "ready": False})
-    with console.status(f"starting the stack with Airflow {airflow_major} (about 15 s) ..."):
+    version = release(airflow_version).version
+    with console.status(f"starting the stack with Airflow {version} (about 15 s) ..."):
         while process.poll() is None:
             state = read_state()
             if state and state.get("ready"):
@@ -190,7 +206,7 @@ def _print_plain(line: str) -> None:
 
 @app.command(hidden=True)
 def serve(
-    airflow_major: int = 3,
+    airflow_version: str = "3",
     transport: TransportKind | None = None,
     routes: Path = DEMO_ROUTES,
 ) -> None:
@@ -201,7 +217,7 @@ def serve(
     function_log = UP_STATE_DIR / FUNCTION_LOG
     function_log.unlink(missing_ok=True)
     config = StackConfig(
-        airflow_major=airflow_major,
+        airflow_version=airflow_version,
         transport=transport.value if transport else None,
         routes_file=routes,
         function_log=function_log,

@@ -21,6 +21,7 @@ import boto3
 from botocore.config import Config
 
 from devstack.airflow import AirflowServer, start_airflow, wait_for_dag
+from devstack.airflow_install import release
 from devstack.dynamodb_local import (
     DUMMY_CREDENTIALS,
     DynamoDBLocal,
@@ -49,7 +50,9 @@ REGION = DUMMY_CREDENTIALS["region_name"]
 
 @dataclass(frozen=True)
 class StackConfig:
-    airflow_major: int = 3
+    #: the Airflow to run: a major (3: the newest, 2: MWAA's newest Airflow 2) or a version key
+    #: of devstack.airflow_install.AIRFLOW_RELEASES ("3.0": MWAA's newest Airflow 3)
+    airflow_version: str = "3"
     #: the emulator's environment when the routes file names no MWAA environment
     mwaa_environment: str = "dagtrigger-demo"
     #: the user's routes file; the stack runs a copy fitted to it (`devstack.stack_routes`)
@@ -114,16 +117,16 @@ class LocalStack(Service):
             try:
                 extra = {"DAGTRIGGER_CONF_SINK": str(config.conf_sink)} if config.conf_sink else {}
                 airflow_box["server"] = start_airflow(
-                    config.airflow_major,
-                    state_dir=config.state_dir / f"airflow-{config.airflow_major}",
+                    config.airflow_version,
+                    state_dir=config.state_dir / f"airflow-{release(config.airflow_version).key}",
                     extra_env=extra,
                 )
             except BaseException as exc:  # reported on the main thread
                 airflow_error.append(exc)
 
         self._progress(
-            f"starting Apache Airflow {config.airflow_major} (api-server, scheduler, "
-            "dag-processor) on 127.0.0.1"
+            f"starting Apache Airflow {release(config.airflow_version).version} "
+            "(api-server, scheduler, dag-processor) on 127.0.0.1"
         )
         airflow_thread = threading.Thread(target=boot_airflow, name="airflow-boot", daemon=True)
         airflow_thread.start()

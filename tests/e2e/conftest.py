@@ -33,7 +33,7 @@ def stack(
     with LocalStack(
         config,
         progress=lambda message: print(f"[stack] {message}"),
-        airflow=airflow_pool.get(config.airflow_major),
+        airflow=airflow_pool.get(config.airflow_version),
     ) as running:
         yield running
 

@@ -99,7 +99,7 @@ def stack(
     compression: TimeCompression,
 ) -> Iterator[LocalStack]:
     config = StackConfig(
-        airflow_major=AIRFLOW_MAJOR,
+        airflow_version=str(AIRFLOW_MAJOR),
         state_dir=tmp_path_factory.mktemp("reliability-stack"),
         conf_sink=conf_sink,
         extra_function_env=compression.function_environment(),

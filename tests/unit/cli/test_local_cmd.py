@@ -227,10 +227,12 @@ def test_up_and_demo_hand_their_options_to_devstack(
 
     invoke(cli_runner, "up", "--airflow", "2", "--transport", "cli", "--routes", str(DEMO_ROUTES))
     invoke(cli_runner, "demo", "--logs")
+    invoke(cli_runner, "up", "--airflow", "3.0")
     invoke(cli_runner, "down")
 
     assert ran == [
-        ["up", "--airflow-major", "2", "--transport", "cli", "--routes", str(DEMO_ROUTES)],
-        ["demo", "--airflow-major", "3", "--logs"],
+        ["up", "--airflow", "2", "--transport", "cli", "--routes", str(DEMO_ROUTES)],
+        ["demo", "--airflow", "3", "--logs"],
+        ["up", "--airflow", "3.0"],
         ["down"],
     ]
