@@ -973,3 +973,19 @@ def test_the_dashboard_and_the_alarm_topic_are_outputs(
         f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}"
         f"#dashboards/dashboard/<{DASHBOARD_ID}>"
     )
+
+
+@pytest.mark.parametrize(
+    ("partition", "console"),
+    [
+        ("aws", "console.aws.amazon.com"),
+        ("aws-cn", "console.amazonaws.cn"),
+        ("aws-us-gov", "console.amazonaws-us-gov.com"),
+    ],
+)
+def test_the_dashboard_url_uses_the_console_of_the_partition(
+    raw_template: dict[str, Any], partition: str, console: str
+) -> None:
+    resolved = stack(raw_template, **{"AWS::Partition": partition})
+    url = resolved.resolve(raw_template["Outputs"]["DashboardUrl"]["Value"])
+    assert url.startswith(f"https://{REGION}.{console}/cloudwatch/home?region={REGION}#")

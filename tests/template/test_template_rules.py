@@ -172,6 +172,9 @@ class ResolvedStack:
                 return self.resolve(items)[int(index)]
             if key == "Fn::Sub":
                 return self._sub(argument)
+            if key == "Fn::FindInMap":
+                mapping, top, second = (self.resolve(v) for v in argument)
+                return self.template["Mappings"][mapping][top][second]
         return {
             k: resolved
             for k, resolved in ((k, self.resolve(v)) for k, v in value.items())
@@ -182,7 +185,8 @@ class ResolvedStack:
         if name == "AWS::NoValue":
             return NO_VALUE
         if name in PSEUDO_PARAMETERS:
-            return PSEUDO_PARAMETERS[name]
+            # a test may deploy elsewhere: stack(template, **{"AWS::Partition": "aws-cn"})
+            return self.overrides.get(name, PSEUDO_PARAMETERS[name])
         if name in self.parameters:
             return self.parameters[name]
         assert name in self.template["Resources"], f"Ref to unknown {name}"
