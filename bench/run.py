@@ -663,6 +663,22 @@ def _cold_rows(cold: list[ColdStart]) -> list[list[object]]:
                 target.verdict(value, "x"),
             ]
         )
+    memory_target = Target(1.3)
+    for row in cold:
+        if not row.name.startswith("dagtrigger") or sample is None:
+            continue
+        value = ratio(row.rss_mib, sample.rss_mib)
+        rows.append(
+            [
+                f"memory, {row.name}",
+                "peak RSS after the import, vs the sample",
+                f"{format_ratio(value)} ({row.rss_mib:.0f} MiB)",
+                f"{sample.rss_mib:.0f} MiB",
+                format_ratio(value),
+                memory_target.describe("x"),
+                memory_target.verdict(value, "x"),
+            ]
+        )
     return rows
 
 
