@@ -113,6 +113,8 @@ def main() -> None:
         parser.error(f"unknown parts to skip: {sorted(skip - set(PARTS))}")
     results = Results(sizes)
     started = time.monotonic()
+    # the revision measured is the one the run starts from (commits during it are not in it)
+    os.environ.setdefault("BENCH_GIT_REVISION", _head_revision())
     # A SIGTERM (CI's timeout, `kill`) unwinds like Ctrl-C, so every stack started is stopped.
     signal.signal(signal.SIGTERM, _interrupted)
     _guarded(results, "package", skip, lambda: _package(results))
@@ -124,6 +126,20 @@ def main() -> None:
     args.out.write_text(text)
     print(text)
     print(f"\nwritten to {args.out}")
+
+
+def _head_revision() -> str:
+    """HEAD's short hash, marked when tracked files differ from it."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return f"{head} (with uncommitted changes)" if dirty else head
 
 
 def _interrupted(signum: int, _frame: object) -> None:
@@ -762,18 +778,7 @@ def _environment(results: Results, quick: bool, seconds: float) -> str:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 memory = f"{int(line.split()[1]) / 2**20:.1f} GiB"
-    revision = (
-        os.environ.get("BENCH_GIT_REVISION")
-        or subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    )
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    revision = os.environ.get("BENCH_GIT_REVISION") or _head_revision()
     sizes = results.sizes
     return "\n".join(
         [
@@ -786,7 +791,7 @@ def _environment(results: Results, quick: bool, seconds: float) -> str:
             f"- versions: Python {platform.python_version()}, "
             f"Airflow {results.airflow_version or '?'}, "
             f"boto3 {_version('boto3')}, Powertools {_version('aws-lambda-powertools')}",
-            f"- git revision: {revision}{' (with uncommitted changes)' if dirty else ''}",
+            f"- git revision: {revision}",
             f"- sizes: {vars(sizes)}",
         ]
     )
