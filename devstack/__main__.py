@@ -43,6 +43,7 @@ DEMO_STATE_DIR = STATE_DIR / "demo"
 UP_STATE_DIR = StackConfig().state_dir
 FUNCTION_LOG = "functions.log"
 
+
 def _checked_airflow(value: str) -> str:
     try:
         release(value)
