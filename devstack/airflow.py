@@ -39,7 +39,7 @@ ADMIN_USER = ("admin", "admin")
 TRIGGER_USER = ("user", "user")
 READY_TIMEOUT = 180.0
 MIGRATE_TIMEOUT = 300.0
-AIRFLOW2_ACCOUNTS_SCRIPT = PACKAGE_DIR / "airflow2_accounts.py"
+ACCOUNTS_SCRIPT = PACKAGE_DIR / "airflow_accounts.py"
 
 
 @dataclass
@@ -213,7 +213,7 @@ def _airflow_settings(
     """Airflow's configuration, as AIRFLOW__* variables: the shared part, then the major's."""
     secrets_ = _persistent_secrets(state_dir)
     if server.major >= 3:
-        by_major = _airflow3_settings(server, state_dir, secrets_)
+        by_major = _airflow3_settings(server, secrets_)
     else:
         by_major = _airflow2_settings(server, secrets_)
     return {
@@ -234,16 +234,16 @@ def _airflow_settings(
     }
 
 
-def _airflow3_settings(
-    server: AirflowServer, state_dir: Path, secrets_: dict[str, str]
-) -> dict[str, str]:
-    passwords_file = state_dir / "simple_auth_manager_passwords.json"
-    write_private_file(passwords_file, json.dumps(dict([ADMIN_USER, TRIGGER_USER])))
+def _airflow3_settings(server: AirflowServer, secrets_: dict[str, str]) -> dict[str, str]:
+    # MWAA runs FAB's auth manager on Airflow 3 (aws/amazon-mwaa-docker-images,
+    # images/airflow/3.0.6/python/mwaa/config/airflow.py), whose roles (Admin, Op, User ...) are
+    # the ones IAM maps to; the accounts are made in the database as on Airflow 2.
     return {
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{server.base_url}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER[0]}:admin,{TRIGGER_USER[0]}:user",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+        ),
         "AIRFLOW__API__HOST": LOOPBACK,
         "AIRFLOW__API__PORT": str(server.port),
         "AIRFLOW__API__WORKERS": "1",
@@ -287,26 +287,26 @@ def _prepare_database(server: AirflowServer, state_dir: Path) -> None:
         log_path=logs / "db-migrate.log",
         timeout=MIGRATE_TIMEOUT,
     )
-    if server.major < 3:
-        accounts_file = state_dir / "accounts.json"
-        write_private_file(accounts_file, json.dumps(_airflow2_accounts()))
-        run_to_completion(
-            f"airflow-{server.key} create accounts",
-            [
-                str(server.venv / "bin" / "python"),
-                "-P",  # keep devstack/ off sys.path: its airflow.py would shadow the real one
-                str(AIRFLOW2_ACCOUNTS_SCRIPT),
-                str(accounts_file),
-            ],
-            env=server.env,
-            cwd=server.home,
-            log_path=logs / "create-accounts.log",
-            timeout=MIGRATE_TIMEOUT,
-        )
+    # The accounts live in the database (FAB's auth manager, as on MWAA, on Airflow 3 and 2).
+    accounts_file = state_dir / "accounts.json"
+    write_private_file(accounts_file, json.dumps(_fab_accounts()))
+    run_to_completion(
+        f"airflow-{server.key} create accounts",
+        [
+            str(server.venv / "bin" / "python"),
+            "-P",  # keep devstack/ off sys.path: its airflow.py would shadow the real one
+            str(ACCOUNTS_SCRIPT),
+            str(accounts_file),
+        ],
+        env=server.env,
+        cwd=server.home,
+        log_path=logs / "create-accounts.log",
+        timeout=MIGRATE_TIMEOUT,
+    )
     done_stamp.touch()
 
 
-def _airflow2_accounts() -> list[dict[str, str]]:
+def _fab_accounts() -> list[dict[str, str]]:
     return [
         {
             "username": username,

@@ -28,7 +28,7 @@ import pytest
 import requests
 
 from dagtrigger import ids
-from dagtrigger.errors import AccessRefusedError, RejectedError, TransientTriggerError
+from dagtrigger.errors import RejectedError, TransientTriggerError
 from dagtrigger.ledger.schema import create_table
 from dagtrigger.settings import Settings
 from dagtrigger.transports.airflow_api import AirflowApiTransport
@@ -576,19 +576,9 @@ def asset_events(case: Case) -> AssetEvents:
 
 
 def test_an_asset_event_makes_airflow_start_the_consuming_dag(
-    case: Case, asset_events: AssetEvents, request: pytest.FixtureRequest
+    case: Case, asset_events: AssetEvents
 ) -> None:
-    if case.major >= 3:
-        # MWAA maps IAM to Airflow's FAB roles, whose User may create asset events; the local
-        # Airflow 3 runs the simple auth manager, whose "user" may not (only "op" may). Strict:
-        # once the local stack runs FAB's roles this passes, fails the mark, and the mark goes.
-        request.node.add_marker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=AccessRefusedError,
-                reason="the local Airflow 3's simple auth manager refuses asset events to 'user'",
-            )
-        )
+    # As the least-privilege "User" account: FAB's User role may create asset events.
     # Given the DAG scheduled on the orders asset, and the runs it has now
     before = set(_consumer_run_ids(case))
     trigger_id = f"t-contract-{uuid.uuid4().hex[:8]}"

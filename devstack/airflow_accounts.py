@@ -1,9 +1,12 @@
-"""Create the local Airflow 2 accounts in one process (run by the Airflow 2 venv's interpreter).
+"""Create the local Airflow's accounts in one process (run by that Airflow venv's interpreter).
+
+Airflow 2 and 3 both run FAB's auth manager here, as MWAA does: its roles (Admin, Op, User,
+Viewer) are the ones MWAA maps IAM principals to.
 
 `airflow users create` costs a CLI start-up per account and only knows the Admin role before the
 web server has synced the others, so this does both steps at once:
 
-    <airflow-2 venv>/bin/python devstack/airflow2_accounts.py ACCOUNTS_JSON
+    <airflow venv>/bin/python devstack/airflow_accounts.py ACCOUNTS_JSON
 
 ACCOUNTS_JSON is a file (mode 0600) holding a list of objects with username, password, role,
 firstname, lastname and email. Existing accounts are left as they are.
