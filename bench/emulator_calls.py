@@ -1,45 +1,21 @@
 """Counting MWAA calls where they arrive: the MWAA emulator's request log.
 
-The emulator keeps the last ``DEFAULT_CAPACITY`` requests it answered
-(``devstack.mwaa_emulator.request_log``, also served at ``GET /_emulator/requests``). A burst
-answers more than that, so `EmulatorTally` reads the log every ``interval`` seconds from a
-thread and appends what is new since its last read: the new snapshot is the old one's tail
-plus new entries, found by the longest overlap. If a read finds no overlap with a full log,
-requests were missed and `overflowed` says so (the counts are then lower bounds).
-
-Counting here, rather than with botocore hooks in a function's process, holds whatever process
-the functions run in (the runner may run each in worker processes).
+`EmulatorTally` subscribes to the emulator's log (``devstack.mwaa_emulator.request_log``) and
+keeps every request answered while it is started, in order; the log itself keeps only the
+last ones. Counting here, rather than with botocore hooks in a function's process, holds
+whatever process the functions run in (the runner runs each in worker processes).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from devstack.mwaa_emulator.request_log import DEFAULT_CAPACITY, AnsweredRequest, RequestLog
+from devstack.mwaa_emulator.request_log import AnsweredRequest, RequestLog
 
 TRIGGER_COMMAND = "dags trigger"
-
-
-def new_entries(
-    previous: Sequence[AnsweredRequest], current: Sequence[AnsweredRequest]
-) -> tuple[list[AnsweredRequest], bool]:
-    """The entries of `current` that `previous` did not hold, and whether some may be missing.
-
-    The log only appends and drops its oldest, so ``current`` is a suffix of
-    ``previous + new``: the longest prefix of ``current`` that ends ``previous`` is old.
-    """
-    if not previous:
-        return list(current), False
-    last = previous[-1]
-    longest = min(len(previous), len(current))
-    for overlap in range(longest, 0, -1):
-        if current[overlap - 1] == last and list(previous[-overlap:]) == list(current[:overlap]):
-            return list(current[overlap:]), False
-    # No overlap: everything is new; if the log is full some may have been dropped unread.
-    return list(current), len(current) >= DEFAULT_CAPACITY
 
 
 @dataclass(frozen=True)
@@ -76,45 +52,28 @@ def kind_of(entry: AnsweredRequest) -> str:
 
 
 class EmulatorTally:
-    """Every request the emulator answers while started, kept in order (`entries`)."""
+    """Every request the emulator answers while started, kept in order."""
 
-    def __init__(self, log: RequestLog, *, interval: float = 0.1) -> None:
+    def __init__(self, log: RequestLog) -> None:
         self._log = log
-        self._interval = interval
-        self._seen: list[AnsweredRequest] = []
         self._entries: list[AnsweredRequest] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.overflowed = False
+        self._unsubscribe: Callable[[], None] | None = None
 
     def start(self) -> None:
-        self.read()
-        self._thread = threading.Thread(target=self._run, name="bench-emulator-tally", daemon=True)
-        self._thread.start()
+        self._unsubscribe = self._log.subscribe(self._take)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self.read()
-
-    def read(self) -> int:
-        """Take in what the log holds now; the number of entries so far (a mark)."""
-        with self._lock:
-            current = self._log.entries()
-            fresh, missing = new_entries(self._seen, current)
-            self.overflowed = self.overflowed or missing
-            self._seen = current
-            self._entries.extend(fresh)
-            return len(self._entries)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
     def mark(self) -> int:
-        return self.read()
+        """The number of requests so far: where a scenario's count starts or ends."""
+        with self._lock:
+            return len(self._entries)
 
     def since(self, mark: int, until: int | None = None) -> list[AnsweredRequest]:
-        self.read()
         with self._lock:
             return list(self._entries[mark:until])
 
@@ -131,6 +90,6 @@ class EmulatorTally:
         failed = sum(1 for entry in entries if entry.status >= 400)
         return CallCount(len(entries), dict(by_kind), throttled, failed)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.read()
+    def _take(self, entry: AnsweredRequest) -> None:
+        with self._lock:
+            self._entries.append(entry)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,11 +37,24 @@ class AnsweredRequest:
 
 
 class RequestLog:
-    """Thread-safe, keeps the last `capacity` requests."""
+    """Thread-safe, keeps the last `capacity` requests, and tells listeners of every one (a
+    benchmark counts all the calls of a burst, far more than the log keeps)."""
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self._entries: deque[AnsweredRequest] = deque(maxlen=capacity)
+        self._listeners: list[Callable[[AnsweredRequest], None]] = []
         self._lock = threading.Lock()
+
+    def subscribe(self, listener: Callable[[AnsweredRequest], None]) -> Callable[[], None]:
+        """Call `listener` with each request recorded from now on; returns the unsubscribe."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._listeners.remove(listener)
+
+        return unsubscribe
 
     def record(
         self,
@@ -65,6 +78,9 @@ class RequestLog:
         )
         with self._lock:
             self._entries.append(entry)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(entry)
 
     def entries(self, limit: int | None = None) -> list[AnsweredRequest]:
         with self._lock:

@@ -1,13 +1,15 @@
-"""The bench's figures: percentiles, ratios, verdicts, tables, the emulator log merge."""
+"""The bench's figures: percentiles, ratios, verdicts, tables, the emulator call tally."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from bench.cold import parse_table
-from bench.emulator_calls import kind_of, new_entries
+from bench.emulator_calls import EmulatorTally, kind_of
 from bench.stats import Target, format_ratio, markdown_table, median, percentile, ratio
-from devstack.mwaa_emulator.request_log import DEFAULT_CAPACITY, AnsweredRequest
+from devstack.mwaa_emulator.request_log import AnsweredRequest, RequestLog
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -57,25 +59,38 @@ def _entry(n: int, operation: str = "InvokeRestApi", request: str = "POST /dags/
     return AnsweredRequest(f"t{n}", operation, "env", request, 200, None, 1.0)
 
 
-def test_new_entries_finds_what_the_log_appended() -> None:
-    old = [_entry(1), _entry(2), _entry(3)]
-    assert new_entries([], old) == (old, False)
-    # dropped its oldest, appended two
-    now = [_entry(2), _entry(3), _entry(4), _entry(5)]
-    assert new_entries(old, now) == ([_entry(4), _entry(5)], False)
-    assert new_entries(now, now) == ([], False)
+def test_the_tally_keeps_every_request_of_a_burst_larger_than_the_log() -> None:
+    # Given a tally started on the emulator's request log, which keeps 3 requests
+    log = RequestLog(capacity=3)
+    log.record(operation="CreateCliToken", environment="env", request="", status=200, started=0)
+    tally = EmulatorTally(log)
+    tally.start()
+    start = tally.mark()
 
+    # When 10 triggers are answered, then one more after the tally stopped
+    for _ in range(10):
+        log.record(
+            operation="InvokeRestApi",
+            environment="env",
+            request="POST /dags/d/dagRuns",
+            status=200,
+            started=time.monotonic(),
+        )
+    end = tally.mark()
+    tally.stop()
+    log.record(
+        operation="InvokeRestApi",
+        environment="env",
+        request="GET /dags",
+        status=200,
+        started=time.monotonic(),
+    )
 
-def test_new_entries_with_equal_entries_takes_the_longest_overlap() -> None:
-    same = _entry(0)
-    assert new_entries([same, same], [same, same, same]) == ([same], False)
-
-
-def test_new_entries_flags_a_full_log_with_no_overlap() -> None:
-    old = [_entry(-1)]
-    full = [_entry(n) for n in range(DEFAULT_CAPACITY)]
-    assert new_entries(old, full) == (full, True)
-    assert new_entries(old, full[:3]) == (full[:3], False)
+    # Then all 10 are counted, none from before it started or after it stopped
+    count = tally.count(start, end)
+    assert (count.total, count.by_kind) == (10, {"InvokeRestApi POST dagRuns": 10})
+    assert len(log.entries()) == 3
+    assert tally.mark() == 10
 
 
 def test_kinds_of_requests() -> None:
