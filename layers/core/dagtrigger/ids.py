@@ -62,6 +62,10 @@ IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)]
 DagId = Annotated[str, StringConstraints(pattern=DAG_ID_PATTERN)]
 BucketName = Annotated[str, StringConstraints(pattern=BUCKET_NAME_PATTERN)]
+#: an MWAA environment name (MWAA's pattern, 1 to 80 characters)
+MwaaEnvironmentName = Annotated[
+    str, StringConstraints(min_length=1, max_length=80, pattern=MWAA_ENVIRONMENT_NAME_PATTERN)
+]
 ScheduleName = Annotated[str, StringConstraints(pattern=SCHEDULE_NAME_PATTERN)]
 
 _DAG_ID = re.compile(DAG_ID_PATTERN)

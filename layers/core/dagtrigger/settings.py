@@ -5,22 +5,18 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dagtrigger.errors import SettingsError
 from dagtrigger.ids import (
     ARN_PATTERN,
     EVENT_BUS_NAME_PATTERN,
-    MWAA_ENVIRONMENT_NAME_PATTERN,
     SCHEDULE_NAME_PATTERN,
     SNS_TOPIC_ARN_PATTERN,
+    MwaaEnvironmentName,
 )
 from dagtrigger.validation import Location, field_problems, format_location
-
-_EnvironmentName = Annotated[
-    str, StringConstraints(min_length=1, max_length=80, pattern=MWAA_ENVIRONMENT_NAME_PATTERN)
-]
 
 
 class Settings(BaseSettings):
@@ -36,7 +32,7 @@ class Settings(BaseSettings):
         description="bundled:NAME (file in the layer), file:PATH, ssm:/PARAMETER/NAME or s3://BUCKET/KEY",
     )
     routes_cache_seconds: int = Field(default=60, ge=0, le=3600)
-    mwaa_environment_names: Annotated[tuple[_EnvironmentName, ...], NoDecode] = Field(
+    mwaa_environment_names: Annotated[tuple[MwaaEnvironmentName, ...], NoDecode] = Field(
         default=(),
         description="the environments the stack's IAM grants, comma separated (the template's "
         "MwaaEnvironmentNames): a routes file whose environment names another is refused when "

@@ -39,7 +39,7 @@ from pydantic import (
 )
 
 from dagtrigger.conf import check_conf_template, fixed_non_object
-from dagtrigger.ids import DAG_ID_PATTERN, MWAA_ENVIRONMENT_NAME_PATTERN, BucketName, Name
+from dagtrigger.ids import DAG_ID_PATTERN, BucketName, MwaaEnvironmentName, Name
 from dagtrigger.transports.base import EnvironmentRef, TransportKind
 from dagtrigger.validation import FieldProblems, Location
 
@@ -53,10 +53,7 @@ class _Strict(BaseModel):
 class EnvironmentConfig(_Strict):
     """An Airflow environment routes can send runs to, under an alias."""
 
-    name: str = Field(
-        min_length=1,
-        max_length=80,
-        pattern=MWAA_ENVIRONMENT_NAME_PATTERN,
+    name: MwaaEnvironmentName = Field(
         description="MWAA environment name (for airflow_rest: a label used in logs and history)",
     )
     transport: TransportKind = Field(

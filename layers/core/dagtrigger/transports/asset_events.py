@@ -15,18 +15,18 @@ one lookup.
 
 Airflow has no idempotency key for these events: posting twice makes two events. Each event
 therefore carries our trigger id in its ``extra`` (``extra["dagtrigger"]["trigger_id"]``), and
-``find_asset_event`` looks for it among the asset's newest events, so that whoever takes over a
+``AssetEvents.find`` looks for it among the asset's newest events, so that whoever takes over a
 claim whose outcome is unknown (a Lambda that died after Airflow's answer and before the ledger
 write) records the event Airflow already has instead of posting a second one.
 
 Only the REST transports (InvokeRestApi, Airflow REST) carry these calls: the MWAA CLI has no
-command for them, and routes naming an asset on a CLI environment are refused when loaded.
+command for them (asset routes, still to come, are to refuse a CLI environment when loaded).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from dagtrigger.errors import RejectedError
@@ -65,7 +65,6 @@ class AssetEvent:
     created_run_ids: tuple[str, ...] = ()
     #: True when the event was found, not posted (a takeover after an unknown outcome)
     already_existed: bool = False
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 class AssetEvents:
@@ -85,7 +84,6 @@ class AssetEvents:
         reply = self._transport.send("POST", path, body=body, priority=CallPriority.TRIGGER)
         if reply.status == 404:
             self._assets.pop(request.uri, None)  # deleted since we looked it up
-        if reply.status == 404:
             raise _asset_not_found(request.uri, reply)
         if not reply.ok or not isinstance(reply.body, Mapping):
             raise error_for_status(reply, doing=f"create an event for asset {request.uri!r}")
