@@ -21,7 +21,6 @@ import contextlib
 import itertools
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -32,20 +31,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from devstack.processes import child_env
 from devstack.reliability.kill_points import KILLED_AT_POINT_EXIT_STATUS, KillPoint
 from devstack.runner import LambdaRunner
 from devstack.runner.invoke import InvocationResult
+from devstack.runner.reply_channel import TIMED_OUT, ReplyChannel, send_line
 from devstack.runner.template import FunctionSpec
 
 #: time for a cold start (the handler's import) before the instance counts as broken
 INIT_TIMEOUT_SECONDS = 60.0
 _STOP_SECONDS = 5.0
-_READ_CHUNK = 65536
-_ENDED = "the process ended without answering"
-_TIMED_OUT = "no answer before the deadline"
 
 
 class InstanceError(RuntimeError):
@@ -91,9 +88,8 @@ class FunctionInstance:
         self.number = number
         self.log_path = log_path
         self._env = dict(env)
-        self._popen: subprocess.Popen[str] | None = None
-        self._replies: int | None = None
-        self._buffer = b""
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._replies: ReplyChannel | None = None
 
     @property
     def pid(self) -> int | None:
@@ -116,11 +112,10 @@ class FunctionInstance:
                     stderr=subprocess.STDOUT,
                     pass_fds=(reply_write,),
                     start_new_session=True,
-                    text=True,
                 )
         finally:
             os.close(reply_write)
-        self._replies = reply_read
+        self._replies = ReplyChannel(reply_read)
         self._send({"function": _spec_fields(self.spec)})
         answer = self._receive(time.monotonic() + INIT_TIMEOUT_SECONDS)
         if not isinstance(answer, dict) or not answer.get("ready"):
@@ -153,7 +148,7 @@ class FunctionInstance:
             if "error" in answer:
                 return InvocationResult(logical_id, request_id, None, answer["error"], duration)
             return InvocationResult(logical_id, request_id, answer.get("payload"), None, duration)
-        if answer is _TIMED_OUT:
+        if answer is TIMED_OUT:
             self.kill()
             error = {
                 "errorType": "Sandbox.Timedout",
@@ -184,7 +179,7 @@ class FunctionInstance:
             except subprocess.TimeoutExpired:
                 self.kill()
         if self._replies is not None:
-            os.close(self._replies)
+            self._replies.close()
             self._replies = None
 
     def log_tail(self, lines: int = 30) -> str:
@@ -203,31 +198,11 @@ class FunctionInstance:
 
     def _send(self, document: Mapping[str, Any]) -> None:
         assert self._popen is not None
-        assert self._popen.stdin is not None
-        stdin: IO[str] = self._popen.stdin
-        try:
-            stdin.write(json.dumps(document) + "\n")
-            stdin.flush()
-        except (BrokenPipeError, ValueError):
-            pass  # the process is gone; _receive reports it
+        send_line(self._popen.stdin, document)
 
     def _receive(self, deadline: float) -> dict[str, Any] | str:
-        """The next answer line, or `_ENDED` when the process closed its end, or `_TIMED_OUT`."""
         assert self._replies is not None
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return _TIMED_OUT
-            ready, _, _ = select.select([self._replies], [], [], remaining)
-            if not ready:
-                return _TIMED_OUT
-            chunk = os.read(self._replies, _READ_CHUNK)
-            if not chunk:
-                return _ENDED
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
+        return self._replies.receive(deadline)
 
 
 class InstancePool:

@@ -34,7 +34,6 @@ import contextlib
 import json
 import logging
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from typing import IO, Any, Final
 from devstack.processes import child_env
 from devstack.runner.function_logs import handler_output
 from devstack.runner.invoke import InvocationResult, function_variables
+from devstack.runner.reply_channel import TIMED_OUT, ReplyChannel, send_line
 from devstack.runner.template import FunctionSpec
 
 logger = logging.getLogger(__name__)
@@ -59,9 +59,6 @@ DEFAULT_CONCURRENCY: Final = 4
 #: time for a cold start (the handler's import); Lambda allows 10 s, a busy 2-core machine more
 INIT_TIMEOUT_SECONDS: Final = 60.0
 _STOP_SECONDS: Final = 5.0
-_READ_CHUNK: Final = 65536
-_ENDED: Final = "the process ended without answering"
-_TIMED_OUT: Final = "no answer before the deadline"
 
 
 def concurrency_limit(spec: FunctionSpec, default: int = DEFAULT_CONCURRENCY) -> int:
@@ -90,8 +87,7 @@ class ExecutionEnvironment:
         self.number = number
         self._env = dict(env)
         self._popen: subprocess.Popen[bytes] | None = None
-        self._replies: int | None = None
-        self._buffer = b""
+        self._replies: ReplyChannel | None = None
         self._output: threading.Thread | None = None
         self._lock = threading.Lock()  # the process's start against `terminate`
         self._terminated = False
@@ -127,7 +123,7 @@ class ExecutionEnvironment:
             raise
         finally:
             os.close(reply_write)
-        self._replies = reply_read
+        self._replies = ReplyChannel(reply_read)
         self._output = threading.Thread(
             target=self._copy_output,
             args=(self._popen.stdout,),
@@ -148,7 +144,7 @@ class ExecutionEnvironment:
             return None
         if isinstance(answer, dict) and isinstance(answer.get("init_error"), dict):
             error: dict[str, Any] = answer["init_error"]
-        elif answer is _TIMED_OUT:
+        elif answer is TIMED_OUT:
             error = {
                 "errorType": "Runtime.InitError",
                 "errorMessage": f"the cold start took more than {init_timeout:g} seconds",
@@ -180,7 +176,7 @@ class ExecutionEnvironment:
                     error.get("errorMessage"),
                 )
             return InvocationResult(logical_id, request_id, answer.get("payload"), error, duration)
-        if answer is _TIMED_OUT:
+        if answer is TIMED_OUT:
             self.kill()
             message = f"Task timed out after {timeout:.2f} seconds"
             error = {"errorType": "Sandbox.Timedout", "errorMessage": message}
@@ -227,7 +223,7 @@ class ExecutionEnvironment:
             self._output.join(timeout=_STOP_SECONDS)
             self._output = None
         if self._replies is not None:
-            os.close(self._replies)
+            self._replies.close()
             self._replies = None
 
     # -- internals -----------------------------------------------------------------------------
@@ -253,30 +249,11 @@ class ExecutionEnvironment:
 
     def _send(self, document: Mapping[str, Any]) -> None:
         assert self._popen is not None
-        assert self._popen.stdin is not None
-        try:
-            self._popen.stdin.write(json.dumps(document).encode() + b"\n")
-            self._popen.stdin.flush()
-        except (BrokenPipeError, ValueError):
-            pass  # the process is gone; _receive reports it
+        send_line(self._popen.stdin, document)
 
     def _receive(self, deadline: float) -> dict[str, Any] | str:
-        """The next answer line, or `_ENDED` when the process closed its end, or `_TIMED_OUT`."""
         assert self._replies is not None
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return _TIMED_OUT
-            ready, _, _ = select.select([self._replies], [], [], remaining)
-            if not ready:
-                return _TIMED_OUT
-            chunk = os.read(self._replies, _READ_CHUNK)
-            if not chunk:
-                return _ENDED
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
+        return self._replies.receive(deadline)
 
 
 class FunctionPool:
