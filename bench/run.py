@@ -233,27 +233,15 @@ def _rest_stack(results: Results, skip: set[str]) -> None:
                 )
                 _say(f"round {round_ + 1}/{sizes.rounds}: burst of {sizes.burst}")
                 results.bursts.append(
-                    _pair(
-                        round_,
-                        functools.partial(
-                            dagtrigger_side,
-                            stack,
-                            tally,
-                            prefix=f"sales/burst-{run}-{round_}-d-",
-                            objects=sizes.burst,
-                            pace_per_second=0,
-                            redeliver_fraction=sizes.redeliver,
-                            timeout=_timeout(sizes.burst, 1 / MWAA_RATE),
-                        ),
-                        functools.partial(
-                            baseline_side,
-                            stack,
-                            tally,
-                            sample,
-                            prefix=f"sales/burst-{run}-{round_}-b-",
-                            objects=sizes.burst,
-                            redeliver_fraction=sizes.redeliver,
-                        ),
+                    _burst(
+                        stack,
+                        tally,
+                        sample,
+                        f"sales/burst-{run}-{round_}",
+                        sizes.burst,
+                        sizes.redeliver,
+                        seconds_per_call=1 / MWAA_RATE,
+                        round_=round_,
                     )
                 )
             if "overhead" not in skip:
@@ -307,33 +295,57 @@ def _cli_stack(results: Results) -> None:
                 results.cli_paced.append((dagtrigger_paced, single))
                 _say(f"round {round_ + 1}/{sizes.rounds}: CLI burst of {sizes.cli_burst}")
                 results.cli_bursts.append(
-                    _pair(
-                        round_,
-                        functools.partial(
-                            dagtrigger_side,
-                            stack,
-                            tally,
-                            prefix=f"sales/cliburst-{run}-{round_}-d-",
-                            objects=sizes.cli_burst,
-                            pace_per_second=0,
-                            redeliver_fraction=sizes.redeliver,
-                            timeout=_timeout(sizes.cli_burst, command),
-                        ),
-                        functools.partial(
-                            baseline_side,
-                            stack,
-                            tally,
-                            sample,
-                            prefix=f"sales/cliburst-{run}-{round_}-b-",
-                            objects=sizes.cli_burst,
-                            redeliver_fraction=sizes.redeliver,
-                        ),
+                    _burst(
+                        stack,
+                        tally,
+                        sample,
+                        f"sales/cliburst-{run}-{round_}",
+                        sizes.cli_burst,
+                        sizes.redeliver,
+                        seconds_per_call=command,
+                        round_=round_,
                     )
                 )
         finally:
             tally.stop()
     finally:
         stack.stop()
+
+
+def _burst(
+    stack: LocalStack,
+    tally: EmulatorTally,
+    sample: SampleLambda,
+    prefix: str,
+    objects: int,
+    redeliver_fraction: float,
+    *,
+    seconds_per_call: float,
+    round_: int,
+) -> tuple[SideResult, SideResult]:
+    """Both sides given the same burst of objects at once, some delivered twice."""
+    return _pair(
+        round_,
+        functools.partial(
+            dagtrigger_side,
+            stack,
+            tally,
+            prefix=f"{prefix}-d-",
+            objects=objects,
+            pace_per_second=0,
+            redeliver_fraction=redeliver_fraction,
+            timeout=_timeout(objects, seconds_per_call),
+        ),
+        functools.partial(
+            baseline_side,
+            stack,
+            tally,
+            sample,
+            prefix=f"{prefix}-b-",
+            objects=objects,
+            redeliver_fraction=redeliver_fraction,
+        ),
+    )
 
 
 def _cold(results: Results) -> None:
