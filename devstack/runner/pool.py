@@ -282,6 +282,12 @@ class FunctionPool:
         self.peak_running = 0
         self.cold_starts = 0
 
+    @property
+    def running(self) -> int:
+        """Invocations in flight now."""
+        with self._condition:
+            return self._running
+
     def invoke(self, event: Any, *, throttle: bool = False) -> InvocationResult:
         """Run one invocation in a free environment, a new one if all are busy and the limit
         allows, else wait for one (or, with `throttle` and reserved concurrency, be throttled)."""

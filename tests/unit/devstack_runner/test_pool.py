@@ -349,6 +349,14 @@ def test_a_handler_that_cannot_be_loaded_fails_the_invocation_and_each_call_trie
     assert invoker.pool(missing.logical_id).cold_starts == 2
 
 
+def wait_until_running(pool: FunctionPool) -> None:
+    """Until an invocation is in flight in the pool (not its peak: a warm-up already set it)."""
+    deadline = time.monotonic() + 20
+    while pool.running < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.running == 1
+
+
 def test_a_throttling_call_beyond_the_reserved_concurrency_is_refused_at_once(
     code_dir: Path, invokers: list[ProcessInvoker]
 ) -> None:
@@ -359,10 +367,7 @@ def test_a_throttling_call_beyond_the_reserved_concurrency_is_refused_at_once(
         target=invoker.invoke, args=(function.logical_id, {"action": "sleep", "seconds": 2})
     )
     busy.start()
-    pool = invoker.pool(function.logical_id)
-    deadline = time.monotonic() + 20
-    while pool.peak_running < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until_running(invoker.pool(function.logical_id))
 
     # When a client's synchronous call arrives (the HTTP API's)
     started = time.monotonic()
@@ -403,10 +408,7 @@ def test_the_http_api_answers_a_throttled_call_as_api_gateway_does(
             target=invoker.invoke, args=(function.logical_id, {"action": "sleep", "seconds": 2})
         )
         busy.start()
-        pool = invoker.pool(function.logical_id)
-        deadline = time.monotonic() + 20
-        while pool.peak_running < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until_running(invoker.pool(function.logical_id))
         answer = requests.get(server.url, timeout=30)
         busy.join()
     finally:
