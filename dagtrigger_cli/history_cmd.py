@@ -220,9 +220,9 @@ def print_history(items: list[dict[str, Any]]) -> None:
             readable_time(record.get("created_at")),
             record["trigger_id"],
             Text(short_source(record.get("source_key") or "")),
-            Text(record.get("dag_id") or "-"),
+            Text(target_text(record)),
             styled_status(record["status"]),
-            Text(record.get("dag_run_id") or "-"),
+            Text(run_or_event_id(record)),
         ]
         table.add_row(*cells, *([Text(reason)] if any(reasons) else []))
     console.print(table)
@@ -236,6 +236,20 @@ def short_source(source_key: str) -> str:
     if source_key.startswith("api:arn:"):
         return "api:" + source_key.rsplit(":", 1)[-1]
     return source_key
+
+
+def target_text(record: dict[str, Any]) -> str:
+    """What the trigger starts: its DAG, or ``asset <uri>`` for an asset route's event."""
+    if record.get("asset_uri"):
+        return f"asset {record['asset_uri']}"
+    return str(record.get("dag_id") or "-")
+
+
+def run_or_event_id(record: dict[str, Any]) -> str:
+    """The DAG run id, or ``event <id>`` for the asset event Airflow recorded."""
+    if record.get("asset_event_id") is not None:
+        return f"event {record['asset_event_id']}"
+    return str(record.get("dag_run_id") or "-")
 
 
 def reason_of(record: dict[str, Any]) -> str:
@@ -299,10 +313,13 @@ def show(
         print_json(record)
         return
     console.print(summary_table(record))
+    asset = bool(record.get("asset_uri"))
     sections = {
         "Timeline (UTC)": timeline_table(record),
-        "Conf": conf_view(record),
-        "Airflow run": airflow_run_table(record),
+        "Extra" if asset else "Conf": conf_view(record),
+        "Airflow asset event" if asset else "Airflow run": (
+            asset_event_table(record) if asset else airflow_run_table(record)
+        ),
     }
     for title, body in sections.items():
         console.print()
@@ -328,6 +345,8 @@ def summary_table(record: dict[str, Any]) -> Table:
     fields = {
         "route": record.get("route"),
         "DAG": record.get("dag_id") and f"{record['dag_id']} on {record.get('environment')}",
+        "asset": record.get("asset_uri")
+        and f"{record['asset_uri']} on {record.get('environment')}",
         "note": record.get("note"),
         "replays": record.get("replays")
         and f"{record['replays']}, the latest by {record.get('replayed_by')}",
@@ -394,6 +413,11 @@ def _transition_detail(record: dict[str, Any], transition: dict[str, Any], *, fi
         if record.get("already_existed"):
             return f"{run_id}: Airflow already had this run, so none was started twice"
         return f"{run_id} started in Airflow"
+    if status == "EVENT_CREATED":
+        event = f"asset event {record.get('asset_event_id', '?')}"
+        if record.get("already_existed"):
+            return f"{event}: an earlier attempt created it, so none was created twice"
+        return f"{event} created: Airflow starts the DAGs that consume the asset"
     if status == "RUNNING":
         return "Airflow runs it"
     if status == "SUCCESS":
@@ -441,6 +465,23 @@ def airflow_run_table(record: dict[str, Any]) -> Table:
     }
     for name, value in values.items():
         table.add_row(name, Text(str(value) if value else "-"))
+    return table
+
+
+def asset_event_table(record: dict[str, Any]) -> Table:
+    table = _fields_table()
+    runs = record.get("asset_event_run_ids")
+    values = {
+        "asset": record.get("asset_uri"),
+        "environment": record.get("environment"),
+        "event id": record.get("asset_event_id"),
+        "asset id": record.get("asset_id"),
+        "event time": record.get("asset_event_timestamp")
+        and readable_time(record["asset_event_timestamp"]),
+        "runs": ", ".join(runs) if runs else "started by Airflow's scheduler (not followed here)",
+    }
+    for name, value in values.items():
+        table.add_row(name, Text(str(value) if value is not None else "-"))
     return table
 
 

@@ -17,6 +17,7 @@ errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 STATUS_STYLES = {
     "RECEIVED": "cyan",
     "TRIGGERED": "blue",
+    "EVENT_CREATED": "green",
     "RUNNING": "bright_blue",
     "SUCCESS": "green",
     "FAILED": "red",

@@ -114,6 +114,7 @@ def _summary_document(routes: RoutesFile) -> dict[str, Any]:
                 "name": route.name,
                 "environment": route.environment,
                 "dag_id": route.dag_id,
+                **({"asset": route.asset} if route.asset is not None else {}),
                 "matches": _what_it_matches(route),
                 "conf": _conf_form(route),
                 "paused": route.paused,
@@ -143,14 +144,14 @@ def _print_summary(file: Path, routes: RoutesFile) -> None:
         )
     console.print(environments)
     table = Table(title="Routes", title_justify="left")
-    for column in ("source", "route", "environment", "DAG", "matches", "conf", "state"):
+    for column in ("source", "route", "environment", "target", "matches", "conf", "state"):
         table.add_column(column, overflow="fold")
     for kind, _, route in routes.iter_routes():
         table.add_row(
             Text(kind),
             Text(route.name),
             Text(route.environment),
-            Text(route.dag_id),
+            Text(route.target),
             Text(_what_it_matches(route)),
             Text(_conf_form(route)),
             Text("paused", style="yellow") if route.paused else Text("live"),
@@ -179,6 +180,8 @@ def _what_it_matches(route: RouteBase) -> str:
 
 
 def _conf_form(route: RouteBase) -> str:
+    if route.extra is not None:
+        return "extra"
     if route.conf is not None:
         return "conf"
     if route.conf_template is not None:
@@ -399,30 +402,31 @@ def _print_report(report: DryRunReport) -> None:
     console.print(Text(f"against {report.routes_source}: {report.summary}", style="bold"))
     if report.matches:
         matches = Table(title="Matching routes", title_justify="left")
-        for column in ("route", "environment", "DAG", "verdict", "dag_run_id / why not"):
+        for column in ("route", "environment", "target", "verdict", "run id / why not"):
             matches.add_column(column, overflow="fold")
         for verdict in report.matches:
             matches.add_row(
                 Text(str(verdict.route)),
                 Text(str(verdict.environment)),
-                Text(str(verdict.dag_id)),
+                Text(verdict.target),
                 _verdict_text(verdict),
                 Text(_run_id_or_reason(verdict)),
             )
         console.print(matches)
         for verdict in report.matches:
             if verdict.conf is not None:
-                console.print(Text(f"conf of {verdict.route}:", style="bold"))
+                what = "extra" if verdict.asset is not None else "conf"
+                console.print(Text(f"{what} of {verdict.route}:", style="bold"))
                 console.print_json(compact_json(verdict.conf))
     if report.non_matches:
         others = Table(title="Routes that do not match", title_justify="left")
-        for column in ("route", "source", "DAG", "verdict", "why"):
+        for column in ("route", "source", "target", "verdict", "why"):
             others.add_column(column, overflow="fold")
         for verdict in report.non_matches:
             others.add_row(
                 Text(str(verdict.route)),
                 Text(verdict.kind),
-                Text(str(verdict.dag_id)),
+                Text(verdict.target),
                 _verdict_text(verdict),
                 Text("\n".join(verdict.reasons)),
             )
@@ -433,7 +437,7 @@ def _print_report(report: DryRunReport) -> None:
 
 def _run_id_or_reason(verdict: RouteVerdict) -> str:
     if verdict.verdict is Verdict.TRIGGER:
-        return verdict.dag_run_id or ""
+        return verdict.dag_run_id or ("an asset event" if verdict.asset is not None else "")
     return verdict.reason
 
 

@@ -132,7 +132,9 @@ def fit_routes(
 
 
 def _drop_example(routes: RoutesFile) -> DropExample | None:
-    route = next((route for route in routes.s3 if not route.paused), None)
+    route = next(
+        (route for route in routes.s3 if not route.paused and route.dag_id is not None), None
+    )
     if route is None:
         return None
     key = f"{route.prefix or ''}{date.today().isoformat()}{route.suffix or '.csv'}"
@@ -140,7 +142,7 @@ def _drop_example(routes: RoutesFile) -> DropExample | None:
         bucket=route.buckets[0],
         key=key,
         route=route.name,
-        dag_id=route.dag_id,
+        dag_id=str(route.dag_id),
         certain=not (route.glob or route.regex or route.min_size or route.max_size),
     )
 

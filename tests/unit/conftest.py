@@ -7,7 +7,7 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +27,13 @@ from dagtrigger.routes import RoutesFile, parse_routes
 from dagtrigger.routes.loader import RoutesLoader
 from dagtrigger.settings import Settings
 from dagtrigger.sources.s3.parse import S3ObjectEvent
+from dagtrigger.transports.airflow_api import AirflowApiTransport, ApiReply
 from dagtrigger.transports.base import (
     STARTED_RUN_STATES,
+    EnvironmentRef,
     FailedTasks,
     RunStates,
+    TransportKind,
     TriggerRequest,
     TriggerResult,
 )
@@ -131,6 +134,80 @@ class RecordingTransport:
     def dag_paused(self, dag_id: str) -> bool | None:
         self.paused_reads.append(dag_id)
         return self.paused.get(dag_id)
+
+
+ASSET_ENVIRONMENT = EnvironmentRef(alias="prod", name="prod", transport=TransportKind.AIRFLOW_REST)
+
+
+class AssetAirflow(AirflowApiTransport):
+    """Assets by id and their events, behind Airflow 3's or Airflow 2's endpoints; like Airflow
+    with the Amazon provider, it stores an S3 URI without its trailing slash."""
+
+    max_path_length = None
+
+    def __init__(self, major: int, uris: list[str]) -> None:
+        super().__init__(ASSET_ENVIRONMENT)
+        self.major = major
+        self.assets = {index + 1: uri.rstrip("/") for index, uri in enumerate(uris)}
+        self.events: list[dict[str, Any]] = []
+        self.calls: list[tuple[str, str]] = []
+        self.fail_next_post: ApiReply | None = None
+        #: called once an event is stored, before Airflow answers: a failure raised here is an
+        #: answer lost after Airflow recorded the event (a timeout, a killed function)
+        self.after_create: Callable[[], None] | None = None
+
+    def airflow_major(self) -> int:
+        return self.major
+
+    def call(
+        self, method: str, path: str, *, body: Mapping[str, Any] | None, query: Any
+    ) -> ApiReply:
+        self.calls.append((method, path))
+        noun = "assets" if self.major >= 3 else "datasets"
+        if (method, path) == ("GET", f"/{noun}"):
+            pattern = query["uri_pattern"]
+            matching = [
+                {"id": asset_id, "uri": uri, "name": uri + "/"}
+                for asset_id, uri in self.assets.items()
+                if pattern in uri
+            ]
+            start = query.get("offset", 0)
+            return ApiReply(200, {noun: matching[start : start + query["limit"]]})
+        if (method, path) == ("POST", f"/{noun}/events"):
+            assert body is not None
+            if self.fail_next_post is not None:
+                reply, self.fail_next_post = self.fail_next_post, None
+                return reply
+            return self._create(body)
+        if (method, path) == ("GET", f"/{noun}/events"):
+            key = "asset_id" if self.major >= 3 else "dataset_id"
+            assert query["order_by"] == "-timestamp"
+            listed = [event for event in reversed(self.events) if event[key] == query[key]]
+            return ApiReply(200, {f"{noun[:-1]}_events": listed[: query["limit"]]})
+        return ApiReply(404, {"detail": f"no route {method} {path}"})
+
+    def _create(self, body: Mapping[str, Any]) -> ApiReply:
+        if self.major >= 3:
+            asset_id = body["asset_id"]
+            if asset_id not in self.assets:
+                return ApiReply(404, {"detail": f"Asset with ID: `{asset_id}` was not found"})
+        else:
+            found = [key for key, uri in self.assets.items() if uri == body["dataset_uri"]]
+            if not found:
+                return ApiReply(404, {"title": "Dataset not found"})
+            asset_id = found[0]
+        key = "asset_id" if self.major >= 3 else "dataset_id"
+        event = {
+            "id": len(self.events) + 1,
+            key: asset_id,
+            "extra": {**body["extra"], "from_rest_api": True},
+            "timestamp": f"2026-12-02T10:00:0{len(self.events)}Z",
+            "created_dagruns": [],
+        }
+        self.events.append(event)
+        if self.after_create is not None:
+            self.after_create()
+        return ApiReply(200, event)
 
 
 @dataclass

@@ -5,10 +5,17 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dagtrigger.ids import AIRFLOW_RUN_ID_PATTERN, MAX_RUN_ID_LENGTH, dag_run_id, trigger_id
+from dagtrigger.ids import (
+    AIRFLOW_RUN_ID_PATTERN,
+    MAX_RUN_ID_LENGTH,
+    asset_uri_problem,
+    dag_run_id,
+    trigger_id,
+)
 
 TRIGGER_ID = re.compile(r"^t-[0-9a-f]{32}$")
 
@@ -140,3 +147,24 @@ def test_distinct_triggers_get_distinct_run_ids(
 def test_run_ids_differ_by_time(readable: str, a: datetime, b: datetime) -> None:
     if a.replace(microsecond=0) != b.replace(microsecond=0):
         assert dag_run_id("s3", readable, a, "t-1") != dag_run_id("s3", readable, b, "t-1")
+
+
+@pytest.mark.parametrize(
+    ("uri", "problem"),
+    [
+        ("s3://landing/orders/", None),
+        ("orders_daily", None),  # an Airflow 3 asset name
+        ("", "is empty"),
+        ("s3://landing/" + "k" * 1500, "over Airflow's 1500"),
+        ("s3://landing/a b.csv", "a space, a control character"),
+        ("s3://landing/é.csv", "not ASCII"),
+        ("airflow://internal", "Airflow reserves"),
+    ],
+)
+def test_an_asset_uri_is_one_airflow_can_take(uri: str, problem: str | None) -> None:
+    found = asset_uri_problem(uri)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found

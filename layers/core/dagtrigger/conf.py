@@ -966,6 +966,11 @@ def check_conf_template(template: Mapping[str, Any] | str, *, field: str) -> Non
     _check_node(template, field)
 
 
+def check_text_template(template: str, *, field: str) -> None:
+    """Compile a template that renders to text (an asset URI); a syntax error names ``field``."""
+    _check_string(template, field, json_text=False)
+
+
 def fixed_non_object(template: str) -> str | None:
     """What a ``conf_template`` renders to when its own text decides: the JSON type of a result
     that is not an object (``'["a", "b"]'`` is "an array" for every event), else None (the
@@ -1041,6 +1046,37 @@ def render_conf(
         finally:
             _ACTIVE.reset(token)
     return check_conf(conf, max_bytes=max_bytes, where=where, origin="conf_template rendered to")
+
+
+def render_text(
+    template: str,
+    variables: Mapping[str, Any],
+    *,
+    max_chars: int,
+    field: str,
+    route_name: str | None = None,
+) -> str:
+    """Render a template to text of at most ``max_chars`` characters (a lone ``{{ expr }}``
+    whose value is a number or a boolean gives its JSON text). Raises ``RejectedError`` with
+    code ``template_error`` naming the route and ``field``."""
+    where = f"route {route_name!r} " if route_name else ""
+    too_long = _template_error(where, field, f"rendered to more than {max_chars} characters")
+    token = _ACTIVE.set(_Render(max_chars))
+    try:
+        value = _render_string(template, variables, field, where, json_text=False)
+    except RejectedError as refused:
+        if refused.code == "conf_too_large":  # the bound of the rendered text was reached
+            raise too_long from None
+        raise
+    finally:
+        _ACTIVE.reset(token)
+    if isinstance(value, bool | int | float):
+        value = json.dumps(value)
+    if not isinstance(value, str):
+        raise _template_error(where, field, f"rendered to {_json_type(value)}, not text")
+    if len(value) > max_chars:
+        raise too_long
+    return str(value)
 
 
 def _render_conf_string(source: str, variables: Mapping[str, Any], where: str) -> Any:

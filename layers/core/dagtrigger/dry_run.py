@@ -36,7 +36,7 @@ from dagtrigger.sources.s3.plan import s3_route_verdicts
 from dagtrigger.sources.schedules.parse import MAX_SCHEDULE_CONF_BYTES, ScheduleInput
 from dagtrigger.sources.schedules.plan import explain_schedule_fire
 from dagtrigger.sources.webhooks.plan import explain_webhook_delivery
-from dagtrigger.trigger.verdict import Explanation, RouteVerdict, Verdict
+from dagtrigger.trigger.verdict import Explanation, RouteVerdict, Verdict, route_target
 
 NOTHING_TRIGGERED = "dry run: nothing was triggered and nothing was written"
 #: the account an assumed schedule ARN names (a dry run knows no account)
@@ -413,10 +413,8 @@ def _with_other_sources(
         other = f"{_KINDS[list_name][0]}, and the event is {_KINDS[kind][1]}"
         verdicts.append(
             RouteVerdict(
-                route=route.name,
+                **route_target(route),
                 kind=list_name,
-                environment=route.environment,
-                dag_id=route.dag_id,
                 verdict=Verdict.OTHER_SOURCE,
                 reasons=(other,),
             )

@@ -59,6 +59,12 @@ SNS_TOPIC_ARN_PATTERN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,
 #: what a caller's idempotency key may hold: 1 to 255 visible ASCII characters
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
+#: Airflow stores an asset's URI and name in 1,500 characters (Airflow 3's ``asset`` table)
+ASSET_URI_MAX_CHARS = 1500
+#: what an asset URI may hold: Airflow refuses URIs that are not ASCII, and whitespace or
+#: control characters in one are always a template's mistake
+_ASSET_URI = re.compile(r"^[\x21-\x7e]+$")
+
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)]
 DagId = Annotated[str, StringConstraints(pattern=DAG_ID_PATTERN)]
 BucketName = Annotated[str, StringConstraints(pattern=BUCKET_NAME_PATTERN)]
@@ -192,3 +198,19 @@ def mentions_run_id(text: str, dag_run_id: str) -> bool:
     """True when ``text`` names ``dag_run_id`` as a whole token (not inside a longer id)."""
     pattern = rf"(?<![A-Za-z0-9_.~:+-]){re.escape(dag_run_id)}(?![A-Za-z0-9_.~:+-])"
     return re.search(pattern, text) is not None
+
+
+def asset_uri_problem(uri: str) -> str | None:
+    """Why Airflow could not take ``uri`` as an asset's URI or name, or None when it can."""
+    if not uri:
+        return "is empty"
+    if len(uri) > ASSET_URI_MAX_CHARS:
+        return f"is {len(uri)} characters, over Airflow's {ASSET_URI_MAX_CHARS}"
+    if _ASSET_URI.match(uri) is None:
+        return (
+            "holds a space, a control character or a character that is not ASCII, which "
+            "Airflow refuses in an asset URI (encode a key with the urlencode filter)"
+        )
+    if uri.lower().startswith("airflow://"):
+        return "uses the scheme airflow://, which Airflow reserves"
+    return None

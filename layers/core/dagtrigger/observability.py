@@ -26,6 +26,8 @@ metrics = Metrics(namespace="dagtrigger", service="dagtrigger")
 
 class MetricName:
     TRIGGERED = "Triggered"
+    #: an asset route's event created in Airflow (or found there after an unknown outcome)
+    ASSET_EVENT_CREATED = "AssetEventCreated"
     DUPLICATE = "Duplicate"
     ALREADY_TRIGGERED = "AlreadyTriggered"
     REJECTED = "Rejected"

@@ -16,6 +16,7 @@ from rich.console import Console
 
 import dagtrigger_cli.target
 from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
+from dagtrigger.transports.asset_events import AssetEvent
 from dagtrigger.transports.base import FailedTasks, TriggerResult
 from dagtrigger_cli import history_cmd
 from dagtrigger_cli.api import ApiClient
@@ -377,6 +378,39 @@ def test_show_tells_a_triggers_story(cli_runner: DagtriggerRunner, api_stack: Ap
     airflow = text[text.index("\nAirflow run\n") :]
     for expected in ("dagtrigger__s3__9", "prod", "failed", "2026-11-21 02:01:00", "load"):
         assert expected in airflow
+
+
+def test_show_tells_an_asset_events_story(
+    cli_runner: DagtriggerRunner, api_stack: ApiStack
+) -> None:
+    # Given an asset route's trigger whose event Airflow recorded as event 7 of asset 3
+    ledger = api_stack.ledger
+    new = replace(
+        new_s3_trigger("a", "orders/1.csv"),
+        dag_id=None,
+        dag_run_id=None,
+        asset_uri="s3://landing/orders/",
+    )
+    ledger.claim(new)
+    event = AssetEvent(event_id=7, asset_id=3, uri="s3://landing/orders", timestamp=None)
+    ledger.mark_event_created(new.trigger_id, event=event, attempts=1)
+
+    # When it is shown, and listed
+    shown = cli_runner.run("show", new.trigger_id)
+    listed = cli_runner.run("history", "--source", "s3://landing/orders/1.csv")
+
+    # Then the asset takes the DAG's place, the event id the run id's, and the extra the conf's
+    assert shown.exit_code == 0, shown.output
+    text = shown.stdout
+    assert "asset event 7 created: Airflow starts the DAGs that consume the asset" in text
+    extra = text[text.index("\nExtra\n") : text.index("\nAirflow asset event\n")]
+    assert json.loads(extra.removeprefix("\nExtra\n")) == new.conf
+    section = text[text.index("\nAirflow asset event\n") :]
+    for expected in ("s3://landing/orders/", "event id", "7", "asset id", "3"):
+        assert expected in section
+    row = rows_of(listed.stdout, [new.trigger_id])[new.trigger_id]
+    for expected in ("asset s3://landing/orders/", "EVENT_CREATED", "event 7"):
+        assert expected in row
 
 
 def test_show_json_is_the_record(cli_runner: DagtriggerRunner, api_stack: ApiStack) -> None:

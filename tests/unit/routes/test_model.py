@@ -258,6 +258,38 @@ def test_the_bundled_example_routes_file_is_valid() -> None:
             id="unknown airflow major",
         ),
         pytest.param(
+            "dag_id: ingest_sales",
+            "asset: s3://landing/sales/",
+            "s3[0].conf",
+            23,
+            "an asset event has no conf: give its extra: instead",
+            id="asset route with a conf",
+        ),
+        pytest.param(
+            "dag_id: catch_all.v2",
+            "dag_id: catch_all.v2\n    asset: s3://landing/all/",
+            "s3[1].asset",
+            28,
+            "give either dag_id or asset, not both",
+            id="dag_id and asset",
+        ),
+        pytest.param(
+            "dag_id: catch_all.v2",
+            "asset: 's3://{{ bucket }/all/'",
+            "s3[1].asset",
+            27,
+            "asset: template syntax error",
+            id="asset template syntax error",
+        ),
+        pytest.param(
+            "paused: true",
+            "paused: true\n    extra: {a: b}",
+            "s3[1].extra",
+            30,
+            "only for asset routes",
+            id="extra on a DAG route",
+        ),
+        pytest.param(
             "version: 1",
             "version: 2",
             "version",
@@ -292,8 +324,42 @@ def test_the_line_points_at_the_entry_that_lacks_a_required_field() -> None:
     # When it is parsed
     message = problems_of(text)
 
-    # Then the route's own line is reported
-    assert "s3[0].dag_id (line 14): Field required" in message
+    # Then the route's own line is reported, with what it lacks
+    assert "s3[0].dag_id (line 14): give dag_id (a DAG to start) or asset" in message
+
+
+def test_an_asset_route_on_a_cli_environment_is_refused_where_it_names_the_asset() -> None:
+    # Given an asset route whose environment uses the MWAA CLI, which has no asset command
+    text = (
+        VALID.replace("transport: invoke_rest_api", "transport: cli")
+        .replace("    dag_id: ingest_sales\n", "    asset: 's3://{{ bucket }}/sales/'\n")
+        .replace("    conf: {bucket:", "    extra: {bucket:")
+    )
+
+    # When it is parsed
+    message = problems_of(text)
+
+    # Then the asset field is named, on its line, with what to do instead
+    assert "s3[0].asset (line 22): environment 'prod' uses transport cli" in message
+    assert "invoke_rest_api or airflow_rest" in message
+
+
+def test_an_asset_route_keeps_its_uri_template_and_extra() -> None:
+    # Given an asset route with an extra
+    text = VALID.replace("    dag_id: ingest_sales\n", "    asset: 's3://{{ bucket }}/sales/'\n")
+    text = text.replace("    conf: {bucket:", "    extra: {bucket:")
+
+    # When it is parsed
+    route = parse_routes(text, source="test").s3[0]
+
+    # Then it targets the asset, and its extra is what gets rendered
+    assert (route.dag_id, route.asset) == (None, "s3://{{ bucket }}/sales/")
+    assert route.target == "asset s3://{{ bucket }}/sales/"
+    assert route.conf_spec() == {
+        "bucket": "{{ bucket }}",
+        "size": "{{ size }}",
+        "day": "{{ match.day }}",
+    }
 
 
 def test_a_value_outside_its_choices_is_shown_beside_the_reason() -> None:

@@ -1,90 +1,21 @@
 """Asset events (Airflow 3) and dataset events (Airflow 2) over an in-memory Airflow that
-keeps assets and events and answers like Airflow's REST API."""
+keeps assets and events and answers like Airflow's REST API (``AssetAirflow``)."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 import pytest
 
 from dagtrigger.errors import RejectedError, TransientTriggerError
-from dagtrigger.transports.airflow_api import AirflowApiTransport, ApiReply
+from dagtrigger.transports.airflow_api import ApiReply
 from dagtrigger.transports.asset_events import (
     PAGE_LIMIT,
     AssetEventRequest,
     AssetEvents,
 )
-from dagtrigger.transports.base import EnvironmentRef, TransportKind
+from tests.unit.conftest import ASSET_ENVIRONMENT as ENVIRONMENT
+from tests.unit.conftest import AssetAirflow
 
-ENVIRONMENT = EnvironmentRef(alias="prod", name="prod", transport=TransportKind.AIRFLOW_REST)
 ORDERS = "s3://landing/orders/"
-
-
-class AssetAirflow(AirflowApiTransport):
-    """Assets by id and their events, behind Airflow 3's or Airflow 2's endpoints; like Airflow
-    with the Amazon provider, it stores an S3 URI without its trailing slash."""
-
-    max_path_length = None
-
-    def __init__(self, major: int, uris: list[str]) -> None:
-        super().__init__(ENVIRONMENT)
-        self.major = major
-        self.assets = {index + 1: uri.rstrip("/") for index, uri in enumerate(uris)}
-        self.events: list[dict[str, Any]] = []
-        self.calls: list[tuple[str, str]] = []
-        self.fail_next_post: ApiReply | None = None
-
-    def airflow_major(self) -> int:
-        return self.major
-
-    def call(
-        self, method: str, path: str, *, body: Mapping[str, Any] | None, query: Any
-    ) -> ApiReply:
-        self.calls.append((method, path))
-        noun = "assets" if self.major >= 3 else "datasets"
-        if (method, path) == ("GET", f"/{noun}"):
-            pattern = query["uri_pattern"]
-            matching = [
-                {"id": asset_id, "uri": uri, "name": uri + "/"}
-                for asset_id, uri in self.assets.items()
-                if pattern in uri
-            ]
-            start = query.get("offset", 0)
-            return ApiReply(200, {noun: matching[start : start + query["limit"]]})
-        if (method, path) == ("POST", f"/{noun}/events"):
-            assert body is not None
-            if self.fail_next_post is not None:
-                reply, self.fail_next_post = self.fail_next_post, None
-                return reply
-            return self._create(body)
-        if (method, path) == ("GET", f"/{noun}/events"):
-            key = "asset_id" if self.major >= 3 else "dataset_id"
-            assert query["order_by"] == "-timestamp"
-            listed = [event for event in reversed(self.events) if event[key] == query[key]]
-            return ApiReply(200, {f"{noun[:-1]}_events": listed[: query["limit"]]})
-        return ApiReply(404, {"detail": f"no route {method} {path}"})
-
-    def _create(self, body: Mapping[str, Any]) -> ApiReply:
-        if self.major >= 3:
-            asset_id = body["asset_id"]
-            if asset_id not in self.assets:
-                return ApiReply(404, {"detail": f"Asset with ID: `{asset_id}` was not found"})
-        else:
-            found = [key for key, uri in self.assets.items() if uri == body["dataset_uri"]]
-            if not found:
-                return ApiReply(404, {"title": "Dataset not found"})
-            asset_id = found[0]
-        key = "asset_id" if self.major >= 3 else "dataset_id"
-        event = {
-            "id": len(self.events) + 1,
-            key: asset_id,
-            "extra": {**body["extra"], "from_rest_api": True},
-            "timestamp": f"2026-12-02T10:00:0{len(self.events)}Z",
-            "created_dagruns": [],
-        }
-        self.events.append(event)
-        return ApiReply(200, event)
 
 
 def request(trigger_id: str = "t-1", uri: str = ORDERS) -> AssetEventRequest:

@@ -58,7 +58,20 @@ class TriggerRecord(BaseModel):
     environment: str | None = None
     dag_id: str | None = None
     dag_run_id: str | None = None
-    conf: dict[str, Any] | None = None
+    asset_uri: str | None = Field(
+        default=None, description="asset routes: the asset whose event the trigger creates"
+    )
+    asset_event_id: int | None = Field(
+        default=None, description="the id of the asset event Airflow recorded (EVENT_CREATED)"
+    )
+    asset_id: int | None = Field(default=None, description="Airflow's id of the asset")
+    asset_event_timestamp: str | None = None
+    asset_event_run_ids: list[str] | None = Field(
+        default=None, description="runs Airflow named in its answer (usually none yet)"
+    )
+    conf: dict[str, Any] | None = Field(
+        default=None, description="the run's conf (asset routes: the event's extra)"
+    )
     conf_truncated: bool | None = Field(
         default=None, description="true when the conf was too large to keep (digest kept instead)"
     )

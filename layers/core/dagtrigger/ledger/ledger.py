@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Final, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Final, TypedDict, Unpack
 
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from botocore.exceptions import ClientError
@@ -59,11 +59,15 @@ from dagtrigger.ledger.schema import (
 from dagtrigger.ledger.updates import UpdateExpression
 from dagtrigger.transports.base import FailedTasks, TriggerResult
 
+if TYPE_CHECKING:
+    from dagtrigger.transports.asset_events import AssetEvent
+
 S = TriggerStatus
 
 #: the state machine: each status and the statuses it may be reached from
 ALLOWED_FROM: Final[dict[TriggerStatus, frozenset[TriggerStatus]]] = {
     S.TRIGGERED: frozenset({S.RECEIVED}),
+    S.EVENT_CREATED: frozenset({S.RECEIVED}),
     S.REJECTED: frozenset({S.RECEIVED}),
     S.TRIGGER_FAILED: frozenset({S.RECEIVED}),
     S.RUNNING: frozenset({S.TRIGGERED}),
@@ -77,6 +81,8 @@ REPLAYABLE: Final = frozenset({S.TRIGGER_FAILED, S.REJECTED})
 FINAL_RECORD_STATES: Final = frozenset({S.REJECTED, S.IGNORED})
 
 MAX_TRANSITIONS: Final = 50
+#: the runs an asset event's answer names, kept in its record (Airflow usually names none yet)
+MAX_RECORDED_RUN_IDS: Final = 20
 MAX_ERRORS: Final = 5
 MAX_ERROR_CHARS: Final = 1000
 #: conditional writes tried before concluding that other writers keep winning
@@ -268,6 +274,25 @@ class TriggerLedger:
         }
         values.update({name: value for name, value in optional.items() if value is not None})
         change = self._status_change(S.TRIGGERED, values, attempts=attempts)
+        return self._apply(trigger_id, change, now)
+
+    def mark_event_created(
+        self, trigger_id: str, *, event: AssetEvent, attempts: int
+    ) -> dict[str, Any]:
+        """Record the asset event Airflow holds for an asset route's trigger (final)."""
+        now = self._clock()
+        values: dict[str, Any] = {
+            "already_existed": event.already_existed,
+            "triggered_at": to_timestamp(now),
+        }
+        optional = {
+            "asset_event_id": event.event_id,
+            "asset_id": event.asset_id,
+            "asset_event_timestamp": event.timestamp and cap_text(event.timestamp, 64),
+            "asset_event_run_ids": list(event.created_run_ids[:MAX_RECORDED_RUN_IDS]) or None,
+        }
+        values.update({name: value for name, value in optional.items() if value is not None})
+        change = self._status_change(S.EVENT_CREATED, values, attempts=attempts)
         return self._apply(trigger_id, change, now)
 
     def mark_rejected(
@@ -513,6 +538,7 @@ class TriggerLedger:
             "dag_id": new.dag_id,
             "dag_key": new.dag_key,
             "dag_run_id": new.dag_run_id,
+            "asset_uri": new.asset_uri,
             "event_time": new.event_time and to_timestamp(new.event_time, "event_time"),
             "scheduled_time": new.scheduled_time
             and to_timestamp(new.scheduled_time, "scheduled_time"),

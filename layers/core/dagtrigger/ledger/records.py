@@ -17,6 +17,8 @@ class TriggerStatus(StrEnum):
     REJECTED = "REJECTED"
     TRIGGER_FAILED = "TRIGGER_FAILED"
     IGNORED = "IGNORED"
+    #: an asset route's event exists in Airflow, whose scheduler starts the DAGs consuming it
+    EVENT_CREATED = "EVENT_CREATED"
     #: the reconciler stopped following the run at its horizon without seeing it end
     UNKNOWN = "UNKNOWN"
 
@@ -31,6 +33,7 @@ FINAL_STATUSES = frozenset(
         TriggerStatus.REJECTED,
         TriggerStatus.IGNORED,
         TriggerStatus.UNKNOWN,
+        TriggerStatus.EVENT_CREATED,
     }
 )
 
@@ -80,6 +83,9 @@ class NewTrigger:
     environment: str | None = None
     dag_id: str | None = None
     dag_run_id: str | None = None
+    #: an asset route's trigger creates an event for this asset instead of a DAG run (its
+    #: ``conf`` is the event's extra)
+    asset_uri: str | None = None
     conf: dict[str, Any] | None = None
     event_time: datetime | None = None
     scheduled_time: datetime | None = None

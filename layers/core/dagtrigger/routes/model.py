@@ -38,8 +38,14 @@ from pydantic import (
     model_validator,
 )
 
-from dagtrigger.conf import check_conf_template, fixed_non_object
-from dagtrigger.ids import DAG_ID_PATTERN, BucketName, MwaaEnvironmentName, Name
+from dagtrigger.conf import check_conf_template, check_text_template, fixed_non_object
+from dagtrigger.ids import (
+    ASSET_URI_MAX_CHARS,
+    DAG_ID_PATTERN,
+    BucketName,
+    MwaaEnvironmentName,
+    Name,
+)
 from dagtrigger.transports.base import EnvironmentRef, TransportKind
 from dagtrigger.validation import FieldProblems, Location
 
@@ -159,14 +165,30 @@ def _is_loopback(host: str) -> bool:
 
 
 class RouteBase(_Strict):
-    """What every route has: a name, a target DAG on an environment, a conf, a pause switch."""
+    """What every route has: a name, a target on an environment (a DAG to start, or an asset
+    to tell Airflow about), a conf or an event's extra, a pause switch."""
 
     name: Name = Field(description="unique among all routes; lower case, digits, '_' and '-'")
     description: str | None = Field(default=None, max_length=1024, description="free text")
     environment: Name = Field(description="alias of an entry under environments:")
-    dag_id: str = Field(
+    dag_id: str | None = Field(
+        default=None,
         pattern=DAG_ID_PATTERN,
-        description="the DAG to trigger (ASCII letters, digits, '_', '.', '-'; no leading '-')",
+        description="the DAG to trigger (ASCII letters, digits, '_', '.', '-'; no leading '-'); "
+        "give either dag_id or asset",
+    )
+    asset: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=ASSET_URI_MAX_CHARS,
+        description="instead of dag_id: the URI (or Airflow 3 name) of an asset, a Jinja "
+        "template; each event creates an asset event (Airflow 2: a dataset event) and Airflow "
+        "starts the DAGs that consume it. Needs transport invoke_rest_api or airflow_rest",
+    )
+    extra: dict[str, Any] | None = Field(
+        default=None,
+        description="asset routes only: the asset event's extra, a mapping whose string "
+        "leaves are Jinja templates (default: the route kind's default conf)",
     )
     conf: dict[str, Any] | None = Field(
         default=None,
@@ -180,11 +202,20 @@ class RouteBase(_Strict):
     )
     paused: bool = Field(default=False, description="matching events are recorded as IGNORED")
 
-    @field_validator("conf")
+    @field_validator("conf", "extra")
     @classmethod
-    def _conf_templates_compile(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _conf_templates_compile(
+        cls, value: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
         if value is not None:
-            check_conf_template(value, field="conf")
+            check_conf_template(value, field=str(info.field_name))
+        return value
+
+    @field_validator("asset")
+    @classmethod
+    def _asset_template_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_text_template(value, field="asset")
         return value
 
     @field_validator("conf_template")
@@ -201,15 +232,36 @@ class RouteBase(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _one_conf_form(self) -> RouteBase:
-        if self.conf is not None and self.conf_template is not None:
-            raise FieldProblems(
-                [(("conf_template",), "give either conf or conf_template, not both")]
+    def _one_target_and_conf_form(self) -> RouteBase:
+        problems: list[tuple[Location, str]] = []
+        if self.dag_id is None and self.asset is None:
+            problems.append((("dag_id",), "give dag_id (a DAG to start) or asset (an asset event)"))
+        if self.dag_id is not None and self.asset is not None:
+            problems.append((("asset",), "give either dag_id or asset, not both"))
+        if self.asset is not None:
+            problems.extend(
+                ((name,), "an asset event has no conf: give its extra: instead")
+                for name in ("conf", "conf_template")
+                if getattr(self, name) is not None
             )
+        elif self.extra is not None:
+            problems.append((("extra",), "only for asset routes: a DAG run takes conf:"))
+        if self.conf is not None and self.conf_template is not None:
+            problems.append((("conf_template",), "give either conf or conf_template, not both"))
+        if problems:
+            raise FieldProblems(problems)
         return self
 
+    @property
+    def target(self) -> str:
+        """What the route starts, for messages: ``dag <id>`` or ``asset <uri template>``."""
+        return f"asset {self.asset}" if self.asset is not None else f"dag {self.dag_id}"
+
     def conf_spec(self) -> Mapping[str, Any] | str | None:
-        """The template to render: conf, conf_template, or the route kind's default."""
+        """The template to render: conf, conf_template (an asset route: extra), or the route
+        kind's default."""
+        if self.extra is not None:
+            return self.extra
         if self.conf is not None:
             return self.conf
         return self.conf_template
@@ -419,12 +471,22 @@ class RoutesFile(_Strict):
                 )
             else:
                 first_seen[route.name] = here
-            if route.environment not in self.environments:
+            environment = self.environments.get(route.environment)
+            if environment is None:
                 known = ", ".join(sorted(self.environments)) or "none"
                 problems.append(
                     (
                         (list_name, index, "environment"),
                         f"unknown environment {route.environment!r} (defined: {known})",
+                    )
+                )
+            elif route.asset is not None and environment.transport is TransportKind.CLI:
+                problems.append(
+                    (
+                        (list_name, index, "asset"),
+                        f"environment {route.environment!r} uses transport cli, and the MWAA "
+                        "CLI has no command that creates asset events: give this route an "
+                        "environment with transport invoke_rest_api or airflow_rest",
                     )
                 )
         if problems:

@@ -20,18 +20,20 @@ claim whose outcome is unknown (a Lambda that died after Airflow's answer and be
 write) records the event Airflow already has instead of posting a second one.
 
 Only the REST transports (InvokeRestApi, Airflow REST) carry these calls: the MWAA CLI has no
-command for them (asset routes, still to come, are to refuse a CLI environment when loaded).
+command for them, and the routes file refuses an asset route on a CLI environment when loaded.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from dagtrigger.errors import RejectedError
 from dagtrigger.transports.airflow_api import AirflowApiTransport, ApiReply, error_for_status
-from dagtrigger.transports.base import EnvironmentRef
+from dagtrigger.transports.base import AirflowTransport, EnvironmentRef
 from dagtrigger.transports.rate_budget import CallPriority
 
 #: where our trigger id is kept in an event's ``extra``
@@ -137,6 +139,28 @@ class AssetEvents:
             if len(items) < PAGE_LIMIT:
                 break
         raise _asset_not_found(uri, None)
+
+
+_of_transport: weakref.WeakKeyDictionary[AirflowApiTransport, AssetEvents] = (
+    weakref.WeakKeyDictionary()
+)
+_of_transport_lock = threading.Lock()
+
+
+def asset_events_of(transport: AirflowTransport, environment: EnvironmentRef) -> AssetEvents:
+    """The ``AssetEvents`` of ``environment``'s REST transport, made once, so its asset lookups
+    last as long as the transport (one per environment and Lambda instance)."""
+    if not isinstance(transport, AirflowApiTransport):
+        raise RejectedError(
+            "asset_needs_rest_transport",
+            f"environment {environment.alias!r} uses transport {environment.transport.value}, "
+            "which cannot create asset events: use invoke_rest_api or airflow_rest",
+        )
+    with _of_transport_lock:
+        events = _of_transport.get(transport)
+        if events is None:
+            events = _of_transport[transport] = AssetEvents(transport)
+        return events
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,16 @@ number of attempts made (``exc.attempts``). Refused access (``AccessRefusedError
 trigger at once as ``TriggerFailedError``, so the event is kept. When the next wait plus an
 attempt as long as the last one would not fit in the budget, ``TriggerFailedError`` reports the
 last failure and the attempt count; the event's queue then delivers it again later (a replay is
-safe: the ``dag_run_id`` is deterministic).
+safe: the ``dag_run_id`` is deterministic). ``call_with_retries`` is the same loop around any
+call (an asset event's lookup and post).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
 
@@ -23,8 +25,15 @@ from dagtrigger.errors import (
     TriggerFailedError,
 )
 from dagtrigger.observability import MetricName, count, logger, record_latency
-from dagtrigger.transports.base import AirflowTransport, TriggerRequest, TriggerResult
+from dagtrigger.transports.base import (
+    AirflowTransport,
+    EnvironmentRef,
+    TriggerRequest,
+    TriggerResult,
+)
 from dagtrigger.transports.ratelimit import RateLimiter
+
+Result = TypeVar("Result")
 
 #: the first backoff is drawn from [0, 0.5] s, doubling per retry up to [0, 8] s
 INITIAL_WAIT_SECONDS = 0.5
@@ -32,8 +41,8 @@ MAX_WAIT_SECONDS = 8.0
 
 
 @dataclass(frozen=True)
-class RetryOutcome:
-    result: TriggerResult
+class RetryOutcome(Generic[Result]):
+    result: Result
     attempts: int
 
 
@@ -45,8 +54,31 @@ def trigger_with_retries(
     limiter: RateLimiter | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-) -> RetryOutcome:
+) -> RetryOutcome[TriggerResult]:
     """Trigger ``request`` through ``transport``, retrying transient failures within the budget."""
+    return call_with_retries(
+        lambda attempt: transport.trigger(request),
+        environment=request.environment,
+        about={"dag_id": request.dag_id, "dag_run_id": request.dag_run_id},
+        budget_seconds=budget_seconds,
+        limiter=limiter,
+        sleep=sleep,
+        clock=clock,
+    )
+
+
+def call_with_retries(
+    call: Callable[[int], Result],
+    *,
+    environment: EnvironmentRef,
+    about: Mapping[str, Any],
+    budget_seconds: float,
+    limiter: RateLimiter | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> RetryOutcome[Result]:
+    """``call(attempt_number)`` (from 1), retried on transient failures within the budget, each
+    attempt after a slot of ``environment``'s rate limit; ``about`` names the work in logs."""
     started = clock()
     attempts = 0
     last_attempt_seconds = 0.0
@@ -54,20 +86,20 @@ def trigger_with_retries(
     def remaining() -> float:
         return budget_seconds - (clock() - started)
 
-    def attempt() -> TriggerResult:
+    def attempt() -> Result:
         nonlocal attempts, last_attempt_seconds
         if limiter is not None and not limiter.acquire(
-            request.environment.alias, timeout=max(0.0, remaining())
+            environment.alias, timeout=max(0.0, remaining())
         ):
             raise TriggerFailedError(
-                f"rate limit of environment {request.environment.alias!r} left no slot within "
+                f"rate limit of environment {environment.alias!r} left no slot within "
                 f"the {budget_seconds:g} s budget",
                 attempts=attempts,
             )
         attempts += 1
         attempt_started = clock()
         try:
-            return transport.trigger(request)
+            return call(attempts)
         finally:
             last_attempt_seconds = clock() - attempt_started
             record_latency(last_attempt_seconds * 1000)
@@ -81,7 +113,7 @@ def trigger_with_retries(
         wait=wait_random_exponential(multiplier=INITIAL_WAIT_SECONDS, max=MAX_WAIT_SECONDS),
         stop=next_attempt_exceeds_budget,
         sleep=sleep,
-        before_sleep=lambda state: _note_retry(request, state),
+        before_sleep=lambda state: _note_retry(environment, about, state),
         reraise=True,
     )
     try:
@@ -98,15 +130,16 @@ def trigger_with_retries(
     return RetryOutcome(result=result, attempts=attempts)
 
 
-def _note_retry(request: TriggerRequest, state: RetryCallState) -> None:
+def _note_retry(
+    environment: EnvironmentRef, about: Mapping[str, Any], state: RetryCallState
+) -> None:
     count(MetricName.TRIGGER_RETRY)
     failure = state.outcome.exception() if state.outcome is not None else None
     logger.warning(
         "transient trigger failure, retrying",
         extra={
-            "environment": request.environment.alias,
-            "dag_id": request.dag_id,
-            "dag_run_id": request.dag_run_id,
+            "environment": environment.alias,
+            **about,
             "attempt": state.attempt_number,
             "wait_seconds": round(state.upcoming_sleep, 3),
             "reason": str(failure) if failure is not None else None,

@@ -8,16 +8,23 @@ on the verdict (starts the run, or records why it did not), and the dry run
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dagtrigger import ids
+from dagtrigger.conf import render_text
+from dagtrigger.errors import RejectedError
 from dagtrigger.ledger import TriggerStatus
+from dagtrigger.routes.model import RouteBase
 
 #: the reason code of an event a paused route would have taken
 ROUTE_PAUSED = "route_paused"
+#: the reason code of an event whose asset route's template gives no usable URI
+INVALID_ASSET_URI = "invalid_asset_uri"
 
 
 def paused_reason(route_name: str) -> str:
@@ -56,6 +63,11 @@ class RouteVerdict(BaseModel):
     kind: str = Field(description="the routes file list the route is in: s3, webhooks, schedules")
     environment: str | None = Field(description="the environment alias the run would go to")
     dag_id: str | None = Field(description="the DAG the route starts")
+    asset: str | None = Field(
+        default=None,
+        description="an asset route: the asset URI its event would go to (the route's "
+        "template where the event did not get as far as rendering it)",
+    )
     verdict: Verdict
     reasons: tuple[str, ...] = Field(
         default=(), description="why the route does not start a run (empty for trigger)"
@@ -65,7 +77,9 @@ class RouteVerdict(BaseModel):
         description="the reason code the history would record (route_paused, conf_too_large ...)",
     )
     conf: dict[str, Any] | None = Field(
-        default=None, description="the rendered conf, checked as the real path checks it"
+        default=None,
+        description="the rendered conf (an asset route: the event's extra), checked as the "
+        "real path checks it",
     )
     trigger_id: str | None = Field(
         default=None, description="the history record's id for this event and route"
@@ -80,6 +94,11 @@ class RouteVerdict(BaseModel):
         return self.verdict in (Verdict.TRIGGER, Verdict.REJECT)
 
     @property
+    def target(self) -> str:
+        """What the route starts, for display: its DAG, or ``asset <uri>``."""
+        return f"asset {self.asset}" if self.asset is not None else str(self.dag_id)
+
+    @property
     def reason(self) -> str:
         return "; ".join(self.reasons)
 
@@ -90,6 +109,38 @@ class RouteVerdict(BaseModel):
         if status is None:
             raise ValueError(f"a {self.verdict} verdict is not recorded without a run")
         return status
+
+
+def route_target(route: RouteBase) -> dict[str, Any]:
+    """The verdict fields that say where the route sends an event."""
+    return {
+        "route": route.name,
+        "environment": route.environment,
+        "dag_id": route.dag_id,
+        "asset": route.asset,
+    }
+
+
+def render_asset_uri(route: RouteBase, variables: Mapping[str, Any]) -> str | None:
+    """The asset URI an asset route's event goes to (None for a route that starts a DAG).
+
+    Raises ``RejectedError``: ``template_error`` when the template fails, ``invalid_asset_uri``
+    when it renders to something Airflow cannot take as a URI.
+    """
+    if route.asset is None:
+        return None
+    uri = render_text(
+        route.asset,
+        variables,
+        max_chars=ids.ASSET_URI_MAX_CHARS + 1,
+        field="asset",
+        route_name=route.name,
+    )
+    problem = ids.asset_uri_problem(uri)
+    if problem is not None:
+        rendered = f"route {route.name!r} asset: rendered to {uri[:200]!r}"
+        raise RejectedError(INVALID_ASSET_URI, f"{rendered}, which {problem}")
+    return uri
 
 
 @dataclass(frozen=True)

@@ -301,7 +301,8 @@ def _replay_skipped(record: dict[str, Any]) -> ConflictError:
 def _replay_environment(record: dict[str, Any], deps: Dependencies) -> EnvironmentRef:
     """Where the replay starts the recorded run; ``ConflictError`` when it cannot be replayed."""
     trigger_id = record.get("trigger_id")
-    if not record.get("dag_id") or not record.get("dag_run_id") or not record.get("environment"):
+    target = record.get("asset_uri") or (record.get("dag_id") and record.get("dag_run_id"))
+    if not target or not record.get("environment"):
         raise ConflictError(
             f"trigger {trigger_id!r} was recorded without a DAG ({record.get('reason')}); "
             "there is nothing to replay"

@@ -13,7 +13,14 @@ from dagtrigger.routes.model import RoutesFile
 from dagtrigger.sources.s3.match import RouteCheck, check_s3_routes
 from dagtrigger.sources.s3.parse import S3ObjectEvent
 from dagtrigger.sources.s3.variables import s3_template_variables
-from dagtrigger.trigger.verdict import ROUTE_PAUSED, RouteVerdict, Verdict, paused_reason
+from dagtrigger.trigger.verdict import (
+    ROUTE_PAUSED,
+    RouteVerdict,
+    Verdict,
+    paused_reason,
+    render_asset_uri,
+    route_target,
+)
 
 ROUTE_KIND = "s3"
 
@@ -44,15 +51,12 @@ def s3_trigger_ids(event: S3ObjectEvent, route_name: str | None) -> tuple[str, s
 
 def _verdict(check: RouteCheck, event: S3ObjectEvent, conf_max_bytes: int) -> RouteVerdict:
     route = check.route
-    target = {
-        "route": route.name,
-        "kind": ROUTE_KIND,
-        "environment": route.environment,
-        "dag_id": route.dag_id,
-    }
+    target = {**route_target(route), "kind": ROUTE_KIND}
     if not check.matches:
         return RouteVerdict(**target, verdict=Verdict.NO_MATCH, reasons=check.mismatches)
     trigger_id, dag_run_id = s3_trigger_ids(event, route.name)
+    if route.dag_id is None:
+        dag_run_id = None  # an asset event has no run id of ours
     recorded = {**target, "trigger_id": trigger_id, "dag_run_id": dag_run_id}
     if route.paused:
         return RouteVerdict(
@@ -66,8 +70,9 @@ def _verdict(check: RouteCheck, event: S3ObjectEvent, conf_max_bytes: int) -> Ro
         conf = render_conf(
             route.conf_spec(), variables, max_bytes=conf_max_bytes, route_name=route.name
         )
+        asset = render_asset_uri(route, variables)
     except RejectedError as rejected:
         return RouteVerdict(
             **recorded, verdict=Verdict.REJECT, code=rejected.code, reasons=(str(rejected),)
         )
-    return RouteVerdict(**recorded, verdict=Verdict.TRIGGER, conf=conf)
+    return RouteVerdict(**{**recorded, "asset": asset}, verdict=Verdict.TRIGGER, conf=conf)

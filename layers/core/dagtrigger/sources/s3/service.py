@@ -237,7 +237,7 @@ def _new_trigger(
     conf: dict[str, object] | None,
 ) -> NewTrigger:
     route_name = verdict.route if verdict else None
-    trigger_id, dag_run_id = s3_trigger_ids(event, route_name)
+    trigger_id, _ = s3_trigger_ids(event, route_name)
     return NewTrigger(
         trigger_id=trigger_id,
         source_type=SourceType.S3,
@@ -257,7 +257,8 @@ def _new_trigger(
         route=route_name,
         environment=verdict.environment if verdict else None,
         dag_id=verdict.dag_id if verdict else None,
-        dag_run_id=dag_run_id,
+        dag_run_id=verdict.dag_run_id if verdict else None,
+        asset_uri=verdict.asset if verdict else None,
         conf=conf,
         event_time=event.event_time,
     )

@@ -24,6 +24,8 @@ from dagtrigger.trigger.verdict import (
     RouteVerdict,
     Verdict,
     paused_reason,
+    render_asset_uri,
+    route_target,
 )
 
 ROUTE_KIND = "schedules"
@@ -65,6 +67,7 @@ def plan_fire(fire: ScheduleInput, routes: RoutesFile, *, conf_max_bytes: int) -
         "kind": ROUTE_KIND,
         "environment": target.environment.alias,
         "dag_id": target.dag_id,
+        "asset": target.route.asset if target.route is not None else None,
         "trigger_id": trigger_id,
     }
     if target.route is not None and target.route.paused:
@@ -75,12 +78,17 @@ def plan_fire(fire: ScheduleInput, routes: RoutesFile, *, conf_max_bytes: int) -
         return FirePlan(verdict, target.environment)
     try:
         conf = _render_conf(fire, target, conf_max_bytes)
+        if target.route is not None:
+            variables = schedule_template_variables(fire, target.route.name)
+            recorded["asset"] = render_asset_uri(target.route, variables)
     except RejectedError as rejected:
         verdict = RouteVerdict(
             **recorded, verdict=Verdict.REJECT, code=rejected.code, reasons=(rejected.message,)
         )
         return FirePlan(verdict, target.environment)
-    run_id = ids.dag_run_id("schedule", fire.schedule_name, fire.scheduled_time, trigger_id)
+    run_id = None
+    if target.dag_id is not None:
+        run_id = ids.dag_run_id("schedule", fire.schedule_name, fire.scheduled_time, trigger_id)
     verdict = RouteVerdict(**recorded, verdict=Verdict.TRIGGER, conf=conf, dag_run_id=run_id)
     return FirePlan(verdict, target.environment)
 
@@ -95,10 +103,8 @@ def explain_schedule_fire(
         plan.verdict
         if route.name == fire.route
         else RouteVerdict(
-            route=route.name,
+            **route_target(route),
             kind=ROUTE_KIND,
-            environment=route.environment,
-            dag_id=route.dag_id,
             verdict=Verdict.NO_MATCH,
             reasons=(f"the schedule names route {fire.target_label}",),
         )
@@ -143,7 +149,8 @@ def schedule_template_variables(fire: ScheduleInput, route_name: str | None) -> 
 class _Target:
     route: ScheduleRoute | None
     environment: EnvironmentRef
-    dag_id: str
+    #: None for an asset route
+    dag_id: str | None
 
     @property
     def conf_template(self) -> Mapping[str, Any] | str | None:

@@ -197,6 +197,7 @@ def _new_trigger(fire: ScheduleInput, verdict: RouteVerdict) -> NewTrigger:
         environment=verdict.environment,
         dag_id=verdict.dag_id,
         dag_run_id=verdict.dag_run_id,
+        asset_uri=verdict.asset,
         conf=verdict.conf,
         scheduled_time=fire.scheduled_time,
     )

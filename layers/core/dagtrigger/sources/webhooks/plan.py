@@ -28,6 +28,8 @@ from dagtrigger.trigger.verdict import (
     RouteVerdict,
     Verdict,
     paused_reason,
+    render_asset_uri,
+    route_target,
 )
 
 ROUTE_KIND = "webhooks"
@@ -58,12 +60,10 @@ def webhook_route_verdict(
         recorded_run_id, "webhook", f"{route.name}-{label}", received_at, trigger_id
     )
     recorded = {
-        "route": route.name,
+        **route_target(route),
         "kind": ROUTE_KIND,
-        "environment": route.environment,
-        "dag_id": route.dag_id,
         "trigger_id": trigger_id,
-        "dag_run_id": run_id,
+        "dag_run_id": run_id if route.dag_id is not None else None,
     }
     if route.paused:
         return RouteVerdict(
@@ -87,6 +87,7 @@ def webhook_route_verdict(
                 **recorded, verdict=Verdict.NO_MATCH, code=FILTERED_OUT, reasons=(filtered,)
             )
         conf = _build_conf(route, document, variables, conf_max_bytes)
+        recorded["asset"] = render_asset_uri(route, variables)
     except RejectedError as rejected:
         return RouteVerdict(
             **recorded, verdict=Verdict.REJECT, code=rejected.code, reasons=(rejected.message,)
@@ -115,10 +116,8 @@ def explain_webhook_delivery(
             elsewhere = f"deliveries to POST /v1/webhooks/{name} reach only the route named {name}"
             verdicts.append(
                 RouteVerdict(
-                    route=route.name,
+                    **route_target(route),
                     kind=ROUTE_KIND,
-                    environment=route.environment,
-                    dag_id=route.dag_id,
                     verdict=Verdict.NO_MATCH,
                     reasons=(elsewhere,),
                 )
@@ -182,10 +181,8 @@ def _dry_run_verdict(
             conf_max_bytes=conf_max_bytes,
         )
     return RouteVerdict(
-        route=route.name,
+        **route_target(route),
         kind=ROUTE_KIND,
-        environment=route.environment,
-        dag_id=route.dag_id,
         verdict=Verdict.REJECT,
         code=code,
         reasons=(refusal,),

@@ -174,6 +174,7 @@ def _new_trigger(
         environment=route.environment,
         dag_id=route.dag_id,
         dag_run_id=verdict.dag_run_id,
+        asset_uri=verdict.asset,
         conf=verdict.conf,
         event_time=verified.timestamp or delivery.received_at,
     )
