@@ -70,7 +70,12 @@ IAM_PREFIXES = {
     "sns": "sns",
 }
 #: batch APIs authorised by the single call's action
-BATCH_ACTIONS = {"sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility"}
+BATCH_ACTIONS = {
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "s3:ListObjectsV2": "s3:ListBucket",  # IAM has no action of its own for the v2 listing
+}
+#: where the stack lets file sets write their manifests (SetManifestLocation)
+MANIFESTS = "s3://dagtrigger-manifests/sets/"
 
 ROUTES_YAML = f"""\
 version: 1
@@ -89,6 +94,16 @@ s3:
     prefix: refused/
     environment: prod
     dag_id: refused_dag
+  - name: exports
+    buckets: [landing]
+    prefix: exports/
+    suffix: .parquet
+    environment: prod
+    dag_id: load_export
+    set:
+      group: "{{{{ dirname }}}}"
+      marker: _SUCCESS
+      manifest: {MANIFESTS}daily/
 webhooks:
   - name: github-push
     scheme: github
@@ -155,6 +170,7 @@ class IamView:
             "by_status": "status",
             "by_day": "created_day",
             "by_pending_event": "pending_event",
+            "by_set": "set_id",
         }
 
     def requests(self, call: str, params: dict[str, Any]) -> list[Call]:
@@ -165,6 +181,8 @@ class IamView:
         return handler(action, operation, params)
 
     def _dynamodb(self, action: str, operation: str, params: dict[str, Any]) -> list[Call]:
+        if operation == "TransactWriteItems":
+            return self._transaction(params)
         assert params["TableName"] == self._table_name, params["TableName"]
         if operation == "Query":
             index = params["IndexName"]
@@ -174,6 +192,17 @@ class IamView:
             ]
         key = (params.get("Item") or params.get("Key"))["pk"]
         return [Call(action, TABLE, (("dynamodb:LeadingKeys", (str(key),)),))]
+
+    def _transaction(self, params: dict[str, Any]) -> list[Call]:
+        """A transaction asks IAM for each of its writes (PutItem, UpdateItem ...)."""
+        actions = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
+        actions["ConditionCheck"] = "ConditionCheckItem"
+        return [
+            call
+            for item in params["TransactItems"]
+            for kind, write in item.items()
+            for call in self._dynamodb(f"dynamodb:{actions[kind]}", actions[kind], write)
+        ]
 
     def _sqs(self, action: str, operation: str, params: dict[str, Any]) -> list[Call]:
         name = (
@@ -212,6 +241,8 @@ class IamView:
         return [Call(action, f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{params['Name']}")]
 
     def _s3(self, action: str, operation: str, params: dict[str, Any]) -> list[Call]:
+        if action == "s3:ListBucket":
+            return [Call(action, f"arn:aws:s3:::{params['Bucket']}")]
         return [Call(action, f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")]
 
     def _events(self, action: str, operation: str, params: dict[str, Any]) -> list[Call]:
@@ -415,7 +446,12 @@ def http_event(
 @pytest.fixture
 def aws_stack(raw_template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """The template's resources on moto, the routes in SSM, and every boto3 call recorded."""
-    resolved = stack(raw_template, RoutesLocation=f"ssm:{ROUTES_PARAMETER}")
+    resolved = stack(
+        raw_template,
+        RoutesLocation=f"ssm:{ROUTES_PARAMETER}",
+        SourceBucketNames="landing",
+        SetManifestLocation=MANIFESTS,
+    )
     for name in [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL")]:
         monkeypatch.delenv(name)
     with mock_aws():
@@ -487,6 +523,33 @@ def test_the_s3_events_function_may_make_every_call_of_a_batch(aws_stack: Stack)
         "sqs:GetQueueUrl",
         "sqs:ChangeMessageVisibility",
     } <= used
+
+
+def test_the_s3_events_function_may_make_every_call_of_a_file_set(aws_stack: Stack) -> None:
+    # Given an export of 250 parts, whose object list is too long for a conf, and its marker
+    with aws_stack.unrecorded():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="landing")
+        s3.create_bucket(Bucket="dagtrigger-manifests")
+        folder = "exports/2026-12-03/" + "d" * 60
+        for number in range(250):
+            s3.put_object(Bucket="landing", Key=f"{folder}/part-{number:05d}.parquet", Body=b"1")
+        s3.put_object(Bucket="landing", Key=f"{folder}/_SUCCESS", Body=b"")
+    aws_stack.environment_of("S3EventsFunction")
+    from functions.s3_events.app import lambda_handler
+
+    # When one part's event and the marker's arrive
+    event = aws_stack.sqs_event(f"{folder}/part-00007.parquet", f"{folder}/_SUCCESS")
+    answer = lambda_handler(event, LambdaContext("dagtrigger-s3-events"))
+
+    # Then the set's run started with a manifest, and every call the function made to join,
+    # list the folder, complete the set and write the manifest is allowed
+    assert answer["batchItemFailures"] == []
+    (run,) = aws_stack.airflow.runs.values()
+    assert run["conf"]["manifest"].startswith(f"{MANIFESTS}daily/s-")
+    used = assert_every_call_allowed(aws_stack, "S3EventsFunction")
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"} <= used
+    assert {"s3:ListBucket", "s3:PutObject"} <= used
 
 
 def test_the_schedules_function_may_make_every_call_of_a_fire(aws_stack: Stack) -> None:
@@ -644,7 +707,10 @@ def test_the_reconciler_may_tell_of_a_failed_run(
     # Given a deployment with a run failure topic, and a scheduled run that fails in a task
     topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:dag-failures"
     aws_stack.resolved = stack(
-        raw_template, RoutesLocation=f"ssm:{ROUTES_PARAMETER}", RunFailureTopicArn=topic
+        raw_template,
+        RoutesLocation=f"ssm:{ROUTES_PARAMETER}",
+        SetManifestLocation=MANIFESTS,
+        RunFailureTopicArn=topic,
     )
     with aws_stack.unrecorded():
         boto3.client("sns", region_name=REGION).create_topic(Name="dag-failures")

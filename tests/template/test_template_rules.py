@@ -21,7 +21,7 @@ import pytest
 import functions.api.app  # noqa: F401 - assembles the resolver whose document openapi_json gives
 from dagtrigger.health import _PROBE_KEY as HEALTH_PROBE_KEY
 from dagtrigger.http.routers.openapi import openapi_json
-from dagtrigger.ids import TRIGGER_ID_PATTERN, trigger_id
+from dagtrigger.ids import TRIGGER_ID_PATTERN, file_set_id, trigger_id
 from dagtrigger.ledger import schema
 from dagtrigger.ledger.records import OPEN_STATUSES, PendingEvent, TriggerStatus, dag_key
 from dagtrigger.settings import Settings
@@ -163,7 +163,7 @@ class ResolvedStack:
                 return any(self.resolve(v) for v in argument)
             if key == "Fn::Join":
                 delimiter, items = argument
-                return delimiter.join(self.resolve(items))
+                return str(self.resolve(delimiter)).join(self.resolve(items))
             if key == "Fn::Split":
                 delimiter, text = argument
                 return self.resolve(text).split(delimiter)
@@ -536,11 +536,13 @@ def test_history_table_has_the_ledger_keys_and_is_protected(raw_template: dict[s
             "by_status": "status",
             "by_day": "created_day",
             "by_pending_event": "pending_event",
+            "by_set": "set_id",
         }.items()
     }
     assert all(attribute["AttributeType"] == "S" for attribute in table["AttributeDefinitions"])
     assert {attribute["AttributeName"] for attribute in table["AttributeDefinitions"]} == {
-        "pk", "dag_key", "source_key", "status", "created_day", "pending_event", "created_at",
+        "pk", "dag_key", "source_key", "status", "created_day", "pending_event", "set_id",
+        "created_at",
     }  # fmt: skip
 
     # And it is on demand, expires records, can be restored and outlives the stack (encryption:
@@ -566,6 +568,8 @@ FUNCTIONS = ["S3EventsFunction", "SchedulesFunction", "ApiFunction", "Reconciler
 LEADING_KEYS = "dynamodb:LeadingKeys"
 TABLE = "<TriggerHistoryTable.Arn>"
 TRIGGER_KEY = trigger_id("s3://landing/sales/2026-11-21.csv#v1", "sales-csv")
+#: a file set's own record
+SET_KEY = file_set_id("exports", "exports/2026-12-03")
 LOCK_KEY = cli_lock_key(REQUIRED_PARAMETERS["MwaaEnvironmentNames"])
 OTHER_LOCK_KEY = cli_lock_key("someone-elses-environment")
 RATE_KEY = rate_budget_key(REQUIRED_PARAMETERS["MwaaEnvironmentNames"], 1_795_000_000)
@@ -577,6 +581,7 @@ INDEX_PARTITIONS = {
     schema.INDEX_BY_STATUS: [str(status) for status in TriggerStatus],
     schema.INDEX_BY_DAY: ["2026-11-21"],
     schema.INDEX_BY_PENDING_EVENT: [str(event) for event in PendingEvent],
+    schema.INDEX_BY_SET: [SET_KEY],
 }
 #: the indexes history reads use (the api function's); the reconciler's own are below
 HISTORY_INDEXES = [
@@ -584,6 +589,7 @@ HISTORY_INDEXES = [
 ]  # fmt: skip
 ITEM_KEYS = [
     TRIGGER_KEY,
+    SET_KEY,
     LOCK_KEY,
     OTHER_LOCK_KEY,
     RATE_KEY,
@@ -728,7 +734,10 @@ RECORD_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem")
 #: put, read-back, conditional update) of trigger records, the API's health probe and history
 #: reads, the reconciler's reads of open records by status and its conditional updates
 HISTORY_CALLS = {
-    "S3EventsFunction": {item_call(action, TRIGGER_KEY) for action in RECORD_ACTIONS},
+    "S3EventsFunction": {
+        item_call(action, key) for action in RECORD_ACTIONS for key in (TRIGGER_KEY, SET_KEY)
+    }
+    | {index_call("dynamodb:Query", schema.INDEX_BY_SET, SET_KEY)},
     "SchedulesFunction": {item_call(action, TRIGGER_KEY) for action in RECORD_ACTIONS},
     "ApiFunction": {item_call(action, TRIGGER_KEY) for action in RECORD_ACTIONS}
     | {item_call("dynamodb:GetItem", HEALTH_PROBE_KEY)}
@@ -737,7 +746,13 @@ HISTORY_CALLS = {
         for index in HISTORY_INDEXES
         for partition in [*INDEX_PARTITIONS[index], "x"]
     },
-    "ReconcilerFunction": {item_call("dynamodb:UpdateItem", TRIGGER_KEY)}
+    "ReconcilerFunction": {
+        item_call(action, key)
+        for action in ("dynamodb:UpdateItem", "dynamodb:PutItem")
+        for key in (TRIGGER_KEY, SET_KEY)
+    }
+    | {index_call("dynamodb:Query", schema.INDEX_BY_SET, SET_KEY)}
+    | {index_call("dynamodb:Query", schema.INDEX_BY_PENDING_EVENT, PendingEvent.FILE_SET)}
     | {
         index_call("dynamodb:Query", schema.INDEX_BY_STATUS, str(status))
         for status in {TriggerStatus.RECEIVED, *OPEN_STATUSES}
@@ -929,11 +944,13 @@ def test_the_template_key_prefixes_are_the_ones_the_code_writes(
     }
     rate_pattern = f"rate#{REQUIRED_PARAMETERS['MwaaEnvironmentNames']}#*"
 
-    # Then each is a key (or prefix) the code builds: trigger ids, the stack environment's CLI
-    # lock and rate counters, the health probe, the statuses the reconciler reads and the
-    # outbox of undelivered "DAG Run Finished" events
+    # Then each is a key (or prefix) the code builds: trigger ids, file set ids, the stack
+    # environment's CLI lock and rate counters, the health probe, the statuses the reconciler
+    # reads, the outbox of undelivered "DAG Run Finished" events and the sets in progress
     assert leading == {
         "t-*",
+        "s-*",
+        str(PendingEvent.FILE_SET),
         LOCK_KEY,
         rate_pattern,
         HEALTH_PROBE_KEY,
@@ -945,8 +962,10 @@ def test_the_template_key_prefixes_are_the_ones_the_code_writes(
     assert wildcard_match(rate_pattern, RATE_KEY)
     assert not wildcard_match(rate_pattern, OTHER_RATE_KEY)
     # And no prefix reaches another kind of item
+    assert wildcard_match("s-*", SET_KEY)
     for other_kind in (HEALTH_PROBE_KEY, LOCK_KEY, RATE_KEY):
         assert not wildcard_match("t-*", other_kind)
+        assert not wildcard_match("s-*", other_kind)
     assert not wildcard_match(rate_pattern, TRIGGER_KEY)
 
 

@@ -22,6 +22,7 @@ from moto.core.botocore_stubber import BotocoreStubber
 from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import AccessRefusedError, RejectedError, TransientTriggerError
 from dagtrigger.ledger import TriggerLedger
+from dagtrigger.ledger.file_sets import FileSetLedger
 from dagtrigger.ledger.schema import create_table
 from dagtrigger.routes import RoutesFile, parse_routes
 from dagtrigger.routes.loader import RoutesLoader
@@ -390,6 +391,8 @@ def make_deps(
         return Dependencies(
             settings=settings,
             ledger=TriggerLedger(table, **timed),
+            file_sets=FileSetLedger(table, sleep=lambda seconds: None, **timed),
+            s3_client=lambda: boto3.client("s3", region_name="us-east-1"),
             routes=RoutesLoader(settings.routes_location, cache_seconds=60),
             transport_for=lambda environment: transport,
             limiter=RateLimiter(rate_per_second=1000),

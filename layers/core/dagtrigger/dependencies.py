@@ -21,6 +21,7 @@ from botocore.config import Config
 
 from dagtrigger.clock import utc_now
 from dagtrigger.ledger import TriggerLedger
+from dagtrigger.ledger.file_sets import FileSetLedger
 from dagtrigger.redelivery import Backoff, Redelivery
 from dagtrigger.routes.loader import RoutesLoader
 from dagtrigger.settings import Settings, get_settings
@@ -95,6 +96,10 @@ class Dependencies:
     sns_client: Callable[[], Any] = field(default=lambda: _not_configured("sns client"))
     #: shortens the retry wait of failed SQS messages (the S3 function); None: not shortened
     redelivery: Redelivery | None = None
+    #: file sets in the history table (the S3 function and the reconciler)
+    file_sets: FileSetLedger | None = None
+    #: an S3 client: a set's marker lists its folder, a large set's object list is written out
+    s3_client: Callable[[], Any] = field(default=lambda: _not_configured("s3 client"))
 
 
 def _not_configured(what: str) -> Any:
@@ -118,12 +123,17 @@ def build_dependencies(settings: Settings, clients: AwsClients) -> Dependencies:
     return Dependencies(
         settings=settings,
         ledger=ledger_from_settings(settings, table=clients.table(settings.table_name)),
+        file_sets=FileSetLedger(
+            clients.table(settings.table_name), history_ttl_days=settings.history_ttl_days
+        ),
+        s3_client=lambda: clients.client("s3"),
         routes=RoutesLoader(
             settings.routes_location,
             cache_seconds=settings.routes_cache_seconds,
             ssm_client_factory=lambda: clients.client("ssm"),
             s3_client_factory=lambda: clients.client("s3"),
             allowed_environment_names=settings.mwaa_environment_names,
+            granted_manifest_location=settings.set_manifest_location,
         ),
         transport_for=TransportCache(
             TransportParts(

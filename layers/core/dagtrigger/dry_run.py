@@ -215,7 +215,7 @@ def dry_run_request(request: RoutesTestRequest, deps: Dependencies) -> DryRunRep
     if request.routes_document is None:
         routes, source = _deployed_routes(deps), f"the stack's routes file ({deps.routes.location})"
     else:
-        routes = _request_routes(request.routes_document, deps.settings.mwaa_environment_names)
+        routes = _request_routes(request.routes_document, deps.settings)
         source = "the request's routes_document"
     return dry_run(
         routes,
@@ -269,7 +269,7 @@ def _deployed_routes(deps: Dependencies) -> RoutesFile:
         raise UnavailableError(f"the stack's routes file cannot be loaded: {broken}") from None
 
 
-def _request_routes(document: str, allowed_environment_names: tuple[str, ...]) -> RoutesFile:
+def _request_routes(document: str, settings: Settings) -> RoutesFile:
     """The routes file a request carries. YAML aliases are refused: a few lines of them can
     stand for a document too large to validate within the API's time (the stack's own file,
     which only its operators write, may use them)."""
@@ -282,7 +282,8 @@ def _request_routes(document: str, allowed_environment_names: tuple[str, ...]) -
         return parse_routes(
             document,
             source="routes_document",
-            allowed_environment_names=allowed_environment_names,
+            allowed_environment_names=settings.mwaa_environment_names,
+            granted_manifest_location=settings.set_manifest_location,
         )
     except RoutesConfigError as invalid:
         raise _invalid_document(str(invalid)) from None

@@ -86,6 +86,23 @@ _DISALLOWED = re.compile(r"[^A-Za-z0-9_.~:+-]+")
 _REPEATED_UNDERSCORES = re.compile(r"_{2,}")
 
 
+def file_set_id(route_name: str, group: str, generation: int = 0) -> str:
+    """``s-`` and 32 hex digits of SHA-256 over the route, the set's group and its generation
+    (the group's next set, after a late object opened one, is generation 1 ...)."""
+    canonical = json.dumps(
+        ["dagtrigger.file_set.v1", route_name, group, generation],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return "s-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def set_member_identity(bucket: str, key: str, etag: str | None) -> str:
+    """What makes an object one member of a set: its address and content, so that the object's
+    event and a listing of its folder (which knows no sequencer) name the same member."""
+    return f"s3://{bucket}/{key}#etag={(etag or '').strip(chr(34))}"
+
+
 def trigger_id(source_identity: str, route_name: str) -> str:
     """``t-`` and 32 hex digits of SHA-256 over the identity and the route.
 

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
         "MwaaEnvironmentNames): a routes file whose environment names another is refused when "
         "it loads; empty: no check (local tools and tests)",
     )
+    set_manifest_location: str | None = Field(
+        default=None,
+        description="where the stack's IAM lets file sets write manifests (the template's "
+        "SetManifestLocation; empty: nowhere): a route's set.manifest elsewhere is refused when "
+        "the routes file loads; unset: no check (local tools and tests)",
+    )
     record_ignored: bool = Field(
         default=True,
         description="record unrouted objects and S3 events other than Object Created as IGNORED",

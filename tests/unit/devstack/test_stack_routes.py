@@ -179,4 +179,5 @@ def test_the_demo_routes_run_on_two_emulated_environments(tmp_path: Path) -> Non
     assert {route["name"]: route["environment"] for route in routes["s3"]} == {
         "sales-csv": "demo",
         "finance-csv": "finance",
+        "orders-asset": "demo",
     }

@@ -27,6 +27,13 @@ def test_created_table_is_on_demand_with_every_index_and_ttl(dynamodb: Any, tabl
         index["IndexName"]: (index["KeySchema"], index["Projection"])
         for index in GLOBAL_SECONDARY_INDEXES
     }
-    assert set(indexes) == {"by_dag", "by_source", "by_status", "by_day", "by_pending_event"}
+    assert set(indexes) == {
+        "by_dag",
+        "by_source",
+        "by_status",
+        "by_day",
+        "by_pending_event",
+        "by_set",
+    }
     assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert ttl == {"AttributeName": TTL_ATTRIBUTE, "TimeToLiveStatus": "ENABLED"}

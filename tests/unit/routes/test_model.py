@@ -547,3 +547,127 @@ def test_every_environment_granted_or_no_list_loads() -> None:
     granted = ("local-airflow", "other", "my-mwaa-env")
     assert parse_routes(VALID, source="test", allowed_environment_names=granted).environments
     assert parse_routes(VALID, source="test", allowed_environment_names=()).environments
+
+
+SET_ROUTE = textwrap.dedent(
+    """\
+    version: 1
+    environments:
+      prod:
+        name: my-mwaa-env
+    s3:
+      - name: exports
+        buckets: [landing]
+        prefix: exports/
+        environment: prod
+        dag_id: load_export
+        set:
+          group: "{{ dirname }}"
+          marker: _SUCCESS
+          manifest: s3://landing-meta/manifests/
+    """
+)
+
+
+def test_a_set_route_keeps_its_grouping_and_completion() -> None:
+    file_set = parse_routes(SET_ROUTE, source="test").s3[0].file_set
+    assert file_set is not None
+    assert (file_set.group, file_set.marker, file_set.max_objects, file_set.late) == (
+        "{{ dirname }}",
+        "_SUCCESS",
+        1000,
+        "record",
+    )
+    assert file_set.manifest_location == ("landing-meta", "manifests/")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "line", "reason"),
+    [
+        pytest.param(
+            "      marker: _SUCCESS\n",
+            "",
+            "s3[0].set.marker",
+            11,
+            "a set needs a completion: give marker, count or quiet_seconds",
+            id="no completion",
+        ),
+        pytest.param(
+            "marker: _SUCCESS",
+            "marker: _SUCCESS\n      count: 2000",
+            "s3[0].set.count",
+            14,
+            "count 2000 is above max_objects 1000",
+            id="count above max_objects",
+        ),
+        pytest.param(
+            "marker: _SUCCESS",
+            "quiet_seconds: 600\n      max_wait_seconds: 60",
+            "s3[0].set.max_wait_seconds",
+            14,
+            "the set would never be quiet long enough",
+            id="max wait below quiet",
+        ),
+        pytest.param(
+            '"{{ dirname }}"',
+            '"{{ dirname }"',
+            "s3[0].set.group",
+            12,
+            "group: template syntax error",
+            id="group template syntax error",
+        ),
+        pytest.param(
+            "s3://landing-meta/manifests/",
+            "landing-meta/manifests/",
+            "s3[0].set.manifest",
+            14,
+            "must be an S3 location",
+            id="manifest not in S3",
+        ),
+        pytest.param(
+            "marker: _SUCCESS",
+            "marker: _SUCCESS\n      late: drop",
+            "s3[0].set.late",
+            14,
+            "'record' or 'new_set'",
+            id="unknown late handling",
+        ),
+        pytest.param(
+            "    dag_id: load_export\n",
+            "    dag_id: load_export\n    conf: {a: b}\n",
+            "s3[0].conf",
+            11,
+            "a route with set: takes no conf",
+            id="a conf beside a set",
+        ),
+    ],
+)
+def test_a_bad_set_names_the_field_line_and_reason(
+    old: str, new: str, field: str, line: int, reason: str
+) -> None:
+    assert old in SET_ROUTE
+    message = problems_of(SET_ROUTE.replace(old, new, 1))
+    entry = next((row for row in message.splitlines() if f"- {field} (" in row), None)
+    assert entry is not None, message
+    assert f"(line {line})" in entry, message
+    assert reason in entry, message
+
+
+@pytest.mark.parametrize(
+    ("granted", "refused"),
+    [
+        (None, False),  # no check: local tools and tests
+        ("s3://landing-meta/", False),
+        ("s3://landing-meta/other/", True),
+        ("", True),  # the stack grants no manifest at all
+    ],
+)
+def test_a_manifest_outside_the_stacks_grant_is_refused_at_load(
+    granted: str | None, refused: bool
+) -> None:
+    if not refused:
+        parse_routes(SET_ROUTE, source="test", granted_manifest_location=granted)
+        return
+    with pytest.raises(RoutesConfigError) as caught:
+        parse_routes(SET_ROUTE, source="test", granted_manifest_location=granted)
+    assert "s3[0].set.manifest (line 14): the stack may write manifests" in str(caught.value)

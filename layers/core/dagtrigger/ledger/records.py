@@ -19,6 +19,14 @@ class TriggerStatus(StrEnum):
     IGNORED = "IGNORED"
     #: an asset route's event exists in Airflow, whose scheduler starts the DAGs consuming it
     EVENT_CREATED = "EVENT_CREATED"
+    #: a file set collecting its objects (the set's own record)
+    SET_OPEN = "SET_OPEN"
+    #: a file set that completed (its ``completion_reason``); its run has its own record
+    SET_COMPLETE = "SET_COMPLETE"
+    #: an object that joined a file set (its ``set_id``): the set's run is its run
+    IN_SET = "IN_SET"
+    #: an object that arrived after its set completed (``missed_set_id``)
+    LATE = "LATE"
     #: the reconciler stopped following the run at its horizon without seeing it end
     UNKNOWN = "UNKNOWN"
 
@@ -34,6 +42,9 @@ FINAL_STATUSES = frozenset(
         TriggerStatus.IGNORED,
         TriggerStatus.UNKNOWN,
         TriggerStatus.EVENT_CREATED,
+        TriggerStatus.SET_COMPLETE,
+        TriggerStatus.IN_SET,
+        TriggerStatus.LATE,
     }
 )
 
@@ -46,6 +57,8 @@ class PendingEvent(StrEnum):
     """What a record's ``pending_event`` waits to deliver (the ``by_pending_event`` index)."""
 
     RUN_FINISHED = "run_finished"
+    #: a file set that is open, or complete without a recorded run (the reconciler's sweep)
+    FILE_SET = "file_set"
 
 
 class SourceType(StrEnum):

@@ -7,7 +7,9 @@ kinds (CLI locks ``lock#cli#ENV`` ...) share the table and, having no ``status``
 ``by_pending_event`` is sparse on purpose: a record carries ``pending_event`` only from the
 write that ends its run until the run's "finished" event is delivered (normally the same
 second), so reading it finds the undelivered events of crashed passes without reading the
-records of every run that ever ended.
+records of every run that ever ended. File sets use it too: a set carries ``pending_event =
+file_set`` while it is open or its run is not recorded (``ledger.file_sets``). ``by_set`` is
+sparse as well: only the members of file sets carry ``set_id``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ INDEX_BY_SOURCE: Final = "by_source"
 INDEX_BY_STATUS: Final = "by_status"
 INDEX_BY_DAY: Final = "by_day"
 INDEX_BY_PENDING_EVENT: Final = "by_pending_event"
+INDEX_BY_SET: Final = "by_set"
 
 #: partition attribute of each index; every index sorts on ``created_at``
 INDEX_PARTITION_KEYS: Final[dict[str, str]] = {
@@ -31,6 +34,7 @@ INDEX_PARTITION_KEYS: Final[dict[str, str]] = {
     INDEX_BY_STATUS: "status",
     INDEX_BY_DAY: "created_day",  # "YYYY-MM-DD" (UTC)
     INDEX_BY_PENDING_EVENT: "pending_event",  # the kind of event waiting (ledger.PendingEvent)
+    INDEX_BY_SET: "set_id",  # the members of a file set
 }
 
 TABLE_KEY_SCHEMA: Final[list[dict[str, str]]] = [

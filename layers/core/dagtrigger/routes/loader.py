@@ -112,15 +112,24 @@ def bundled_path(name: str, root: Path = BUNDLED_ROOT) -> Path:
 
 
 def parse_routes(
-    text: str, *, source: str, allowed_environment_names: Collection[str] = ()
+    text: str,
+    *,
+    source: str,
+    allowed_environment_names: Collection[str] = (),
+    granted_manifest_location: str | None = None,
 ) -> RoutesFile:
     """Parse and validate a routes file; errors name the field and the line in ``source``.
 
     ``allowed_environment_names``: the environments the stack may trigger (its IAM grants); an
     environment named otherwise is a problem of the file. Empty: any name.
+    ``granted_manifest_location``: where the stack may write file sets' manifests (its
+    SetManifestLocation; "" for nowhere); a manifest elsewhere is a problem. None: no check.
     """
     root, data = _load_yaml(text, source)
-    context = {RoutesFile.ALLOWED_ENVIRONMENTS: tuple(allowed_environment_names)}
+    context = {
+        RoutesFile.ALLOWED_ENVIRONMENTS: tuple(allowed_environment_names),
+        RoutesFile.GRANTED_MANIFEST_LOCATION: granted_manifest_location,
+    }
     try:
         return RoutesFile.model_validate(data, context=context)
     except ValidationError as exc:
@@ -258,10 +267,13 @@ class RoutesLoader:
         clock: Callable[[], float] = time.monotonic,
         bundled_root: Path = BUNDLED_ROOT,
         allowed_environment_names: Collection[str] = (),
+        granted_manifest_location: str | None = None,
     ) -> None:
-        """``allowed_environment_names``: see `parse_routes` (MWAA_ENVIRONMENT_NAMES)."""
+        """``allowed_environment_names``, ``granted_manifest_location``: see `parse_routes`
+        (MWAA_ENVIRONMENT_NAMES, SET_MANIFEST_LOCATION)."""
         self._location = parse_location(location)
         self._allowed_environment_names = tuple(allowed_environment_names)
+        self._granted_manifest_location = granted_manifest_location
         self._bundled_root = bundled_root
         self._cache_seconds = cache_seconds
         self._ssm_client_factory = ssm_client_factory or _no_client("ssm")
@@ -305,7 +317,10 @@ class RoutesLoader:
         if previous is not None and previous.digest == digest:
             return _Loaded(previous.routes, digest, now)
         routes = parse_routes(
-            text, source=self.location, allowed_environment_names=self._allowed_environment_names
+            text,
+            source=self.location,
+            allowed_environment_names=self._allowed_environment_names,
+            granted_manifest_location=self._granted_manifest_location,
         )
         logger.info(
             "routes loaded",

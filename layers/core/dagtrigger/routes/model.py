@@ -267,6 +267,107 @@ class RouteBase(_Strict):
         return self.conf_template
 
 
+#: the most objects one file set may hold (its member records are written one by one)
+MAX_SET_OBJECTS = 10_000
+#: the longest a set may wait for its completion (quiet_seconds, max_wait_seconds)
+MAX_SET_WAIT_SECONDS = 7 * 24 * 3600
+_S3_LOCATION = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>.*)$")
+
+
+class FileSetConfig(_Strict):
+    """Objects grouped into sets: one DAG run per complete set instead of one per object."""
+
+    group: NonEmpty = Field(
+        description="template over the object's variables naming the set it belongs to, e.g. "
+        "'{{ dirname }}' or '{{ match.day }}'",
+    )
+    marker: NonEmpty | None = Field(
+        default=None,
+        description="a pattern for the basename of the object whose arrival completes the set "
+        "(_SUCCESS, manifest.json, *.done); the marker's folder is listed then, so parts whose "
+        "events are still on their way are in the set. The marker is not a member",
+    )
+    count: int | None = Field(
+        default=None, ge=1, le=MAX_SET_OBJECTS, description="complete at this many objects"
+    )
+    quiet_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SET_WAIT_SECONDS,
+        description="complete when no object has joined for this long (checked by the "
+        "reconciler's pass: within one pass of the configured value)",
+    )
+    max_wait_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SET_WAIT_SECONDS,
+        description="complete this long after the first object whatever else, recorded as such",
+    )
+    max_objects: int = Field(
+        default=1000,
+        ge=1,
+        le=MAX_SET_OBJECTS,
+        description="a set holding this many objects is complete (completion max_objects)",
+    )
+    late: Literal["record", "new_set"] = Field(
+        default="record",
+        description="an object arriving after its set completed is recorded LATE; new_set: it "
+        "also starts the group's next set",
+    )
+    manifest: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="s3://bucket/prefix/ where a set's object list is written as JSON when it "
+        "would make the conf larger than CONF_MAX_BYTES (the conf then carries its URI)",
+    )
+
+    @field_validator("group")
+    @classmethod
+    def _group_template_compiles(cls, value: str) -> str:
+        check_text_template(value, field="group")
+        return value
+
+    @field_validator("manifest")
+    @classmethod
+    def _manifest_is_an_s3_location(cls, value: str | None) -> str | None:
+        if value is not None and _S3_LOCATION.match(value) is None:
+            raise ValueError("must be an S3 location: s3://bucket/prefix/")
+        return value
+
+    @model_validator(mode="after")
+    def _completes_somehow(self) -> FileSetConfig:
+        problems: list[tuple[Location, str]] = []
+        if self.marker is None and self.count is None and self.quiet_seconds is None:
+            problems.append(
+                (("marker",), "a set needs a completion: give marker, count or quiet_seconds")
+            )
+        if self.count is not None and self.count > self.max_objects:
+            problems.append(
+                (("count",), f"count {self.count} is above max_objects {self.max_objects}")
+            )
+        if (
+            self.quiet_seconds is not None
+            and self.max_wait_seconds is not None
+            and self.max_wait_seconds < self.quiet_seconds
+        ):
+            problems.append(
+                (
+                    ("max_wait_seconds",),
+                    f"max_wait_seconds {self.max_wait_seconds} is below quiet_seconds "
+                    f"{self.quiet_seconds}: the set would never be quiet long enough",
+                )
+            )
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    @property
+    def manifest_location(self) -> tuple[str, str] | None:
+        """(bucket, key prefix) of ``manifest``, or None."""
+        found = _S3_LOCATION.match(self.manifest) if self.manifest else None
+        return (found["bucket"], found["prefix"]) if found else None
+
+
 class S3Route(RouteBase):
     """Objects created in S3 that start a DAG run. Every filter given must match."""
 
@@ -296,6 +397,11 @@ class S3Route(RouteBase):
     )
     min_size: int | None = Field(default=None, ge=0, description="smallest size in bytes")
     max_size: int | None = Field(default=None, ge=0, description="largest size in bytes")
+    file_set: FileSetConfig | None = Field(
+        default=None,
+        alias="set",
+        description="group the matching objects into sets and start one run per complete set",
+    )
 
     @field_validator("regex")
     @classmethod
@@ -322,6 +428,25 @@ class S3Route(RouteBase):
                     )
                 ]
             )
+        return self
+
+    @model_validator(mode="after")
+    def _a_set_starts_a_dag(self) -> S3Route:
+        if self.file_set is None:
+            return self
+        problems: list[tuple[Location, str]] = [
+            (
+                (name,),
+                f"a set's run gets the set's conf (group, objects, sizes): a route with set: "
+                f"takes no {name}",
+            )
+            for name in ("conf", "conf_template")
+            if getattr(self, name) is not None
+        ]
+        if self.asset is not None:
+            problems.append((("set",), "a set starts one DAG run: give dag_id, not asset"))
+        if problems:
+            raise FieldProblems(problems)
         return self
 
     def conf_spec(self) -> Mapping[str, Any] | str | None:
@@ -511,6 +636,34 @@ class RoutesFile(_Strict):
             )
             for alias, environment in self.environments.items()
             if environment.name not in allowed
+        ]
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    #: the validation context key naming where the stack may write file sets' manifests
+    GRANTED_MANIFEST_LOCATION: ClassVar[str] = "granted_manifest_location"
+
+    @model_validator(mode="after")
+    def _manifests_are_granted(self, info: ValidationInfo) -> RoutesFile:
+        granted = (info.context or {}).get(self.GRANTED_MANIFEST_LOCATION)
+        if granted is None:
+            return self
+        where = (
+            f"under {granted} (SET_MANIFEST_LOCATION)"
+            if granted
+            else "nowhere: the stack's SetManifestLocation parameter is empty"
+        )
+        problems: list[tuple[Location, str]] = [
+            (
+                ("s3", index, "set", "manifest"),
+                f"the stack may write manifests {where}; set SetManifestLocation, which grants "
+                "the writes, to a location holding this one, or name one under it",
+            )
+            for index, route in enumerate(self.s3)
+            if route.file_set is not None
+            and route.file_set.manifest is not None
+            and not (granted and route.file_set.manifest.startswith(granted))
         ]
         if problems:
             raise FieldProblems(problems)

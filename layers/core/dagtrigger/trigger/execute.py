@@ -33,6 +33,10 @@ class TriggerDisposition(StrEnum):
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
     IGNORED = "ignored"
+    #: the object joined a file set (the set's run is its run)
+    JOINED_SET = "joined_set"
+    #: the object arrived after its file set completed
+    LATE = "late"
 
 
 @dataclass(frozen=True)

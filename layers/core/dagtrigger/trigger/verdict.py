@@ -38,6 +38,10 @@ class Verdict(StrEnum):
     REJECT = "reject"
     #: the route's filters match, but it is paused: the event would be recorded IGNORED
     PAUSED = "paused"
+    #: a file-set route: the object joins the set named ``file_set``
+    JOIN_SET = "join_set"
+    #: a file-set route: the object is the marker that completes the set named ``file_set``
+    SET_MARKER = "set_marker"
     #: the route's filters do not match the event
     NO_MATCH = "no_match"
     #: the route listens to another source (an S3 route, for a webhook delivery)
@@ -84,6 +88,9 @@ class RouteVerdict(BaseModel):
     trigger_id: str | None = Field(
         default=None, description="the history record's id for this event and route"
     )
+    file_set: str | None = Field(
+        default=None, description="a file-set route: the group of the set the object is for"
+    )
     dag_run_id: str | None = Field(
         default=None, description="the Airflow run id the trigger would use"
     )
@@ -91,7 +98,12 @@ class RouteVerdict(BaseModel):
     @property
     def matched(self) -> bool:
         """The event is this route's: it starts a run or is refused (not paused, not filtered)."""
-        return self.verdict in (Verdict.TRIGGER, Verdict.REJECT)
+        return self.verdict in (
+            Verdict.TRIGGER,
+            Verdict.REJECT,
+            Verdict.JOIN_SET,
+            Verdict.SET_MARKER,
+        )
 
     @property
     def target(self) -> str:

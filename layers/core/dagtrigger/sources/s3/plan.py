@@ -6,11 +6,13 @@ the dry run shows them, so a dry run answers what the s3 function would do with 
 
 from __future__ import annotations
 
+import re
+
 from dagtrigger import ids
-from dagtrigger.conf import render_conf
+from dagtrigger.conf import render_conf, render_text
 from dagtrigger.errors import RejectedError
-from dagtrigger.routes.model import RoutesFile
-from dagtrigger.sources.s3.match import RouteCheck, check_s3_routes
+from dagtrigger.routes.model import RoutesFile, S3Route
+from dagtrigger.sources.s3.match import RouteCheck, check_s3_routes, glob_to_regex
 from dagtrigger.sources.s3.parse import S3ObjectEvent
 from dagtrigger.sources.s3.variables import s3_template_variables
 from dagtrigger.trigger.verdict import (
@@ -23,6 +25,8 @@ from dagtrigger.trigger.verdict import (
 )
 
 ROUTE_KIND = "s3"
+#: the longest group a set's template may render
+MAX_GROUP_CHARS = 512
 
 
 def s3_route_verdicts(
@@ -52,6 +56,10 @@ def s3_trigger_ids(event: S3ObjectEvent, route_name: str | None) -> tuple[str, s
 def _verdict(check: RouteCheck, event: S3ObjectEvent, conf_max_bytes: int) -> RouteVerdict:
     route = check.route
     target = {**route_target(route), "kind": ROUTE_KIND}
+    if route.file_set is not None:
+        marker = is_set_marker(route, event)
+        if marker or check.matches:
+            return _file_set_verdict(route, event, check, target, marker=marker)
     if not check.matches:
         return RouteVerdict(**target, verdict=Verdict.NO_MATCH, reasons=check.mismatches)
     trigger_id, dag_run_id = s3_trigger_ids(event, route.name)
@@ -76,3 +84,74 @@ def _verdict(check: RouteCheck, event: S3ObjectEvent, conf_max_bytes: int) -> Ro
             **recorded, verdict=Verdict.REJECT, code=rejected.code, reasons=(str(rejected),)
         )
     return RouteVerdict(**{**recorded, "asset": asset}, verdict=Verdict.TRIGGER, conf=conf)
+
+
+def set_member_trigger_id(route_name: str, bucket: str, key: str, etag: str | None) -> str:
+    """The record of an object on a file-set route: one per route and object content, whether
+    the object's event or the listing at its set's marker names it first."""
+    return ids.trigger_id(ids.set_member_identity(bucket, key, etag), route_name)
+
+
+def is_set_marker(route: S3Route, event: S3ObjectEvent) -> bool:
+    """Whether ``event`` is the marker of ``route``'s sets: its bucket and prefix are the
+    route's and its basename matches ``marker`` (the route's other filters are for members)."""
+    file_set = route.file_set
+    if file_set is None or file_set.marker is None or event.bucket not in route.buckets:
+        return False
+    if route.prefix is not None and not event.key.startswith(route.prefix):
+        return False
+    basename = event.key.rpartition("/")[2]
+    return glob_to_regex(file_set.marker).fullmatch(basename) is not None
+
+
+def render_set_group(route: S3Route, event: S3ObjectEvent, groups: dict[str, str | None]) -> str:
+    """The group of the set ``event`` is for; ``RejectedError`` when the template fails or gives
+    nothing."""
+    if route.file_set is None:
+        raise ValueError(f"route {route.name} has no set")
+    variables = s3_template_variables(event, route.name, groups)
+    group = render_text(
+        route.file_set.group,
+        variables,
+        max_chars=MAX_GROUP_CHARS,
+        field="set.group",
+        route_name=route.name,
+    )
+    if not group.strip():
+        raise RejectedError(
+            "invalid_set_group", f"route {route.name!r} set.group rendered to nothing"
+        )
+    return group
+
+
+def _file_set_verdict(
+    route: S3Route,
+    event: S3ObjectEvent,
+    check: RouteCheck,
+    target: dict[str, object],
+    *,
+    marker: bool,
+) -> RouteVerdict:
+    recorded = {
+        **target,
+        "trigger_id": set_member_trigger_id(route.name, event.bucket, event.key, event.etag),
+    }
+    if route.paused:
+        return RouteVerdict(
+            **recorded,
+            verdict=Verdict.PAUSED,
+            code=ROUTE_PAUSED,
+            reasons=(paused_reason(route.name),),
+        )
+    groups = check.groups
+    if marker and route.regex is not None:
+        found = re.search(route.regex, event.key)
+        groups = found.groupdict() if found is not None else {}
+    try:
+        group = render_set_group(route, event, groups)
+    except RejectedError as rejected:
+        return RouteVerdict(
+            **recorded, verdict=Verdict.REJECT, code=rejected.code, reasons=(str(rejected),)
+        )
+    verdict = Verdict.SET_MARKER if marker else Verdict.JOIN_SET
+    return RouteVerdict(**recorded, verdict=verdict, file_set=group)

@@ -31,6 +31,8 @@ from dagtrigger.dependencies import Dependencies
 from dagtrigger.errors import RejectedError, TriggerFailedError
 from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
 from dagtrigger.observability import logger
+from dagtrigger.routes.model import RoutesFile, S3Route
+from dagtrigger.sources.s3.file_sets import complete_by_marker, join_file_set
 from dagtrigger.sources.s3.parse import S3ObjectEvent, S3OtherEvent, parse_sqs_body
 from dagtrigger.sources.s3.plan import s3_route_verdicts, s3_trigger_ids
 from dagtrigger.trigger.execute import TriggerOutcome, execute_trigger, record_without_trigger
@@ -122,6 +124,9 @@ def _process_object(
     results: list[TriggerOutcome | TriggerFailedError] = []
     for verdict in taken:
         routed = identified(verdict.route)
+        if verdict.verdict in (Verdict.JOIN_SET, Verdict.SET_MARKER):
+            results.append(_for_file_set(event, verdict, routes, deps))
+            continue
         if verdict.verdict is not Verdict.TRIGGER:  # paused, or its conf refused
             status, code, reason = verdict.recorded_status, verdict.code or "", verdict.reason
             results.append(_record(routed, verdict, deps, status, code, reason))
@@ -133,6 +138,21 @@ def _process_object(
         except TriggerFailedError as failed:
             results.append(failed)
     return results
+
+
+def _for_file_set(
+    event: S3ObjectEvent, verdict: RouteVerdict, routes: RoutesFile, deps: Dependencies
+) -> TriggerOutcome | TriggerFailedError:
+    """The object joins its set, or as the set's marker completes it."""
+    route = routes.find_route(str(verdict.route))
+    if not isinstance(route, S3Route) or verdict.file_set is None:
+        raise ValueError(f"verdict {verdict.verdict} names no file-set route")
+    try:
+        if verdict.verdict is Verdict.SET_MARKER:
+            return complete_by_marker(event, route, verdict.file_set, deps)
+        return join_file_set(event, route, verdict.file_set, deps)
+    except TriggerFailedError as failed:
+        return failed
 
 
 def _identified_per_route(
