@@ -606,6 +606,8 @@ def test_the_api_function_may_make_every_call_of_its_routes(aws_stack: Stack) ->
         assert send("GET", "/v1/triggers", query=query)[0] == 200, query
     assert send("GET", "/v1/objects", query={"bucket": "landing", "key": "sales/x.csv"})[0] == 200
     assert send("GET", "/v1/health")[0] == 200
+    # A file set that does not exist: its record read, then its members would be
+    assert send("GET", f"/v1/sets/s-{'0' * 32}")[0] == 404
     # Schedules of the stack's group: created, listed, read, replaced, deleted
     schedule = {
         "name": "nightly-report",

@@ -740,7 +740,8 @@ HISTORY_CALLS = {
     | {index_call("dynamodb:Query", schema.INDEX_BY_SET, SET_KEY)},
     "SchedulesFunction": {item_call(action, TRIGGER_KEY) for action in RECORD_ACTIONS},
     "ApiFunction": {item_call(action, TRIGGER_KEY) for action in RECORD_ACTIONS}
-    | {item_call("dynamodb:GetItem", HEALTH_PROBE_KEY)}
+    | {item_call("dynamodb:GetItem", HEALTH_PROBE_KEY), item_call("dynamodb:GetItem", SET_KEY)}
+    | {index_call("dynamodb:Query", schema.INDEX_BY_SET, SET_KEY)}
     | {
         index_call("dynamodb:Query", index, partition)
         for index in HISTORY_INDEXES

@@ -38,6 +38,8 @@ DAG_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
 DAG_RUN_ID_PATTERN = r"^[A-Za-z0-9_.~:+][A-Za-z0-9_.~:+-]{0,249}$"
 #: ``trigger_id()``'s output
 TRIGGER_ID_PATTERN = r"^t-[0-9a-f]{32}$"
+#: ``file_set_id()``'s output
+FILE_SET_ID_PATTERN = r"^s-[0-9a-f]{32}$"
 #: route names and environment aliases in the routes file (at most ``NAME_MAX_LENGTH``)
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 NAME_MAX_LENGTH = 64

@@ -180,4 +180,5 @@ def test_the_demo_routes_run_on_two_emulated_environments(tmp_path: Path) -> Non
         "sales-csv": "demo",
         "finance-csv": "finance",
         "orders-asset": "demo",
+        "exports": "demo",
     }

@@ -20,6 +20,7 @@ ROUTES = {
     ("get", "/v1/triggers/{trigger_id}"),
     ("post", "/v1/triggers/{trigger_id}/replay"),
     ("get", "/v1/objects"),
+    ("get", "/v1/sets/{set_id}"),
     ("get", "/v1/schedules"),
     ("post", "/v1/schedules"),
     ("get", "/v1/schedules/{name}"),

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dagtrigger.health import Health
 from dagtrigger.ledger import Page, TriggerStatus
 from dagtrigger.sources.api.service import Accepted
+from dagtrigger.sources.s3.file_sets import FileSetDescription
 from dagtrigger.sources.webhooks.service import WebhookReceipt
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -116,6 +117,40 @@ class TriggerRecord(BaseModel):
     expires_at: int | None = Field(default=None, description="Unix time the record expires")
 
 
+class FileSetMember(BaseModel):
+    """One object of a file set."""
+
+    trigger_id: str = Field(description="the object's own record")
+    bucket: str | None
+    key: str | None
+    size: int | None
+    etag: str | None
+    joined_at: str
+    deliveries: int = Field(description="deliveries of the object's event (repeats join nothing)")
+
+
+class FileSetView(BaseModel):
+    """A file set: its state, how it completed, its objects and the trigger of its run."""
+
+    set_id: str
+    status: TriggerStatus = Field(description="SET_OPEN or SET_COMPLETE")
+    route: str | None
+    group: str | None
+    generation: int = Field(description="0 for a group's first set, 1 for the next ...")
+    member_count: int
+    total_size: int
+    first_member_at: str | None
+    last_member_at: str | None
+    completion_reason: str | None = Field(
+        description="marker, count, quiet_seconds, max_wait_seconds or max_objects"
+    )
+    completed_at: str | None
+    run_trigger_id: str | None = Field(description="the record of the set's DAG run")
+    run: TriggerRecord | None
+    members: list[FileSetMember]
+    links: Links
+
+
 class TriggerPage(BaseModel):
     """A page of triggers, newest first. Follow ``next_cursor`` until it is null.
 
@@ -183,6 +218,40 @@ def trigger_page(page: Page) -> TriggerPage:
     return TriggerPage(
         items=[TriggerRecord.model_validate(item) for item in page.items],
         next_cursor=page.next_cursor,
+    )
+
+
+def file_set_view(described: FileSetDescription) -> FileSetView:
+    record = described.record
+    set_id = str(record["trigger_id"])
+    members = [
+        FileSetMember(
+            trigger_id=str(member["trigger_id"]),
+            bucket=member.get("source_ref", {}).get("bucket"),
+            key=member.get("source_ref", {}).get("key"),
+            size=member.get("source_ref", {}).get("size"),
+            etag=member.get("source_ref", {}).get("etag"),
+            joined_at=str(member["created_at"]),
+            deliveries=int(member.get("deliveries") or 1),
+        )
+        for member in described.members
+    ]
+    return FileSetView(
+        set_id=set_id,
+        status=TriggerStatus(record["status"]),
+        route=record.get("route"),
+        group=record.get("set_group"),
+        generation=int(record.get("generation") or 0),
+        member_count=int(record.get("member_count") or 0),
+        total_size=int(record.get("total_size") or 0),
+        first_member_at=record.get("first_member_at"),
+        last_member_at=record.get("last_member_at"),
+        completion_reason=record.get("completion_reason"),
+        completed_at=record.get("completed_at"),
+        run_trigger_id=record.get("run_trigger_id"),
+        run=TriggerRecord.model_validate(described.run) if described.run else None,
+        members=members,
+        links=Links(self_=f"/v1/sets/{set_id}"),
     )
 
 

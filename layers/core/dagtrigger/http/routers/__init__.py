@@ -7,11 +7,12 @@ from dagtrigger.http.routers import (
     openapi,
     routes,
     schedules,
+    sets,
     triggers,
     webhooks,
 )
 
 ROUTERS = tuple(
     module.router
-    for module in (dag_runs, triggers, objects, schedules, webhooks, routes, health, openapi)
+    for module in (dag_runs, triggers, objects, sets, schedules, webhooks, routes, health, openapi)
 )

@@ -22,7 +22,7 @@ from typing import Any, Final
 from dagtrigger import ids
 from dagtrigger.conf import compact_json
 from dagtrigger.dependencies import Dependencies
-from dagtrigger.errors import TransientTriggerError, TriggerFailedError
+from dagtrigger.errors import NotFoundError, TransientTriggerError, TriggerFailedError
 from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
 from dagtrigger.ledger.file_sets import (
     CompletionReason,
@@ -205,6 +205,26 @@ def sweep_file_sets(
     return summary
 
 
+@dataclass(frozen=True)
+class FileSetDescription:
+    """A set as the API shows it: its record, its members and its run's record (if any)."""
+
+    record: dict[str, Any]
+    members: list[dict[str, Any]]
+    run: dict[str, Any] | None
+
+
+def describe_file_set(set_id: str, deps: Dependencies) -> FileSetDescription:
+    """The set, its members (oldest first) and its run; ``NotFoundError`` if there is none."""
+    ledger = _ledger(deps)
+    record = ledger.get(set_id)
+    if record is None:
+        raise NotFoundError(f"no file set with id {set_id!r}")
+    run_id = record.get("run_trigger_id")
+    run = deps.ledger.get(str(run_id)) if run_id else None
+    return FileSetDescription(record=record, members=ledger.members(set_id), run=run)
+
+
 def file_set_ref(route: S3Route, group: str, generation: int) -> FileSetRef:
     config = _config(route)
     return FileSetRef(
@@ -238,15 +258,7 @@ def _member(event: S3ObjectEvent, route: S3Route) -> SetMember:
         trigger_id=set_member_trigger_id(route.name, event.bucket, event.key, event.etag),
         source_key=event.source_key,
         source_identity=ids.set_member_identity(event.bucket, event.key, event.etag),
-        source_ref={
-            "bucket": event.bucket,
-            "key": event.key,
-            "size": event.size,
-            "etag": event.etag,
-            "version_id": event.version_id,
-            "sequencer": event.sequencer,
-            "event_name": event.event_name,
-        },
+        source_ref=event.source_ref,
         size=event.size or 0,
         event_time=event.event_time,
     )

@@ -105,6 +105,21 @@ class S3ObjectEvent:
         return f"s3://{self.bucket}/{self.key}"
 
     @property
+    def source_ref(self) -> dict[str, Any]:
+        """The facts of the event a record keeps (its ``source_ref``)."""
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "size": self.size,
+            "etag": self.etag,
+            "version_id": self.version_id,
+            "sequencer": self.sequencer,
+            "event_name": self.event_name,
+            "format": self.source_format,
+            **({"backfill": True} if self.backfill else {}),
+        }
+
+    @property
     def versioned(self) -> bool:
         """True when the event names a version (an object of a bucket with versioning on)."""
         return bool(self.version_id) and self.version_id != "null"

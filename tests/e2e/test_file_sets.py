@@ -1,0 +1,151 @@
+"""End to end: an export of 200 part files and its _SUCCESS marker on the demo's file-set route
+(``exports``), their events delivered in random order, one in five twice, from ten senders at
+once, start exactly one run of ``echo_conf`` on the local Airflow, whose conf lists the 200 keys.
+
+The bucket's EventBridge notifications are off while the objects are written, so that their
+events arrive only as the test sends them (the order S3 wrote them in says nothing of the order
+they are delivered in); the events are the ones S3 sends, with the objects' own etags and
+version ids.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from boto3.dynamodb.conditions import Key
+
+from dagtrigger import ids
+from devstack.processes import wait_until
+from devstack.stack import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+ROUTE = "exports"
+DAG_ID = "echo_conf"
+PARTS = 200
+TIMEOUT_SECONDS = 180
+
+
+@contextmanager
+def events_held_back(stack: LocalStack, bucket: str) -> Iterator[None]:
+    """S3 sends no event for what is written meanwhile (its EventBridge notifications off)."""
+    stack.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+    try:
+        yield
+    finally:
+        stack.s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+
+
+def object_created(bucket: str, key: str, put: dict[str, Any], size: int, n: int) -> str:
+    """The EventBridge "Object Created" event S3 sends for ``put``."""
+    return json.dumps(
+        {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "account": "123456789012",
+            "time": "2026-12-03T02:00:00Z",
+            "region": "us-east-1",
+            "resources": [f"arn:aws:s3:::{bucket}"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": bucket},
+                "object": {
+                    "key": key,
+                    "size": size,
+                    "etag": put["ETag"].strip('"'),
+                    "version-id": put["VersionId"],
+                    "sequencer": f"{0x0067A3B5C1D2E3F4A5 + n:018X}",
+                },
+                "reason": "PutObject",
+            },
+        }
+    )
+
+
+def test_two_hundred_parts_and_a_marker_in_random_order_start_one_run_listing_them(
+    stack: LocalStack,
+) -> None:
+    assert stack.airflow is not None
+    bucket = stack.source_bucket
+    folder = f"exports/e2e-{uuid.uuid4().hex[:8]}"
+    keys = [f"{folder}/part-{number:05d}.csv" for number in range(PARTS)]
+    body = b"order,amount\n1,2\n"
+
+    # Given an export written part by part, then its marker, while S3's events are held back
+    with events_held_back(stack, bucket):
+        events = [
+            object_created(bucket, key, stack.s3.put_object(Bucket=bucket, Key=key, Body=body),
+                           len(body), number)
+            for number, key in enumerate(keys)
+        ]  # fmt: skip
+        marker_put = stack.s3.put_object(Bucket=bucket, Key=f"{folder}/_SUCCESS", Body=b"")
+        events.append(object_created(bucket, f"{folder}/_SUCCESS", marker_put, 0, PARTS))
+
+    # When their events reach the queue in random order, one in five twice, from ten senders
+    shuffled = random.Random(2026)
+    deliveries = events + shuffled.sample(events, len(events) // 5)
+    shuffled.shuffle(deliveries)
+    print(f"the marker is delivery {deliveries.index(events[-1]) + 1} of {len(deliveries)}")
+    sqs = stack.moto_client("sqs")
+    queue_url = stack.resources()["queue_url"]
+    with ThreadPoolExecutor(max_workers=10) as senders:
+        list(senders.map(lambda event: sqs.send_message(QueueUrl=queue_url, MessageBody=event),
+                         deliveries))  # fmt: skip
+
+    # Then the set completes once, by its marker, with the 200 parts
+    table = stack.history_table()
+    set_id = ids.file_set_id(ROUTE, folder)
+
+    def completed() -> dict[str, Any] | None:
+        item = table.get_item(Key={"pk": set_id}, ConsistentRead=True).get("Item")
+        return item if item and item.get("run_trigger_id") else None
+
+    file_set = wait_until(
+        completed, timeout=TIMEOUT_SECONDS, interval=2.0, what=f"set {set_id} to start its run"
+    )
+    assert (file_set["status"], file_set["completion_reason"]) == ("SET_COMPLETE", "marker")
+    assert int(file_set["member_count"]) == PARTS
+
+    # And every part is its member, each delivery counted on its record (none joined twice)
+    members = table.query(IndexName="by_set", KeyConditionExpression=Key("set_id").eq(set_id))
+    assert sorted(item["source_ref"]["key"] for item in members["Items"]) == keys
+    delivered = sum(int(item["deliveries"]) for item in members["Items"])
+    assert delivered >= len(keys) + sum(
+        1 for event in deliveries[len(events) :] if "part-" in event
+    )
+
+    # And Airflow has exactly one run for the set, whose conf lists the 200 keys
+    run_record = table.get_item(Key={"pk": file_set["run_trigger_id"]})["Item"]
+    session = stack.airflow.api_session()
+    run = session.get(
+        stack.airflow.api_url(f"/dags/{DAG_ID}/dagRuns/{quote(run_record['dag_run_id'], safe='')}"),
+        timeout=60,
+    )
+    assert run.status_code == 200, run.text
+    conf = run.json()["conf"]
+    assert [obj["key"] for obj in conf["objects"]] == keys
+    assert conf["set"]["id"] == set_id
+    listed = session.get(
+        stack.airflow.api_url(f"/dags/{DAG_ID}/dagRuns"),
+        params={"order_by": "-id", "limit": 100},
+        timeout=60,
+    )
+    assert listed.ok, listed.text
+    runs_of_the_set = [
+        candidate["dag_run_id"]
+        for candidate in listed.json()["dag_runs"]
+        if (candidate.get("conf") or {}).get("set", {}).get("id") == set_id
+    ]
+    assert runs_of_the_set == [run_record["dag_run_id"]]
