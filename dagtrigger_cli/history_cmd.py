@@ -40,7 +40,7 @@ _JSON_KINDS = {
     type(None): "null",
 }
 #: statuses whose records say why in ``reason`` (with ``reject_code`` for REJECTED)
-_REASONED = frozenset({"REJECTED", "IGNORED", "UNKNOWN"})
+_REASONED = frozenset({"REJECTED", "IGNORED", "UNKNOWN", "LATE"})
 
 
 def register(app: typer.Typer) -> None:
@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
     app.command("history")(history)
     app.command("show")(show)
     app.command("trigger")(trigger)
+    app.command("set")(show_set)
 
 
 # ----------------------------------------------------------------------------------- history
@@ -347,6 +348,9 @@ def summary_table(record: dict[str, Any]) -> Table:
         "DAG": record.get("dag_id") and f"{record['dag_id']} on {record.get('environment')}",
         "asset": record.get("asset_uri")
         and f"{record['asset_uri']} on {record.get('environment')}",
+        "file set": record.get("set_id")
+        or record.get("set_marker_of")
+        or record.get("missed_set_id"),
         "note": record.get("note"),
         "replays": record.get("replays")
         and f"{record['replays']}, the latest by {record.get('replayed_by')}",
@@ -483,6 +487,55 @@ def asset_event_table(record: dict[str, Any]) -> Table:
     for name, value in values.items():
         table.add_row(name, Text(str(value) if value is not None else "-"))
     return table
+
+
+# ------------------------------------------------------------------------------------- set
+
+
+def show_set(
+    context: typer.Context,
+    set_id: Annotated[str, typer.Argument(metavar="ID", help="a file set id: s-<32 hex>")],
+    as_json: Annotated[bool, typer.Option("--json", help="the set as JSON, for scripts")] = False,
+) -> None:
+    """One file set: its state, how it completed, its objects and its run."""
+    client = ApiClient(target_of(context))
+    described = client.get(f"/v1/sets/{quote(set_id.strip(), safe='')}")
+    if as_json:
+        print_json(described)
+        return
+    table = _fields_table()
+    table.add_row("set", Text(described["set_id"], style="bold"))
+    table.add_row("status", styled_status(described["status"]))
+    values = {
+        "route": described.get("route"),
+        "group": described.get("group"),
+        "objects": f"{described['member_count']} ({described['total_size']} bytes)",
+        "completion": described.get("completion_reason"),
+        "first object": readable_time(described.get("first_member_at")),
+        "latest object": readable_time(described.get("last_member_at")),
+        "completed": readable_time(described.get("completed_at")),
+        "run": described.get("run_trigger_id"),
+    }
+    for name, value in values.items():
+        table.add_row(name, Text(str(value) if value else "-"))
+    run = described.get("run")
+    if run:
+        table.add_row("run status", styled_status(run["status"]))
+        table.add_row("dag_run_id", Text(str(run.get("dag_run_id") or "-")))
+    console.print(table)
+    members = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("joined (UTC)", "object", "size", "deliveries"):
+        members.add_column(column, overflow="fold")
+    for member in described["members"]:
+        members.add_row(
+            readable_time(member["joined_at"]),
+            Text(f"s3://{member['bucket']}/{member['key']}"),
+            str(member.get("size") if member.get("size") is not None else "-"),
+            str(member["deliveries"]),
+        )
+    console.print()
+    console.print(Text("Objects", style="bold"))
+    console.print(members)
 
 
 # ----------------------------------------------------------------------------------- trigger

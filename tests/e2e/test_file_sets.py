@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import yaml
 from boto3.dynamodb.conditions import Key
 
 from dagtrigger import ids
@@ -100,6 +102,9 @@ def test_two_hundred_parts_and_a_marker_in_random_order_start_one_run_listing_th
     print(f"the marker is delivery {deliveries.index(events[-1]) + 1} of {len(deliveries)}")
     sqs = stack.moto_client("sqs")
     queue_url = stack.resources()["queue_url"]
+    assert stack.emulator is not None
+    calls_before = len(stack.emulator.requests.entries())
+    sent_at = time.monotonic()
     with ThreadPoolExecutor(max_workers=10) as senders:
         list(senders.map(lambda event: sqs.send_message(QueueUrl=queue_url, MessageBody=event),
                          deliveries))  # fmt: skip
@@ -114,6 +119,11 @@ def test_two_hundred_parts_and_a_marker_in_random_order_start_one_run_listing_th
 
     file_set = wait_until(
         completed, timeout=TIMEOUT_SECONDS, interval=2.0, what=f"set {set_id} to start its run"
+    )
+    mwaa_calls = len(stack.emulator.requests.entries()) - calls_before
+    print(
+        f"{len(deliveries)} deliveries to one run in {time.monotonic() - sent_at:.1f} s, "
+        f"{mwaa_calls} MWAA calls meanwhile"
     )
     assert (file_set["status"], file_set["completion_reason"]) == ("SET_COMPLETE", "marker")
     assert int(file_set["member_count"]) == PARTS
@@ -149,3 +159,100 @@ def test_two_hundred_parts_and_a_marker_in_random_order_start_one_run_listing_th
         if (candidate.get("conf") or {}).get("set", {}).get("id") == set_id
     ]
     assert runs_of_the_set == [run_record["dag_run_id"]]
+
+
+#: how often the local stack fires the reconciler (the template's rate(1 minute))
+RECONCILER_INTERVAL_SECONDS = 60
+QUIET_SECONDS = 15
+
+
+@contextmanager
+def routes_with(stack: LocalStack, *routes: dict[str, Any]) -> Iterator[None]:
+    """The stack's routes file (read again on every event here) with ``routes`` added."""
+    assert stack.routes is not None
+    path = stack.routes.path
+    original = path.read_text(encoding="utf-8")
+    document = yaml.safe_load(original)
+    document["s3"].extend(routes)
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    try:
+        yield
+    finally:
+        path.write_text(original, encoding="utf-8")
+
+
+def set_route(name: str, prefix: str, **file_set: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "buckets": ["landing"],
+        "prefix": prefix,
+        "environment": "demo",
+        "dag_id": DAG_ID,
+        "set": {"group": "{{ dirname }}", **file_set},
+    }
+
+
+def test_count_and_quiet_sets_complete_on_time_and_once(stack: LocalStack) -> None:
+    table = stack.history_table()
+    bucket = stack.source_bucket
+    marker = uuid.uuid4().hex[:8]
+    counted, quiet = f"counted/{marker}", f"quiet/{marker}"
+    routes = (
+        set_route("counted-parts", "counted/", count=5),
+        set_route("quiet-parts", "quiet/", quiet_seconds=QUIET_SECONDS),
+    )
+    with routes_with(stack, *routes):
+        # Given a set that completes at 5 objects, and one that completes after 15 quiet seconds
+        # When 6 parts land for the first (one too many) and 3 for the second
+        for number in range(6):
+            stack.s3.put_object(Bucket=bucket, Key=f"{counted}/part-{number}.csv", Body=b"1")
+        for number in range(3):
+            stack.s3.put_object(Bucket=bucket, Key=f"{quiet}/part-{number}.csv", Body=b"1")
+        last_quiet_part = time.monotonic()
+
+        def run_of(route: str, group: str) -> dict[str, Any] | None:
+            item = table.get_item(
+                Key={"pk": ids.file_set_id(route, group)}, ConsistentRead=True
+            ).get("Item")
+            return item if item and item.get("run_trigger_id") else None
+
+        # Then the counted set completes with its 5 first parts at once, and the sixth is LATE
+        counted_set = wait_until(
+            lambda: run_of("counted-parts", counted), timeout=60, what="the counted set's run"
+        )
+        assert (counted_set["completion_reason"], int(counted_set["member_count"])) == ("count", 5)
+        late = wait_until(
+            lambda: [
+                item
+                for number in range(6)
+                for item in table.query(
+                    IndexName="by_source",
+                    KeyConditionExpression=Key("source_key").eq(
+                        f"s3://{bucket}/{counted}/part-{number}.csv"
+                    ),
+                )["Items"]
+                if item["status"] == "LATE"
+            ],
+            timeout=60,
+            what="the sixth part's LATE record",
+        )
+        assert [item["missed_set_id"] for item in late] == [counted_set["trigger_id"]]
+
+        # And the quiet set completes on the reconciler's first pass after its quiet time
+        quiet_set = wait_until(
+            lambda: run_of("quiet-parts", quiet),
+            timeout=QUIET_SECONDS + 2 * RECONCILER_INTERVAL_SECONDS,
+            interval=1.0,
+            what="the quiet set's run",
+        )
+        waited = time.monotonic() - last_quiet_part
+        print(f"the quiet set completed {waited:.1f} s after its last part")
+        assert quiet_set["completion_reason"] == "quiet_seconds"
+        assert int(quiet_set["member_count"]) == 3
+        assert QUIET_SECONDS <= waited <= QUIET_SECONDS + RECONCILER_INTERVAL_SECONDS + 10
+
+        # And each set has one run record: its run claims the set's own trigger id
+        for file_set in (counted_set, quiet_set):
+            run = table.get_item(Key={"pk": file_set["run_trigger_id"]})["Item"]
+            assert run["status"] in {"TRIGGERED", "RUNNING", "SUCCESS"}, run
+            assert int(run["deliveries"]) == 1

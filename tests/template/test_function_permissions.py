@@ -32,6 +32,7 @@ from dagtrigger.ids import trigger_id
 from dagtrigger.ledger import NewTrigger, TriggerLedger
 from dagtrigger.ledger.records import SourceType
 from dagtrigger.ledger.schema import create_table
+from dagtrigger.sources.s3.backfill import backfill_event
 from dagtrigger.transports.airflow_api import BATCH_RUN_LIST_PATH, BATCH_TASK_INSTANCE_LIST_PATH
 from tests.template.test_template_rules import (
     ACCOUNT,
@@ -377,10 +378,15 @@ class Stack:
         with self.unrecorded():
             return self._received(keys)
 
-    def _received(self, keys: tuple[str, ...]) -> dict[str, Any]:
+    def sqs_batch(self, *bodies: str) -> dict[str, Any]:
+        """An SQS batch of these message bodies, received from the stack's queue."""
+        with self.unrecorded():
+            return self._received((), bodies)
+
+    def _received(self, keys: tuple[str, ...], bodies: tuple[str, ...] = ()) -> dict[str, Any]:
         sqs = boto3.client("sqs", region_name=REGION)
-        for key in keys:
-            sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(_object_created(key)))
+        for body in [*(json.dumps(_object_created(key)) for key in keys), *bodies]:
+            sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)
         received = sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
         )["Messages"]
@@ -523,6 +529,33 @@ def test_the_s3_events_function_may_make_every_call_of_a_batch(aws_stack: Stack)
         "sqs:GetQueueUrl",
         "sqs:ChangeMessageVisibility",
     } <= used
+
+
+def test_the_s3_events_function_may_backfill_an_unversioned_bucket(aws_stack: Stack) -> None:
+    # Given a backfill's event for an object of an unversioned bucket (no sequencer: the
+    # function looks for the object's own event in its history)
+    aws_stack.environment_of("S3EventsFunction")
+    from functions.s3_events.app import lambda_handler
+
+    backfilled = backfill_event(
+        bucket="landing",
+        key="sales/2026-11-20.csv",
+        size=10,
+        etag='"d41d8cd98f00b204e9800998ecf8427e"',
+        version_id=None,
+        last_modified=datetime(2026, 11, 20, 2, 0, tzinfo=UTC),
+        region=REGION,
+    )
+
+    # When the function handles it
+    answer = lambda_handler(
+        aws_stack.sqs_batch(json.dumps(backfilled)), LambdaContext("dagtrigger-s3-events")
+    )
+
+    # Then it started the run, and read the object's history within its role
+    assert answer["batchItemFailures"] == []
+    used = assert_every_call_allowed(aws_stack, "S3EventsFunction")
+    assert "dynamodb:Query" in used
 
 
 def test_the_s3_events_function_may_make_every_call_of_a_file_set(aws_stack: Stack) -> None:

@@ -737,7 +737,8 @@ HISTORY_CALLS = {
     "S3EventsFunction": {
         item_call(action, key) for action in RECORD_ACTIONS for key in (TRIGGER_KEY, SET_KEY)
     }
-    | {index_call("dynamodb:Query", schema.INDEX_BY_SET, SET_KEY)},
+    | {index_call("dynamodb:Query", schema.INDEX_BY_SET, SET_KEY)}
+    | {index_call("dynamodb:Query", schema.INDEX_BY_SOURCE, "s3://landing/sales/2026-11-21.csv")},
     "SchedulesFunction": {item_call(action, TRIGGER_KEY) for action in RECORD_ACTIONS},
     "ApiFunction": {item_call(action, TRIGGER_KEY) for action in RECORD_ACTIONS}
     | {item_call("dynamodb:GetItem", HEALTH_PROBE_KEY), item_call("dynamodb:GetItem", SET_KEY)}
@@ -951,6 +952,7 @@ def test_the_template_key_prefixes_are_the_ones_the_code_writes(
     assert leading == {
         "t-*",
         "s-*",
+        "s3://*",  # the history of S3 objects, by source (a backfill's lookup)
         str(PendingEvent.FILE_SET),
         LOCK_KEY,
         rate_pattern,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,9 @@ import pytest
 from rich.console import Console
 
 import dagtrigger_cli.target
+from dagtrigger.ids import file_set_id, set_member_identity, trigger_id
 from dagtrigger.ledger import NewTrigger, SourceType, TriggerStatus
+from dagtrigger.ledger.file_sets import CompletionReason, FileSetRef, SetMember
 from dagtrigger.transports.asset_events import AssetEvent
 from dagtrigger.transports.base import FailedTasks, TriggerResult
 from dagtrigger_cli import history_cmd
@@ -411,6 +414,49 @@ def test_show_tells_an_asset_events_story(
     row = rows_of(listed.stdout, [new.trigger_id])[new.trigger_id]
     for expected in ("asset s3://landing/orders/", "EVENT_CREATED", "event 7"):
         assert expected in row
+
+
+def test_set_shows_a_file_set_its_objects_and_a_members_record_names_it(
+    cli_runner: DagtriggerRunner, api_stack: ApiStack
+) -> None:
+    # Given a file set of two parts, completed by its count
+    sets = api_stack.deps.file_sets
+    assert sets is not None
+    group = "exports/2026-12-03"
+    file_set = FileSetRef(
+        set_id=file_set_id("exports", group),
+        route="exports",
+        group=group,
+        environment="prod",
+        dag_id="load_export",
+        limit=2,
+    )
+    members = []
+    for key in (f"{group}/part-0.csv", f"{group}/part-1.csv"):
+        identity = set_member_identity("landing", key, "e1")
+        members.append(
+            SetMember(
+                trigger_id=trigger_id(identity, "exports"),
+                source_key=f"s3://landing/{key}",
+                source_identity=identity,
+                source_ref={"bucket": "landing", "key": key, "size": 6, "etag": "e1"},
+                size=6,
+            )
+        )
+        sets.join(file_set, members[-1])
+    sets.complete(file_set.set_id, CompletionReason.COUNT, at_least=2)
+
+    # When the set is shown, and one of its objects' records
+    shown = cli_runner.run("set", file_set.set_id)
+    member = cli_runner.run("show", members[0].trigger_id)
+
+    # Then the set says how it completed and lists its objects; the member names its set
+    assert shown.exit_code == 0, shown.output
+    for expected in ("SET_COMPLETE", "count", "2 (12 bytes)", f"s3://landing/{group}/part-1.csv"):
+        assert expected in shown.stdout
+    assert member.exit_code == 0, member.output
+    assert "IN_SET" in member.stdout
+    assert re.search(rf"file set +{file_set.set_id}", member.stdout), member.stdout
 
 
 def test_show_json_is_the_record(cli_runner: DagtriggerRunner, api_stack: ApiStack) -> None:

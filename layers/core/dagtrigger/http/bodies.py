@@ -73,6 +73,23 @@ class TriggerRecord(BaseModel):
     conf: dict[str, Any] | None = Field(
         default=None, description="the run's conf (asset routes: the event's extra)"
     )
+    set_id: str | None = Field(
+        default=None, description="an object of a file set: the set it joined (/v1/sets/{id})"
+    )
+    missed_set_id: str | None = Field(
+        default=None, description="a LATE object: the set that had completed when it arrived"
+    )
+    set_marker_of: str | None = Field(
+        default=None, description="a file set's marker: the set it completed"
+    )
+    set_group: str | None = Field(default=None, description="file sets: the set's group")
+    member_count: int | None = Field(default=None, description="a file set: its objects")
+    completion_reason: str | None = Field(
+        default=None, description="a file set: what completed it (marker, count ...)"
+    )
+    run_trigger_id: str | None = Field(
+        default=None, description="a complete file set: the record of its DAG run"
+    )
     conf_truncated: bool | None = Field(
         default=None, description="true when the conf was too large to keep (digest kept instead)"
     )
