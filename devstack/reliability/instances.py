@@ -65,6 +65,16 @@ class KillPlan:
         return self.result
 
 
+#: how Lambda reports an execution environment that ended mid-invocation
+PROCESS_ENDINGS = frozenset({"Runtime.ExitError", "Sandbox.Timedout"})
+
+
+def _failed_before_its_point(result: InvocationResult) -> bool:
+    """The armed invocation raised its own error: the process did not end, so it never got
+    to its kill point."""
+    return result.error is not None and result.error.get("errorType") not in PROCESS_ENDINGS
+
+
 @dataclass(frozen=True)
 class InvocationRecord:
     """One invocation a pool ran: when, where, with what event, and what came of it."""
@@ -266,7 +276,12 @@ class InstancePool:
         )
         with self._condition:
             self._records.append(record)
-        if plan is not None:
+        if plan is not None and _failed_before_its_point(result):
+            # It ended on its own error (a trigger that failed under load) before reaching the
+            # point: the event's next delivery carries the point instead.
+            with self._condition:
+                self._plans.append(plan)
+        elif plan is not None:
             plan.result = result
             plan.fired.set()
         return result

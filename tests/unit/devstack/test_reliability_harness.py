@@ -58,6 +58,8 @@ import boto3
 from botocore.config import Config
 
 def lambda_handler(event, context):
+    if event.get("fail_before_claim"):
+        raise RuntimeError("Airflow did not answer in time")
     steps = Path(os.environ["STEPS_FILE"])
     def step(name):
         with steps.open("a") as notes:
@@ -396,6 +398,35 @@ def test_a_kill_plan_fires_once_on_the_first_matching_event(
     assert after.succeeded
     assert [record.kill_point for record in pool.records] == [None, KillPoint.AFTER_CLAIM, None]
     assert len({record.instance for record in pool.records}) == 2
+
+
+def test_a_kill_plan_whose_invocation_fails_before_its_point_waits_for_the_next_delivery(
+    code_dir: Path, tmp_path: Path, fake_aws: FakeAws, trigger_env: dict[str, str]
+) -> None:
+    pool = InstancePool(
+        spec_for(code_dir, "trigger_like.lambda_handler"),
+        trigger_env,
+        log_dir=tmp_path,
+        max_instances=1,
+    )
+    try:
+        # Given a plan for event b, whose first delivery fails on its own before the point
+        plan = pool.arm_kill(KillPoint.AFTER_CLAIM, when=lambda event: event.get("key") == "b")
+        failed = pool.invoke({"key": "b", "fail_before_claim": True})
+        fired_early = plan.fired.is_set()
+
+        # When the event is delivered again
+        killed = pool.invoke({"key": "b"})
+    finally:
+        pool.stop()
+
+    # Then the plan waited for that delivery, which died at the point
+    assert failed.error is not None
+    assert failed.error["errorType"] == "RuntimeError"
+    assert not fired_early
+    assert plan.wait(0) is killed
+    assert killed.error is not None
+    assert killed.error["errorType"] == "Runtime.ExitError"
 
 
 def test_a_stopped_pool_leaves_no_process(code_dir: Path, tmp_path: Path) -> None:
