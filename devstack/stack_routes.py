@@ -104,6 +104,14 @@ def fit_routes(
                 credentials_secret=AIRFLOW_CREDENTIALS_SECRET,
                 allow_plain_http=True,
             )
+    if transport == TransportKind.CLI.value:
+        # The MWAA CLI has no command for asset events: such routes cannot run on this stack.
+        from dagtrigger.routes import RoutesFile
+
+        for list_name in RoutesFile.ROUTE_LISTS:
+            document[list_name] = [
+                route for route in document.get(list_name) or () if "asset" not in route
+            ]
     fitted = (
         f"# {source} as the local stack runs it (written by devstack; edit the source instead)\n"
         + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)

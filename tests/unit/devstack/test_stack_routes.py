@@ -182,3 +182,17 @@ def test_the_demo_routes_run_on_two_emulated_environments(tmp_path: Path) -> Non
         "orders-asset": "demo",
         "exports": "demo",
     }
+
+
+def test_on_the_cli_transport_the_demo_routes_leave_out_their_asset_route(tmp_path: Path) -> None:
+    # The MWAA CLI has no command for asset events: `make up TRANSPORT=cli` still starts
+    fitted = fit_routes(
+        DEMO_ROUTES,
+        tmp_path / "routes.yaml",
+        airflow_major=3,
+        airflow_base_url=AIRFLOW_URL,
+        transport="cli",
+    )
+    routes = yaml.safe_load(fitted.path.read_text())
+    assert [route["name"] for route in routes["s3"]] == ["sales-csv", "finance-csv", "exports"]
+    assert set(fitted.transports.values()) == {"cli"}
