@@ -19,6 +19,7 @@ from pathlib import Path
 import requests
 
 from devstack.airflow_install import VersionSpec, ensure_airflow_venv, release
+from devstack.dynamodb_local import DUMMY_CREDENTIALS
 from devstack.lifecycle import stopped_on_failure
 from devstack.paths import DAGS_DIR, PACKAGE_DIR, write_private_file
 from devstack.processes import (
@@ -191,6 +192,25 @@ def wait_for_dag(server: AirflowServer, dag_id: str, timeout: float = 120.0) -> 
     )
 
 
+def set_variable(server: AirflowServer, key: str, value: str) -> None:
+    """Create or update the Airflow Variable ``key`` through the REST API, as the admin."""
+    session = server.api_session()
+    body = {"key": key, "value": value}
+    created = session.post(server.api_url("/variables"), json=body, timeout=30)
+    if created.status_code == 409:  # Airflow 3 refuses to create it again; 2.x overwrites
+        updated = session.patch(server.api_url(f"/variables/{key}"), json=body, timeout=30)
+        if not updated.ok:
+            raise StackError(
+                f"Airflow {server.version}: PATCH variable {key!r} answered "
+                f"{updated.status_code}: {updated.text[:200]}"
+            )
+    elif not created.ok:
+        raise StackError(
+            f"Airflow {server.version}: POST variable {key!r} answered "
+            f"{created.status_code}: {created.text[:200]}"
+        )
+
+
 def _persistent_secrets(state_dir: Path) -> dict[str, str]:
     """Secrets made once per state directory, so restarts keep sessions, tokens and Variables."""
     path = state_dir / "secrets.json"
@@ -230,6 +250,11 @@ def _airflow_settings(
         "PATH": f"{server.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "NO_PROXY": LOOPBACK,
         "no_proxy": LOOPBACK,
+        # DAGs' boto3 clients (load_export reads file-set manifests) reach only the local
+        # stack's moto (the Variable dagtrigger_s3_endpoint_url), never with a user's own keys.
+        "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIALS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": DUMMY_CREDENTIALS["region_name"],
         **by_major,
     }
 

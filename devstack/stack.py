@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from devstack.airflow import AirflowServer, start_airflow, wait_for_dag
+from devstack.airflow import AirflowServer, set_variable, start_airflow, wait_for_dag
 from devstack.airflow_install import release
 from devstack.dynamodb_local import (
     DUMMY_CREDENTIALS,
@@ -46,6 +46,12 @@ DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_ROUTES = DEMO_DIR / "routes.yaml"
 TEMPLATE = REPO_ROOT / "template.yaml"
 REGION = DUMMY_CREDENTIALS["region_name"]
+#: where file sets write their manifests (the template's SetManifestLocation, so the functions
+#: may write there and routes may name a location under it); the stack creates the bucket
+MANIFEST_BUCKET = "dagtrigger-manifests"
+SET_MANIFEST_LOCATION = f"s3://{MANIFEST_BUCKET}/"
+#: the Airflow Variable the sample DAGs' boto3 clients take S3's endpoint from (moto's here)
+S3_ENDPOINT_VARIABLE = "dagtrigger_s3_endpoint_url"
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,7 @@ class LocalStack(Service):
             "MwaaEnvironmentNames": ",".join(routes.environment_names),
             "SourceBucketNames": ",".join(self.source_buckets),
             "CreateSourceBucket": "false",
+            "SetManifestLocation": SET_MANIFEST_LOCATION,
         }
         if config.transport is not None:
             parameters["MwaaTransport"] = config.transport
@@ -209,6 +216,9 @@ class LocalStack(Service):
             self.s3.put_bucket_versioning(
                 Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
             )
+        self.s3.create_bucket(Bucket=MANIFEST_BUCKET)
+        # The sample DAG load_export reads manifests with boto3: here from moto.
+        set_variable(self.airflow, S3_ENDPOINT_VARIABLE, self.moto.endpoint_url)
 
     def stop(self) -> None:
         """Stop the runner's threads, the emulator and every process. Safe to call twice."""

@@ -47,7 +47,7 @@ def _fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- real Apache Airflow, started once per session for contract and end-to-end tests ---------
 
 CONF_SINK_ENV = "DAGTRIGGER_CONF_SINK"
-SAMPLE_DAGS = ("ingest_sales", "echo_conf", "always_paused", "fails_in_a_task")
+SAMPLE_DAGS = ("ingest_sales", "echo_conf", "load_export", "always_paused", "fails_in_a_task")
 
 
 def airflow_versions_under_test() -> list[str]:

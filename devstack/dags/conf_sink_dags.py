@@ -5,6 +5,13 @@
 else the Airflow Variable `dagtrigger_conf_sink`; with neither they only log it. Contract and
 end-to-end tests read those files to assert that "the task sees the conf". They parse on
 Airflow 3 (airflow.sdk) and on Airflow 2.10 (airflow.decorators).
+
+`load_export` is what a file-set route's DAG does with its conf: it takes the set's objects
+from ``conf["objects"]`` or, when the list was too large for a conf, from the JSON manifest that
+``conf["manifest"]`` names (read with boto3, so on MWAA the execution role needs s3:GetObject
+there; the local stack points it at moto through the Airflow Variable
+`dagtrigger_s3_endpoint_url`), checks the list against ``conf["set"]["object_count"]`` and
+records the keys it would load.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ except ImportError:  # Airflow 2.x
 
 SINK_ENV = "DAGTRIGGER_CONF_SINK"
 SINK_VARIABLE = "dagtrigger_conf_sink"
+#: where S3 answers, for a local stack (unset on MWAA: boto3's own endpoint)
+S3_ENDPOINT_VARIABLE = "dagtrigger_s3_endpoint_url"
 _UNSAFE_FILENAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_.~+-]")
 log = logging.getLogger(__name__)
 
@@ -35,8 +44,9 @@ def conf_sink_directory() -> Path | None:
     return Path(configured) if configured else None
 
 
-def record_conf(dag_run: Any) -> dict[str, Any]:
-    """Log the run's conf and, when a sink is configured, write it there atomically."""
+def record_conf(dag_run: Any, **found: Any) -> dict[str, Any]:
+    """Log the run's conf and, when a sink is configured, write it there atomically, with
+    whatever else the task ``found`` (e.g. a file set's object keys)."""
     conf = dict(dag_run.conf or {})
     log.info("dag %s run %s received conf %s", dag_run.dag_id, dag_run.run_id, json.dumps(conf))
     sink = conf_sink_directory()
@@ -47,7 +57,7 @@ def record_conf(dag_run: Any) -> dict[str, Any]:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".json.partial")
         partial.write_text(
-            json.dumps({"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "conf": conf})
+            json.dumps({"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "conf": conf, **found})
         )
         partial.replace(target)  # readers never see half a file
         log.info("wrote conf to %s", target)
@@ -81,5 +91,58 @@ def _conf_recording_dag(dag_id: str, description: str) -> Any:
     return conf_recording()
 
 
+def file_set_objects(conf: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """The objects of the file set a run was started for, and where they were listed ("conf"
+    or the manifest's URI). Raises ValueError when the list is not the set's."""
+    about = conf.get("set") or {}
+    if "objects" in conf:
+        objects, listed_in = list(conf["objects"]), "conf"
+    elif "manifest" in conf:
+        listed_in = str(conf["manifest"])
+        manifest = _read_s3_json(listed_in)
+        if (manifest.get("set") or {}).get("id") != about.get("id"):
+            raise ValueError(f"{listed_in} is the manifest of another set, not {about.get('id')}")
+        objects = list(manifest["objects"])
+    else:
+        raise ValueError("the conf names neither objects nor a manifest: not a file set's run")
+    if len(objects) != about.get("object_count"):
+        raise ValueError(
+            f"{listed_in} lists {len(objects)} objects, the set has {about.get('object_count')}"
+        )
+    return objects, listed_in
+
+
+def _read_s3_json(uri: str) -> dict[str, Any]:
+    import boto3  # MWAA's images have it; imported here so the other DAGs parse without it
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3", endpoint_url=_variable_or_none(S3_ENDPOINT_VARIABLE))
+    document: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return document
+
+
+@dag(
+    dag_id="load_export",
+    description="Load the objects of a file set (an export's parts), listed in conf or manifest.",
+    schedule=None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["dagtrigger", "sample", "file-set"],
+)
+def load_export() -> None:
+    @task(task_id="load_objects")
+    def load_objects(dag_run: Any = None) -> int:
+        conf = dict(dag_run.conf or {})
+        objects, listed_in = file_set_objects(conf)
+        for obj in objects:
+            log.info("would load s3://%s/%s (%s bytes)", obj["bucket"], obj["key"], obj["size"])
+        keys = [str(obj["key"]) for obj in objects]
+        record_conf(dag_run, object_keys=keys, objects_listed_in=listed_in)
+        return len(keys)
+
+    load_objects()
+
+
+load_export()
 ingest_sales = _conf_recording_dag("ingest_sales", "Ingest a sales file named in the run's conf.")
 echo_conf = _conf_recording_dag("echo_conf", "Log and record whatever conf the run was given.")

@@ -32,7 +32,7 @@ DEMO_FILES = {
 DELIVERED_TWICE = "sales/2026-11-21.csv"
 FINAL = {"SUCCESS", "FAILED", "REJECTED", "TRIGGER_FAILED", "IGNORED"}
 #: the demo routes' file-set route (devstack/demo/routes.yaml) and its DAG
-SET_ROUTE, SET_DAG = "exports", "echo_conf"
+SET_ROUTE, SET_DAG = "exports", "load_export"
 SET_PARTS = 50
 
 

@@ -1,6 +1,8 @@
 """End to end: an export of 200 part files and its _SUCCESS marker on the demo's file-set route
 (``exports``), their events delivered in random order, one in five twice, from ten senders at
-once, start exactly one run of ``echo_conf`` on the local Airflow, whose conf lists the 200 keys.
+once, start exactly one run of ``load_export`` on the local Airflow, whose conf lists the 200
+keys (and whose task finds them there). A set too large for a conf is listed in a manifest,
+which the task reads from S3.
 
 The bucket's EventBridge notifications are off while the objects are written, so that their
 events arrive only as the test sends them (the order S3 wrote them in says nothing of the order
@@ -17,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -26,12 +29,13 @@ from boto3.dynamodb.conditions import Key
 
 from dagtrigger import ids
 from devstack.processes import wait_until
-from devstack.stack import LocalStack
+from devstack.stack import SET_MANIFEST_LOCATION, LocalStack
+from tests.e2e.test_http_and_schedules import task_record
 
 pytestmark = pytest.mark.e2e
 
 ROUTE = "exports"
-DAG_ID = "echo_conf"
+DAG_ID = "load_export"
 PARTS = 200
 TIMEOUT_SECONDS = 180
 
@@ -77,7 +81,7 @@ def object_created(bucket: str, key: str, put: dict[str, Any], size: int, n: int
 
 
 def test_two_hundred_parts_and_a_marker_in_random_order_start_one_run_listing_them(
-    stack: LocalStack,
+    stack: LocalStack, conf_sink: Path
 ) -> None:
     assert stack.airflow is not None
     bucket = stack.source_bucket
@@ -159,6 +163,10 @@ def test_two_hundred_parts_and_a_marker_in_random_order_start_one_run_listing_th
         if (candidate.get("conf") or {}).get("set", {}).get("id") == set_id
     ]
     assert runs_of_the_set == [run_record["dag_run_id"]]
+
+    # And the run's task found the 200 objects in its conf
+    found = task_record(conf_sink, DAG_ID, run_record["dag_run_id"])
+    assert (found["objects_listed_in"], found["object_keys"]) == ("conf", keys)
 
 
 #: how often the local stack fires the reconciler (the template's rate(1 minute))
@@ -256,3 +264,54 @@ def test_count_and_quiet_sets_complete_on_time_and_once(stack: LocalStack) -> No
             run = table.get_item(Key={"pk": file_set["run_trigger_id"]})["Item"]
             assert run["status"] in {"TRIGGERED", "RUNNING", "SUCCESS"}, run
             assert int(run["deliveries"]) == 1
+
+
+#: parts enough that their list is over the functions' conf limit (32 KiB): ~115 bytes each
+MANIFEST_PARTS = 400
+
+
+def test_a_set_too_large_for_a_conf_is_listed_in_a_manifest_the_dag_reads(
+    stack: LocalStack, conf_sink: Path
+) -> None:
+    table = stack.history_table()
+    bucket = stack.source_bucket
+    folder = f"big/e2e-{uuid.uuid4().hex[:8]}"
+    keys = [f"{folder}/part-{number:05d}.csv" for number in range(MANIFEST_PARTS)]
+    manifests = f"{SET_MANIFEST_LOCATION}big/"
+    route = set_route("big-exports", "big/", marker="_SUCCESS", manifest=manifests)
+    with routes_with(stack, route):
+        # Given a route whose sets write manifests under the stack's SetManifestLocation
+        # When 400 parts land, then their marker
+        for key in keys:
+            stack.s3.put_object(Bucket=bucket, Key=key, Body=b"order,amount\n1,2\n")
+        stack.s3.put_object(Bucket=bucket, Key=f"{folder}/_SUCCESS", Body=b"")
+
+        # Then the set completes by its marker with every part
+        set_id = ids.file_set_id("big-exports", folder)
+
+        def completed() -> dict[str, Any] | None:
+            item = table.get_item(Key={"pk": set_id}, ConsistentRead=True).get("Item")
+            return item if item and item.get("run_trigger_id") else None
+
+        file_set = wait_until(completed, timeout=TIMEOUT_SECONDS, interval=2.0, what="the set")
+        assert (file_set["completion_reason"], int(file_set["member_count"])) == (
+            "marker",
+            MANIFEST_PARTS,
+        )
+
+    # And the run's conf names the manifest instead of listing the objects
+    run_record = table.get_item(Key={"pk": file_set["run_trigger_id"]})["Item"]
+    found = task_record(conf_sink, DAG_ID, run_record["dag_run_id"])
+    manifest_uri = f"{manifests}{set_id}.json"
+    assert "objects" not in found["conf"]
+    assert found["conf"]["manifest"] == manifest_uri
+    assert found["conf"]["set"]["object_count"] == MANIFEST_PARTS
+
+    # And the manifest in S3 lists the parts, which is where the task found them
+    manifest_bucket, _, manifest_key = manifest_uri.removeprefix("s3://").partition("/")
+    manifest = json.loads(
+        stack.s3.get_object(Bucket=manifest_bucket, Key=manifest_key)["Body"].read()
+    )
+    assert manifest["set"]["id"] == set_id
+    assert [obj["key"] for obj in manifest["objects"]] == keys
+    assert (found["objects_listed_in"], found["object_keys"]) == (manifest_uri, keys)

@@ -66,13 +66,19 @@ def iam_signed(
     return requests.request(method, url, data=data, headers=dict(request.headers), timeout=60)
 
 
-def conf_received(conf_sink: Path, dag_id: str, run_id: str) -> dict[str, Any]:
-    """The conf the run's task wrote to the sink (devstack/dags/conf_sink_dags.py)."""
+def task_record(conf_sink: Path, dag_id: str, run_id: str) -> dict[str, Any]:
+    """What the run's task wrote to the sink (devstack/dags/conf_sink_dags.py): its conf and
+    whatever else it found."""
     sink_file = conf_sink / dag_id / f"{_UNSAFE_FILENAME_CHARACTERS.sub('_', run_id)}.json"
     wait_until(sink_file.exists, timeout=RUN_TIMEOUT_SECONDS, what=f"the task of run {run_id}")
     written: dict[str, Any] = json.loads(sink_file.read_text())
     assert written["run_id"] == run_id
-    conf: dict[str, Any] = written["conf"]
+    return written
+
+
+def conf_received(conf_sink: Path, dag_id: str, run_id: str) -> dict[str, Any]:
+    """The conf the run's task received."""
+    conf: dict[str, Any] = task_record(conf_sink, dag_id, run_id)["conf"]
     return conf
 
 
