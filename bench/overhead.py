@@ -20,6 +20,8 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +69,7 @@ class OverheadResult:
         return sum(self.dynamodb[op] for op in DYNAMODB_READS) / max(1, len(self.overhead_ms))
 
 
-class _ThreadProbe:
+class ThreadProbe:
     """botocore event handlers that count and time the calls of one thread."""
 
     def __init__(self) -> None:
@@ -115,28 +117,22 @@ def measure(
     variables = runner.function_environment(FUNCTION)
     if pace_per_second is None:  # 80% of one instance's share: its limiter never waits
         pace_per_second = 0.8 * float(variables.get("REST_API_MAX_TPS", "5"))
-    probe = _ThreadProbe()
-    events = boto3._get_default_session().events  # the layer's clients' session
-    events.register("before-send", probe.before_send, unique_id="bench-before-send")
-    events.register("after-call.mwaa", probe.after_call, unique_id="bench-after-call")
-    events.register("after-call-error.mwaa", probe.after_call, unique_id="bench-after-error")
-    events.register("after-call.dynamodb", probe.after_dynamodb_call, unique_id="bench-ddb-call")
     result = OverheadResult(triggers, warmup, pace_per_second=pace_per_second)
     run = uuid.uuid4().hex[:8]
-    try:
-        with environment(variables):
-            _reset_layer()
-            handler = _load_handler(HANDLER_FILE)
+    with probing() as probe, environment(variables):
+        try:
+            reset_layer()
+            handler = load_handler(HANDLER_FILE)
             started = time.monotonic()
             for index in range(warmup + triggers):
                 delay = started + index / pace_per_second - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
                 body = json.dumps(eventbridge_event(_object(stack, run, index)))
-                event = {"Records": [_sqs_record(body)]}
+                event = {"Records": [sqs_record(body)]}
                 probe.reset()
                 began, cpu_began = time.perf_counter(), time.thread_time()
-                answer = handler(event, _context(variables))
+                answer = handler(event, lambda_context(variables))
                 elapsed = time.perf_counter() - began
                 cpu = time.thread_time() - cpu_began
                 if answer.get("batchItemFailures"):
@@ -151,13 +147,27 @@ def measure(
                 result.overhead_ms.append((elapsed - probe.mwaa_seconds) * 1000)
                 result.dynamodb.update(probe.dynamodb)
                 result.mwaa_calls.update(probe.mwaa)
+        finally:
+            reset_layer()  # the runner's functions build theirs again, with their variables
+    return result
+
+
+@contextmanager
+def probing() -> Iterator[ThreadProbe]:
+    """A probe of this thread's AWS calls, hooked into the layer's clients' session."""
+    probe = ThreadProbe()
+    events = boto3._get_default_session().events
+    events.register("before-send", probe.before_send, unique_id="bench-before-send")
+    events.register("after-call.mwaa", probe.after_call, unique_id="bench-after-call")
+    events.register("after-call-error.mwaa", probe.after_call, unique_id="bench-after-error")
+    events.register("after-call.dynamodb", probe.after_dynamodb_call, unique_id="bench-ddb-call")
+    try:
+        yield probe
     finally:
         events.unregister("before-send", unique_id="bench-before-send")
         events.unregister("after-call.mwaa", unique_id="bench-after-call")
         events.unregister("after-call-error.mwaa", unique_id="bench-after-error")
         events.unregister("after-call.dynamodb", unique_id="bench-ddb-call")
-        _reset_layer()  # the runner's functions build theirs again, with their variables
-    return result
 
 
 def _object(stack: LocalStack, run: str, index: int) -> PutObject:
@@ -171,7 +181,7 @@ def _object(stack: LocalStack, run: str, index: int) -> PutObject:
     )
 
 
-def _sqs_record(body: str) -> dict[str, Any]:
+def sqs_record(body: str) -> dict[str, Any]:
     now_ms = str(int(time.time() * 1000))
     return {
         "messageId": str(uuid.uuid4()),
@@ -191,7 +201,7 @@ def _sqs_record(body: str) -> dict[str, Any]:
     }
 
 
-def _context(variables: dict[str, str]) -> LambdaContext:
+def lambda_context(variables: dict[str, str], timeout_seconds: float = 60) -> LambdaContext:
     name = variables.get("AWS_LAMBDA_FUNCTION_NAME", "s3-events")
     return LambdaContext(
         function_name=name,
@@ -201,11 +211,11 @@ def _context(variables: dict[str, str]) -> LambdaContext:
         aws_request_id=str(uuid.uuid4()),
         log_group_name=f"/aws/lambda/{name}",
         log_stream_name="bench",
-        deadline_monotonic=time.monotonic() + 60,
+        deadline_monotonic=time.monotonic() + timeout_seconds,
     )
 
 
-def _load_handler(path: Path) -> Any:
+def load_handler(path: Path) -> Any:
     spec = importlib.util.spec_from_file_location("bench_s3_events_app", path)
     assert spec is not None
     assert spec.loader is not None
@@ -214,7 +224,7 @@ def _load_handler(path: Path) -> Any:
     return module.lambda_handler
 
 
-def _reset_layer() -> None:
+def reset_layer() -> None:
     from dagtrigger.dependencies import reset_instance_state
 
     reset_instance_state()

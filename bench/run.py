@@ -36,6 +36,9 @@ from bench.baseline_side import SampleLambda, describe_errors
 from bench.cold import ColdStart, run_cold_start
 from bench.emulator_calls import EmulatorTally
 from bench.events import set_dag_paused
+from bench.file_sets import FUNCTION_TIMEOUT_SECONDS as FILE_SET_FUNCTION_TIMEOUT
+from bench.file_sets import FileSetResult, Invocation
+from bench.file_sets import measure as measure_file_sets
 from bench.overhead import DYNAMODB_READS, DYNAMODB_WRITES, OverheadResult
 from bench.overhead import measure as measure_overhead
 from bench.scenarios import SideResult, baseline_side, dagtrigger_side, reconciler_held
@@ -46,7 +49,7 @@ from devstack.stack import LocalStack, StackConfig
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
 WORK = STACK_DIR / "bench"
-PARTS = ("rest", "overhead", "cli", "cold", "package", "demo")
+PARTS = ("rest", "overhead", "file_sets", "cli", "cold", "package", "demo")
 MWAA_RATE = 10.0  # MWAA's documented InvokeRestApi rate, requests a second per environment
 
 
@@ -58,6 +61,8 @@ class Sizes:
     cli_burst: int = 100  # burst, CLI transport
     baseline_paced: int = 10  # the sample, one event at a time (calls per trigger)
     overhead: int = 300  # in-process triggers for the overhead percentiles
+    set_parts: int = 10_000  # a file set as large as a route allows, its marker first
+    set_parts_by_event: int = 1000  # a file set whose parts' events come before its marker
     cold_rounds: int = 20
     rounds: int = 1
     pace: float = 8.0  # objects a second for the paced scenarios (under MWAA's 10)
@@ -72,6 +77,8 @@ QUICK = Sizes(
     cli_burst=10,
     baseline_paced=3,
     overhead=60,
+    set_parts=1000,
+    set_parts_by_event=100,
     cold_rounds=3,
 )
 
@@ -85,6 +92,7 @@ class Results:
     cli_bursts: list[tuple[SideResult, SideResult]] = field(default_factory=list)
     cli_command_ms: list[float] = field(default_factory=list)
     overhead: OverheadResult | None = None
+    file_sets: FileSetResult | None = None
     cold: list[ColdStart] = field(default_factory=list)
     cold_table: str = ""
     artifacts: list[footprint.Artifact] = field(default_factory=list)
@@ -248,6 +256,15 @@ def _rest_stack(results: Results, skip: set[str]) -> None:
                 _say(f"overhead: {sizes.overhead} triggers in this process")
                 with reconciler_held(stack.runner):  # type: ignore[arg-type]
                     results.overhead = measure_overhead(stack, triggers=sizes.overhead)
+            if "file_sets" not in skip:
+                _say(
+                    f"file sets: {sizes.set_parts} parts, marker first; "
+                    f"{sizes.set_parts_by_event} parts, marker last"
+                )
+                with reconciler_held(stack.runner):  # type: ignore[arg-type]
+                    results.file_sets = measure_file_sets(
+                        stack, parts=sizes.set_parts, parts_by_event=sizes.set_parts_by_event
+                    )
         finally:
             tally.stop()
     finally:
@@ -490,6 +507,8 @@ def report(results: Results, skip: set[str], seconds: float, *, quick: bool) -> 
                 target.verdict(writes),
             ]
         )
+    if results.file_sets is not None:
+        rows += _file_set_rows(results.file_sets)
     rows += _package_rows(results)
     if results.memory is not None:
         target = Target(2048)
@@ -706,6 +725,69 @@ def _cold_rows(cold: list[ColdStart]) -> list[list[object]]:
     return rows
 
 
+def _file_set_rows(result: FileSetResult) -> list[list[object]]:
+    """The marker's invocation, first and last, and what the parts' own events cost."""
+    limit = Target(FILE_SET_FUNCTION_TIMEOUT / 2)
+
+    def calls(invocation: Invocation, per: int = 1) -> str:
+        dynamodb = ", ".join(
+            f"{op} {count / per:.{0 if per == 1 else 2}f}"
+            for op, count in sorted(invocation.dynamodb.items())
+        )
+        mwaa = sum(invocation.mwaa.values()) / per
+        return f"DynamoDB: {dynamodb or 'none'}; MWAA calls {mwaa:.{0 if per == 1 else 2}f}"
+
+    rows: list[list[object]] = []
+    for title, invocation, parts in (
+        ("marker first (its listing joins every part)", result.marker_first, result.parts),
+        ("marker last (every part joined already)", result.marker_last, result.parts_by_event),
+    ):
+        rows.append(
+            [
+                f"file set of {parts} parts, {title}",
+                "the marker's invocation: time (function timeout "
+                f"{FILE_SET_FUNCTION_TIMEOUT:.0f} s); calls",
+                f"{invocation.seconds:.1f} s; {calls(invocation)}"
+                + (f"; {invocation.failures} failed" if invocation.failures else ""),
+                "",
+                "",
+                limit.describe(" s"),
+                limit.verdict(invocation.seconds, " s") if not invocation.failures else "FAILED",
+            ]
+        )
+    events = result.part_events
+    per_part = max(1, result.parts_by_event)
+    rows.append(
+        [
+            f"  its {result.parts_by_event} parts' own events, batches of 10",
+            "per part: handler time; calls",
+            f"{events.seconds / per_part * 1000:.1f} ms; {calls(events, per_part)}"
+            + (f"; {events.failures} failed" if events.failures else ""),
+            "",
+            "",
+            "reported",
+            "",
+        ]
+    )
+    expected = {
+        "marker first": ("marker", result.parts, True),
+        "marker last": ("marker", result.parts_by_event, True),
+    }
+    rows.append(
+        [
+            "  both sets",
+            "(completion, members, run recorded); manifest of the large one",
+            "; ".join(f"{name}: {outcome}" for name, outcome in result.outcomes.items())
+            + f"; manifest {'written' if result.manifest_written else 'MISSING'}",
+            "",
+            "",
+            "one run each, every part a member",
+            "met" if result.outcomes == expected and result.manifest_written else "MISSED",
+        ]
+    )
+    return rows
+
+
 def _package_rows(results: Results) -> list[list[object]]:
     rows: list[list[object]] = []
     for artifact in results.artifacts:
@@ -839,6 +921,11 @@ def _notes(results: Results, floor_note: str) -> list[str]:
         "this thread only). DynamoDB requests counted the same way (before-send, by operation; "
         f"writes: {', '.join(sorted(DYNAMODB_WRITES))}; "
         f"reads: {', '.join(sorted(DYNAMODB_READS))}).",
+        "- File sets: the same in-process handler on a set route added to the stack's routes "
+        "(marker _SUCCESS, max_objects 10,000, manifests under SetManifestLocation), S3's "
+        "notifications off while the parts are written (only the events sent here are "
+        "handled); the marker's invocation is timed whole (listing, joins, completion, "
+        "manifest, trigger) against half the function's timeout; calls counted as above.",
         "- Idle memory: RSS summed over this launcher (which hosts the emulator and the runner) "
         "and every process it started (Airflow's, DynamoDB Local's, moto's), 5 s after start; "
         "RSS counts shared pages in each process, PSS does not.",

@@ -184,6 +184,11 @@ class IamView:
     def _dynamodb(self, action: str, operation: str, params: dict[str, Any]) -> list[Call]:
         if operation == "TransactWriteItems":
             return self._transaction(params)
+        if operation == "BatchGetItem":  # one request, IAM checks every key's partition
+            ((table, request),) = params["RequestItems"].items()
+            assert table == self._table_name, table
+            keys = tuple(str(key["pk"]) for key in request["Keys"])
+            return [Call(action, TABLE, (("dynamodb:LeadingKeys", keys),))]
         assert params["TableName"] == self._table_name, params["TableName"]
         if operation == "Query":
             index = params["IndexName"]
@@ -582,7 +587,7 @@ def test_the_s3_events_function_may_make_every_call_of_a_file_set(aws_stack: Sta
     assert run["conf"]["manifest"].startswith(f"{MANIFESTS}daily/s-")
     used = assert_every_call_allowed(aws_stack, "S3EventsFunction")
     assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"} <= used
-    assert {"s3:ListBucket", "s3:PutObject"} <= used
+    assert {"dynamodb:BatchGetItem", "s3:ListBucket", "s3:PutObject"} <= used
 
 
 def test_the_schedules_function_may_make_every_call_of_a_fire(aws_stack: Stack) -> None:

@@ -731,12 +731,14 @@ def history_universe() -> list[Call]:
 
 RECORD_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem")
 #: what each function's code does with the history table: claims and status changes (conditional
-#: put, read-back, conditional update) of trigger records, the API's health probe and history
+#: put, read-back, conditional update) of trigger records (and, for a marker's listing, a batch
+#: read of which members are recorded), the API's health probe and history
 #: reads, the reconciler's reads of open records by status and its conditional updates
 HISTORY_CALLS = {
     "S3EventsFunction": {
         item_call(action, key) for action in RECORD_ACTIONS for key in (TRIGGER_KEY, SET_KEY)
     }
+    | {item_call("dynamodb:BatchGetItem", TRIGGER_KEY)}
     | {index_call("dynamodb:Query", schema.INDEX_BY_SET, SET_KEY)}
     | {index_call("dynamodb:Query", schema.INDEX_BY_SOURCE, "s3://landing/sales/2026-11-21.csv")},
     "SchedulesFunction": {item_call(action, TRIGGER_KEY) for action in RECORD_ACTIONS},

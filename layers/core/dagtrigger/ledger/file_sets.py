@@ -5,7 +5,8 @@ of its objects.
 * A member joins with one transaction: its own record (put if absent: a redelivery of the same
   object fails here and is counted instead) and the set's counters (the set is created by its
   first member; the write holds only while the set is OPEN and below its limit). A set that is
-  no longer open refuses the whole transaction: the object is late.
+  no longer open refuses the whole transaction: the object is late. A marker's folder listing
+  joins the objects not yet recorded up to 99 to a transaction (with one update of the set).
 * Completion is one conditional write, OPEN -> SET_COMPLETE with its reason: whoever makes it
   starts the set's run. A set keeps ``pending_event = file_set`` (the sparse ``by_pending_event``
   index) from its creation until its run is recorded, so the reconciler's pass reads every open
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -52,6 +53,10 @@ S = TriggerStatus
 #: transactions tried before concluding that other writers keep winning (a busy set's item is
 #: written by every member; DynamoDB refuses concurrent transactions on one item)
 MAX_TRANSACTION_ATTEMPTS: Final = 12
+#: listed members joined per transaction: DynamoDB takes 100 writes in one, one is the set's
+LISTED_MEMBERS_PER_TRANSACTION: Final = 99
+#: keys per BatchGetItem (DynamoDB's limit)
+KEYS_PER_BATCH_GET: Final = 100
 
 
 class CompletionReason(StrEnum):
@@ -130,15 +135,9 @@ class FileSetLedger:
         for attempt in range(MAX_TRANSACTION_ATTEMPTS):
             now = self._clock()
             try:
-                # The table resource's client takes and gives Python values, as the table does.
-                self._table.meta.client.transact_write_items(
-                    TransactItems=[
-                        self._member_put(file_set, member, now),
-                        self._set_update(file_set, member, now),
-                    ]
-                )
+                self._transact_join(file_set, [member], now)
             except ClientError as exc:
-                reasons = _cancellation_codes(exc)
+                reasons = _cancellation_reasons(exc, 2)
                 if reasons is None:
                     raise
                 member_reason, set_reason = reasons
@@ -147,13 +146,98 @@ class FileSetLedger:
                 if set_reason.code == "ConditionalCheckFailed":
                     return Joined(JoinOutcome.SET_CLOSED, to_record(set_reason.item, PARTITION_KEY))
                 # TransactionConflict: another member's transaction holds the set's item
-                self._sleep(self._draw() * min(1.0, 0.02 * 2**attempt))  # full jitter
+                self._back_off(attempt)
                 continue
             record = self.get(file_set.set_id)
             if record is None:  # written a moment ago; only its TTL, years away, removes it
                 raise RuntimeError(f"set {file_set.set_id} vanished after its member joined")
             return Joined(JoinOutcome.JOINED, record)
         raise LedgerContentionError(file_set.set_id, MAX_TRANSACTION_ATTEMPTS)
+
+    def join_listed(self, file_set: FileSetRef, members: Sequence[SetMember]) -> int:
+        """Add the listed ``members`` (a marker's folder: up to 10,000 objects in one
+        invocation) that are not recorded yet, up to 99 per transaction; how many joined.
+
+        Objects already recorded are left as they are: a listing is not a delivery. Found by
+        BatchGetItem first, so a marker after its parts writes nothing for them; one recorded
+        meanwhile fails its transaction, which is tried again without it. A set that closes,
+        or has no room left for a whole chunk, takes the chunk's objects one by one, as their
+        own events would."""
+        unique = list({member.trigger_id: member for member in members}.values())
+        recorded = self._recorded({member.trigger_id for member in unique})
+        waiting = [member for member in unique if member.trigger_id not in recorded]
+        per_transaction = max(1, min(LISTED_MEMBERS_PER_TRANSACTION, file_set.limit))
+        return sum(
+            self._join_chunk(file_set, waiting[start : start + per_transaction])
+            for start in range(0, len(waiting), per_transaction)
+        )
+
+    def _join_chunk(self, file_set: FileSetRef, chunk: list[SetMember]) -> int:
+        for attempt in range(MAX_TRANSACTION_ATTEMPTS):
+            if not chunk:
+                return 0
+            try:
+                self._transact_join(file_set, chunk, self._clock())
+            except ClientError as exc:
+                reasons = _cancellation_reasons(exc, len(chunk) + 1)
+                if reasons is None:
+                    raise
+                *member_reasons, set_reason = reasons
+                recorded = {
+                    member.trigger_id
+                    for member, reason in zip(chunk, member_reasons, strict=True)
+                    if reason.code == "ConditionalCheckFailed"
+                }
+                if recorded:  # their own events joined them meanwhile
+                    chunk = [member for member in chunk if member.trigger_id not in recorded]
+                elif set_reason.code == "ConditionalCheckFailed":
+                    joined = (self.join(file_set, member).outcome for member in chunk)
+                    return sum(1 for outcome in joined if outcome is JoinOutcome.JOINED)
+                else:
+                    self._back_off(attempt)
+                continue
+            return len(chunk)
+        raise LedgerContentionError(file_set.set_id, MAX_TRANSACTION_ATTEMPTS)
+
+    def _transact_join(
+        self, file_set: FileSetRef, members: Sequence[SetMember], now: datetime
+    ) -> None:
+        # The table resource's client takes and gives Python values, as the table does.
+        self._table.meta.client.transact_write_items(
+            TransactItems=[
+                *(self._member_put(file_set, member, now) for member in members),
+                self._set_update(file_set, members, now),
+            ]
+        )
+
+    def _recorded(self, trigger_ids: set[str]) -> set[str]:
+        """Which of ``trigger_ids`` have a record (eventually consistent: a transaction's
+        condition has the last word)."""
+        found: set[str] = set()
+        ordered = sorted(trigger_ids)
+        for start in range(0, len(ordered), KEYS_PER_BATCH_GET):
+            request: dict[str, Any] = {
+                self._table.name: {
+                    "Keys": [
+                        {PARTITION_KEY: key} for key in ordered[start : start + KEYS_PER_BATCH_GET]
+                    ],
+                    "ProjectionExpression": "#pk",
+                    "ExpressionAttributeNames": {"#pk": PARTITION_KEY},
+                }
+            }
+            for attempt in range(MAX_TRANSACTION_ATTEMPTS):
+                response = self._table.meta.client.batch_get_item(RequestItems=request)
+                items = response.get("Responses", {}).get(self._table.name, ())
+                found.update(str(item[PARTITION_KEY]) for item in items)
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                self._back_off(attempt)
+            # Keys still unprocessed count as not recorded: their transaction decides.
+        return found
+
+    def _back_off(self, attempt: int) -> None:
+        self._sleep(self._draw() * min(1.0, 0.02 * 2**attempt))  # full jitter
 
     def record_outside_set(
         self,
@@ -317,8 +401,11 @@ class FileSetLedger:
             }
         }
 
-    def _set_update(self, file_set: FileSetRef, member: SetMember, now: datetime) -> dict[str, Any]:
-        """Create the set with its first member, or count one more member in it."""
+    def _set_update(
+        self, file_set: FileSetRef, members: Sequence[SetMember], now: datetime
+    ) -> dict[str, Any]:
+        """Create the set with its first members, or count ``members`` more in it (while it is
+        open and has room for all of them)."""
         stamp = to_timestamp(now)
         created = {
             "trigger_id": file_set.set_id,
@@ -340,8 +427,9 @@ class FileSetLedger:
         }
         names = {"#status": "status", "#pk": PARTITION_KEY}
         values: dict[str, Any] = {":open": str(S.SET_OPEN), ":now": stamp, ":one": 1}
-        values[":size"] = member.size
-        values[":limit"] = file_set.limit
+        values[":joined"] = len(members)
+        values[":size"] = sum(member.size for member in members)
+        values[":room"] = file_set.limit - len(members)
         assignments = ["#status = if_not_exists(#status, :open)", "last_member_at = :now"]
         assignments.append("updated_at = :now")
         for index, (name, value) in enumerate(created.items()):
@@ -354,10 +442,10 @@ class FileSetLedger:
                 "Key": {PARTITION_KEY: file_set.set_id},
                 "UpdateExpression": (
                     f"SET {', '.join(assignments)} "
-                    "ADD member_count :one, total_size :size, revision :one"
+                    "ADD member_count :joined, total_size :size, revision :one"
                 ),
                 "ConditionExpression": (
-                    "attribute_not_exists(#pk) OR (#status = :open AND member_count < :limit)"
+                    "attribute_not_exists(#pk) OR (#status = :open AND member_count <= :room)"
                 ),
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
@@ -381,22 +469,21 @@ class _Reason:
     item: dict[str, Any]
 
 
-def _cancellation_codes(exc: ClientError) -> tuple[_Reason, _Reason] | None:
-    """The two items' reasons of a cancelled transaction (member, set), else None."""
+def _cancellation_reasons(exc: ClientError, items: int) -> list[_Reason] | None:
+    """The reasons of a cancelled transaction of ``items`` writes, in their order, else None."""
     if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
         return None
     reasons = exc.response.get("CancellationReasons") or []
-    if len(reasons) != 2:
+    if len(reasons) != items:
         # Some clients leave the reasons out; the message lists them in order.
         message = exc.response.get("Error", {}).get("Message", "")
         codes = message.partition("[")[2].rstrip("]").split(", ")
         reasons = [{"Code": code.strip()} for code in codes]
-        if len(reasons) != 2:
+        if len(reasons) != items:
             return None
-    member, file_set = (
+    return [
         _Reason(reason.get("Code"), from_low_level(reason.get("Item") or {})) for reason in reasons
-    )
-    return member, file_set
+    ]
 
 
 def _is_condition_failure(exc: ClientError) -> bool:

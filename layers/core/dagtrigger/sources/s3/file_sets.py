@@ -89,8 +89,8 @@ def complete_by_marker(
     member; a redelivered marker finds the set complete and starts nothing."""
     file_set = file_set_ref(route, group, 0)
     ledger = _ledger(deps)
-    for listed in _listed_members(event, route, group, deps):
-        ledger.join(file_set, _member(listed, route))  # a member already there is a duplicate
+    listed = [_member(found, route) for found in _listed_members(event, route, group, deps)]
+    ledger.join_listed(file_set, listed)
     completed = ledger.complete(file_set.set_id, CompletionReason.MARKER)
     if completed is not None:
         logger.info(
