@@ -20,9 +20,8 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +87,7 @@ def measure(stack: LocalStack, *, parts: int, parts_by_event: int) -> FileSetRes
     first_folder = f"{PREFIX}{run}-marker-first"
     last_folder = f"{PREFIX}{run}-marker-last"
     with _set_route(stack):
-        with _notifications_off(stack):
+        with stack.s3_events_held_back():
             _write_parts(stack, first_folder, parts)  # the marker's listing finds them
             first_marker = _write(stack, f"{first_folder}/{MARKER}")
             last_parts = _write_parts(stack, last_folder, parts_by_event)
@@ -146,15 +145,11 @@ def _handle(
     return marker_first, part_events, marker_last
 
 
-@contextmanager
-def _set_route(stack: LocalStack) -> Iterator[None]:
-    """The stack's routes file with the bench's set route (the handler reads it per event)."""
+def _set_route(stack: LocalStack) -> AbstractContextManager[None]:
+    """The bench's set route, on the routes file's first environment."""
     assert stack.routes is not None
-    path = stack.routes.path
-    original = path.read_text(encoding="utf-8")
-    document = yaml.safe_load(original)
-    environment_name = next(iter(document["environments"]))
-    document["s3"].append(
+    environment_name = next(iter(yaml.safe_load(stack.routes.path.read_text())["environments"]))
+    return stack.s3_routes_added(
         {
             "name": ROUTE,
             "buckets": [stack.source_bucket],
@@ -169,34 +164,18 @@ def _set_route(stack: LocalStack) -> Iterator[None]:
             },
         }
     )
-    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    try:
-        yield
-    finally:
-        path.write_text(original, encoding="utf-8")
-
-
-@contextmanager
-def _notifications_off(stack: LocalStack) -> Iterator[None]:
-    bucket = stack.source_bucket
-    stack.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
-    try:
-        yield
-    finally:
-        stack.s3.put_bucket_notification_configuration(
-            Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
-        )
 
 
 def _write_parts(stack: LocalStack, folder: str, count: int) -> list[PutObject]:
     keys = [f"{folder}/part-{number:05d}.csv" for number in range(count)]
+    s3 = stack.s3  # one client (thread-safe) for every put
     with ThreadPoolExecutor(max_workers=8) as writers:
-        return list(writers.map(lambda key: _write(stack, key), keys))
+        return list(writers.map(lambda key: _write(stack, key, s3), keys))
 
 
-def _write(stack: LocalStack, key: str) -> PutObject:
+def _write(stack: LocalStack, key: str, s3: Any = None) -> PutObject:
     body = b"" if key.endswith(MARKER) else b"order,amount\n1,2\n"
-    put = stack.s3.put_object(Bucket=stack.source_bucket, Key=key, Body=body)
+    put = (s3 or stack.s3).put_object(Bucket=stack.source_bucket, Key=key, Body=body)
     return PutObject(
         stack.source_bucket,
         key,

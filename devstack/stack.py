@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+import yaml
 from botocore.config import Config
 
 from devstack.airflow import AirflowServer, set_variable, start_airflow, wait_for_dag
@@ -315,3 +317,33 @@ class LocalStack(Service):
             **DUMMY_CREDENTIALS,
         )
         return resource.Table(resources["TriggerHistoryTable"].name)
+
+    # ------------------------------------------------------------------ scenes
+
+    @contextmanager
+    def s3_events_held_back(self, bucket: str | None = None) -> Iterator[None]:
+        """S3 sends no event for what is written to ``bucket`` (the source bucket) meanwhile:
+        its EventBridge notifications are off, so a test or demo delivers events in its order."""
+        s3, name = self.s3, bucket or self.source_bucket
+        s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={})
+        try:
+            yield
+        finally:
+            s3.put_bucket_notification_configuration(
+                Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+            )
+
+    @contextmanager
+    def s3_routes_added(self, *routes: dict[str, Any]) -> Iterator[None]:
+        """The stack's routes file with ``routes`` added to its S3 routes (the functions read
+        it again on every event), as it was afterwards."""
+        assert self.routes is not None, "the stack is not started"
+        path = self.routes.path
+        original = path.read_text(encoding="utf-8")
+        document = yaml.safe_load(original)
+        document["s3"].extend(routes)
+        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        try:
+            yield
+        finally:
+            path.write_text(original, encoding="utf-8")

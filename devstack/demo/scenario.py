@@ -73,16 +73,11 @@ def _file_set_scene(stack: LocalStack, bucket: str, console: Console, *, timeout
     for when, folder in folders.items():
         keys = [f"{folder}/part-{number:05d}.csv" for number in range(SET_PARTS)]
         marker = f"{folder}/_SUCCESS"
-        # S3 sends no event while notifications are off: the demo delivers them in its order.
-        stack.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
-        try:
+        with stack.s3_events_held_back(bucket):  # the demo delivers them, in its order
+            s3 = stack.s3
             for key in keys:
-                stack.s3.put_object(Bucket=bucket, Key=key, Body=b"order,amount\n1,2\n")
-            stack.s3.put_object(Bucket=bucket, Key=marker, Body=b"")
-        finally:
-            stack.s3.put_bucket_notification_configuration(
-                Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
-            )
+                s3.put_object(Bucket=bucket, Key=key, Body=b"order,amount\n1,2\n")
+            s3.put_object(Bucket=bucket, Key=marker, Body=b"")
         order = [marker, *keys] if when == "first" else [*keys, marker]
         for number, key in enumerate(order):
             _send_object_created(stack, bucket, key, sequencer=number)

@@ -16,15 +16,12 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-import yaml
 from boto3.dynamodb.conditions import Key
 
 from dagtrigger import ids
@@ -38,18 +35,6 @@ ROUTE = "exports"
 DAG_ID = "load_export"
 PARTS = 200
 TIMEOUT_SECONDS = 180
-
-
-@contextmanager
-def events_held_back(stack: LocalStack, bucket: str) -> Iterator[None]:
-    """S3 sends no event for what is written meanwhile (its EventBridge notifications off)."""
-    stack.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
-    try:
-        yield
-    finally:
-        stack.s3.put_bucket_notification_configuration(
-            Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
-        )
 
 
 def object_created(bucket: str, key: str, put: dict[str, Any], size: int, n: int) -> str:
@@ -90,7 +75,7 @@ def test_two_hundred_parts_and_a_marker_in_random_order_start_one_run_listing_th
     body = b"order,amount\n1,2\n"
 
     # Given an export written part by part, then its marker, while S3's events are held back
-    with events_held_back(stack, bucket):
+    with stack.s3_events_held_back(bucket):
         events = [
             object_created(bucket, key, stack.s3.put_object(Bucket=bucket, Key=key, Body=body),
                            len(body), number)
@@ -174,21 +159,6 @@ RECONCILER_INTERVAL_SECONDS = 60
 QUIET_SECONDS = 15
 
 
-@contextmanager
-def routes_with(stack: LocalStack, *routes: dict[str, Any]) -> Iterator[None]:
-    """The stack's routes file (read again on every event here) with ``routes`` added."""
-    assert stack.routes is not None
-    path = stack.routes.path
-    original = path.read_text(encoding="utf-8")
-    document = yaml.safe_load(original)
-    document["s3"].extend(routes)
-    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    try:
-        yield
-    finally:
-        path.write_text(original, encoding="utf-8")
-
-
 def set_route(name: str, prefix: str, **file_set: Any) -> dict[str, Any]:
     return {
         "name": name,
@@ -209,7 +179,7 @@ def test_count_and_quiet_sets_complete_on_time_and_once(stack: LocalStack) -> No
         set_route("counted-parts", "counted/", count=5),
         set_route("quiet-parts", "quiet/", quiet_seconds=QUIET_SECONDS),
     )
-    with routes_with(stack, *routes):
+    with stack.s3_routes_added(*routes):
         # Given a set that completes at 5 objects, and one that completes after 15 quiet seconds
         # When 6 parts land for the first (one too many) and 3 for the second
         for number in range(6):
@@ -279,7 +249,7 @@ def test_a_set_too_large_for_a_conf_is_listed_in_a_manifest_the_dag_reads(
     keys = [f"{folder}/part-{number:05d}.csv" for number in range(MANIFEST_PARTS)]
     manifests = f"{SET_MANIFEST_LOCATION}big/"
     route = set_route("big-exports", "big/", marker="_SUCCESS", manifest=manifests)
-    with routes_with(stack, route):
+    with stack.s3_routes_added(route):
         # Given a route whose sets write manifests under the stack's SetManifestLocation
         # When 400 parts land, then their marker
         for key in keys:
