@@ -135,7 +135,7 @@ class FileSetLedger:
         for attempt in range(MAX_TRANSACTION_ATTEMPTS):
             now = self._clock()
             try:
-                self._transact_join(file_set, [member], now)
+                self._transact_join(file_set, [member], now, delivered=True)
             except ClientError as exc:
                 reasons = _cancellation_reasons(exc, 2)
                 if reasons is None:
@@ -177,7 +177,7 @@ class FileSetLedger:
             if not chunk:
                 return 0
             try:
-                self._transact_join(file_set, chunk, self._clock())
+                self._transact_join(file_set, chunk, self._clock(), delivered=False)
             except ClientError as exc:
                 reasons = _cancellation_reasons(exc, len(chunk) + 1)
                 if reasons is None:
@@ -200,12 +200,14 @@ class FileSetLedger:
         raise LedgerContentionError(file_set.set_id, MAX_TRANSACTION_ATTEMPTS)
 
     def _transact_join(
-        self, file_set: FileSetRef, members: Sequence[SetMember], now: datetime
+        self, file_set: FileSetRef, members: Sequence[SetMember], now: datetime, *, delivered: bool
     ) -> None:
+        """``delivered``: the members' own events (False: a listing, so their records count no
+        delivery until their events come)."""
         # The table resource's client takes and gives Python values, as the table does.
         self._table.meta.client.transact_write_items(
             TransactItems=[
-                *(self._member_put(file_set, member, now) for member in members),
+                *(self._member_put(file_set, member, now, delivered) for member in members),
                 self._set_update(file_set, members, now),
             ]
         )
@@ -389,8 +391,11 @@ class FileSetLedger:
             item["event_time"] = to_timestamp(member.event_time, "event_time")
         return item
 
-    def _member_put(self, file_set: FileSetRef, member: SetMember, now: datetime) -> dict[str, Any]:
+    def _member_put(
+        self, file_set: FileSetRef, member: SetMember, now: datetime, delivered: bool
+    ) -> dict[str, Any]:
         item = self._member_item(file_set, member, now, status=S.IN_SET)
+        item["deliveries"] = 1 if delivered else 0
         return {
             "Put": {
                 "TableName": self._table.name,
