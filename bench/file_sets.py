@@ -47,6 +47,8 @@ MARKER = "_SUCCESS"
 MAX_OBJECTS = 10_000
 #: records per invocation: the template's S3 event source mapping's BatchSize
 BATCH_SIZE = 10
+#: where the bench's sets write their manifests (under the stack's SetManifestLocation)
+MANIFESTS = f"{SET_MANIFEST_LOCATION}bench/"
 #: the template's Globals Timeout: what one invocation may take
 FUNCTION_TIMEOUT_SECONDS = 120.0
 
@@ -88,10 +90,11 @@ def measure(stack: LocalStack, *, parts: int, parts_by_event: int) -> FileSetRes
     last_folder = f"{PREFIX}{run}-marker-last"
     with _set_route(stack):
         with stack.s3_events_held_back():
-            _write_parts(stack, first_folder, parts)  # the marker's listing finds them
-            first_marker = _write(stack, f"{first_folder}/{MARKER}")
-            last_parts = _write_parts(stack, last_folder, parts_by_event)
-            last_marker = _write(stack, f"{last_folder}/{MARKER}")
+            s3, bucket = stack.s3, stack.source_bucket
+            _write_parts(s3, bucket, first_folder, parts)  # the marker's listing finds them
+            first_marker = _write(s3, bucket, f"{first_folder}/{MARKER}")
+            last_parts = _write_parts(s3, bucket, last_folder, parts_by_event)
+            last_marker = _write(s3, bucket, f"{last_folder}/{MARKER}")
         marker_first, part_events, marker_last = _handle(
             variables, first_marker, last_parts, last_marker
         )
@@ -160,24 +163,24 @@ def _set_route(stack: LocalStack) -> AbstractContextManager[None]:
                 "group": "{{ dirname }}",
                 "marker": MARKER,
                 "max_objects": MAX_OBJECTS,
-                "manifest": f"{SET_MANIFEST_LOCATION}bench/",
+                "manifest": MANIFESTS,
             },
         }
     )
 
 
-def _write_parts(stack: LocalStack, folder: str, count: int) -> list[PutObject]:
+def _write_parts(s3: Any, bucket: str, folder: str, count: int) -> list[PutObject]:
+    """Put ``count`` parts under ``folder`` with one (thread-safe) client, 8 at a time."""
     keys = [f"{folder}/part-{number:05d}.csv" for number in range(count)]
-    s3 = stack.s3  # one client (thread-safe) for every put
     with ThreadPoolExecutor(max_workers=8) as writers:
-        return list(writers.map(lambda key: _write(stack, key, s3), keys))
+        return list(writers.map(lambda key: _write(s3, bucket, key), keys))
 
 
-def _write(stack: LocalStack, key: str, s3: Any = None) -> PutObject:
+def _write(s3: Any, bucket: str, key: str) -> PutObject:
     body = b"" if key.endswith(MARKER) else b"order,amount\n1,2\n"
-    put = (s3 or stack.s3).put_object(Bucket=stack.source_bucket, Key=key, Body=body)
+    put = s3.put_object(Bucket=bucket, Key=key, Body=body)
     return PutObject(
-        stack.source_bucket,
+        bucket,
         key,
         len(body),
         put["ETag"].strip('"'),
@@ -201,7 +204,7 @@ def _outcome(stack: LocalStack, folder: str) -> tuple[str, int, bool]:
 
 
 def _manifest_exists(stack: LocalStack, folder: str) -> bool:
-    bucket, _, prefix = f"{SET_MANIFEST_LOCATION}bench/".removeprefix("s3://").partition("/")
+    bucket, _, prefix = MANIFESTS.removeprefix("s3://").partition("/")
     key = f"{prefix}{ids.file_set_id(ROUTE, folder)}.json"
     listed = stack.s3.list_objects_v2(Bucket=bucket, Prefix=key)
     return bool(listed.get("KeyCount"))

@@ -362,7 +362,13 @@ class FileSetLedger:
             arguments = {**arguments, "ExclusiveStartKey": last_key}
 
     def _member_item(
-        self, file_set: FileSetRef, member: SetMember, now: datetime, *, status: TriggerStatus
+        self,
+        file_set: FileSetRef,
+        member: SetMember,
+        now: datetime,
+        *,
+        status: TriggerStatus,
+        deliveries: int = 1,
     ) -> dict[str, Any]:
         stamp = to_timestamp(now)
         item: dict[str, Any] = {
@@ -382,7 +388,7 @@ class FileSetLedger:
             "updated_at": stamp,
             "created_day": to_day(now),
             TTL_ATTRIBUTE: to_epoch_seconds(now + self._ttl),
-            "deliveries": 1,
+            "deliveries": deliveries,
             "attempts": 0,
             "revision": 1,
             "transitions": [{"status": str(status), "at": stamp}],
@@ -394,8 +400,9 @@ class FileSetLedger:
     def _member_put(
         self, file_set: FileSetRef, member: SetMember, now: datetime, delivered: bool
     ) -> dict[str, Any]:
-        item = self._member_item(file_set, member, now, status=S.IN_SET)
-        item["deliveries"] = 1 if delivered else 0
+        item = self._member_item(
+            file_set, member, now, status=S.IN_SET, deliveries=1 if delivered else 0
+        )
         return {
             "Put": {
                 "TableName": self._table.name,
