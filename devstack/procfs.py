@@ -17,9 +17,19 @@ def group_pids(pgid: int) -> list[int]:
     for stat_path in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
             state, group = _state_and_group(stat_path.read_text())
-            if group == pgid and state != "Z":
+            if group == pgid and (state != "Z" or _has_live_threads(stat_path.parent)):
                 members.append(int(stat_path.parent.name))
     return sorted(members)
+
+
+def _has_live_threads(process_dir: Path) -> bool:
+    """A process whose main thread has exited shows "Z" while its other threads still run (a
+    JVM shutting down): it is alive, and holds its sockets, until the last one exits."""
+    for task_stat in process_dir.glob("task/[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if _state_and_group(task_stat.read_text())[0] != "Z":
+                return True
+    return False
 
 
 def pss_bytes(pids: Iterable[int]) -> int:

@@ -8,6 +8,7 @@ is free again. Airflow is checked end to end: a REST trigger with a conf reaches
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,14 @@ import requests
 from devstack.airflow import AirflowServer, wait_for_dag
 from devstack.dynamodb_local import DUMMY_CREDENTIALS, DynamoDBLocal, start_dynamodb_local
 from devstack.moto_server import MotoServer, start_moto
-from devstack.processes import ManagedProcess, StackError, child_env, port_is_free, wait_until
+from devstack.processes import (
+    ManagedProcess,
+    StackError,
+    child_env,
+    free_port,
+    port_is_free,
+    wait_until,
+)
 from devstack.procfs import listening_addresses
 
 pytestmark = pytest.mark.contract
@@ -113,6 +121,51 @@ def test_stop_ends_every_process_of_the_group(tmp_path: Path) -> None:
     # Then no process of its group is left
     assert process.group_pids() == []
     assert not process.is_running()
+
+
+#: a process whose main thread exits while another thread keeps a listening socket, as a JVM's
+#: does while it shuts down (the main thread leaves holding the GIL, so the other never ends)
+_MAIN_THREAD_EXITS = """
+import ctypes, socket, sys, threading, time
+listener = socket.socket()
+listener.bind(("127.0.0.1", int(sys.argv[1])))
+listener.listen()
+threading.Thread(target=time.sleep, args=(300,)).start()
+ctypes.CDLL(None).pthread_exit(None)
+"""
+
+
+def test_a_process_whose_main_thread_exited_is_alive_while_its_threads_run(
+    tmp_path: Path,
+) -> None:
+    # Given a process whose main thread has exited ("Z" in /proc) while another thread still
+    # holds its listening socket
+    port = free_port()
+    process = ManagedProcess(
+        "main-thread-exits",
+        [sys.executable, "-c", _MAIN_THREAD_EXITS, str(port)],
+        env=child_env(),
+        cwd=tmp_path,
+        log_path=tmp_path / "main-thread-exits.log",
+    )
+    process.start()
+    try:
+        wait_until(lambda: not port_is_free(port), timeout=10, interval=0.1, what="the listener")
+        assert process.pid is not None
+        wait_until(
+            lambda: "State:\tZ" in Path(f"/proc/{process.pid}/status").read_text(),
+            timeout=10,
+            interval=0.1,
+            what="the main thread's exit",
+        )
+
+        # Then it is one of its group's live processes, not a finished zombie
+        assert process.group_pids() == [process.pid]
+    finally:
+        # And stopping it frees its port
+        process.stop(timeout=5)
+    assert process.group_pids() == []
+    assert port_is_free(port)
 
 
 def test_wait_until_reports_a_dead_process_with_its_log(tmp_path: Path) -> None:
